@@ -1,0 +1,174 @@
+"""The `router-lab` command: parse the subcommand, hand the rest to Hydra, render errors in one line.
+
+    router-lab dataset build digits                 # positional NAME is `dataset=NAME`
+    router-lab dataset check path/to/data.parquet   # positional PATH is `path=PATH`
+    router-lab simulate policy=learned device=laptop_cpu
+    router-lab simulate -m policy=always_local,learned   # Hydra multirun
+
+Everything after the subcommand is a Hydra override or flag (``-m``, ``--cfg job``, ``--help``).
+User mistakes (``RouterLabError``, bad overrides, unknown config options) print one line
+``router-lab: error: …`` and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from router_lab.errors import RouterLabError, one_line
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass(frozen=True)
+class Command:
+    handler: str  # "module:function", called with the composed DictConfig
+    summary: str
+    positional: str | None = None  # the override a bare positional argument becomes
+
+
+COMMANDS: dict[str, Command] = {
+    "dataset build": Command("router_lab.data.commands:build",
+                             "build a built-in dataset (digits, synthetic) under datasets/", "dataset"),
+    "dataset check": Command("router_lab.data.commands:check",
+                             "validate a CSV/Parquet file against the contract and print its card", "path"),
+    "dataset import": Command("router_lab.data.importers:import_command",
+                              "import a routing benchmark (routellm, routerbench) into the contract", "importer"),
+    "train": Command("router_lab.train.commands:train",
+                     "fit a router and pick its threshold for a target"),
+    "evaluate": Command("router_lab.evaluate:evaluate_command",
+                        "offline routing curves and metrics (APGR, PGR, CPT, AUROC) for every policy"),
+    "simulate": Command("router_lab.sim.commands:simulate",
+                        "run routing policies under load through device, network and cloud"),
+    "export": Command("router_lab.export.commands:export",
+                      "convert a trained router to ONNX, validate it, write the device artifact"),
+    "validate": Command("router_lab.export.commands:validate",
+                        "validate an exported ONNX router against data (parity, latency, size)", "path"),
+    "report": Command("router_lab.report.commands:report",
+                      "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: router-lab COMMAND [ARG] [key=value ...] [-m] [--cfg job] [--help]", "",
+             "commands:"]
+    lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    lines += ["", "Arguments after the command are Hydra overrides (group=option, key=value); ",
+              "'-m' runs a multirun sweep; 'router-lab COMMAND --help' lists the config groups."]
+    return "\n".join(lines)
+
+
+def split_command(argv: list[str]) -> tuple[str, Command, list[str]]:
+    """Find the subcommand at the start of ``argv``; return it and the Hydra arguments."""
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if name in COMMANDS:
+            return name, COMMANDS[name], argv[words:]
+    known = sorted({name.split()[0] for name in COMMANDS})
+    got = " ".join(argv[:2]) if argv else ""
+    raise RouterLabError(f"unknown command '{got}'; expected one of: {', '.join(sorted(COMMANDS))}"
+                         if argv and argv[0] in known else
+                         f"unknown command '{got}'; expected one of: {', '.join(known)}")
+
+
+def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
+    """Turn a leading bare positional argument into its override; prefix the command's name."""
+    args = list(rest)
+    if command.positional and args and "=" not in args[0] and not args[0].startswith("-"):
+        args[0] = f"{command.positional}={args[0]}"
+    leading = [f"command={name.replace(' ', '_')}", f"hydra.job.name={name.replace(' ', '_')}"]
+    return leading + args
+
+
+def _resolve_handler(spec: str) -> Callable[..., object]:
+    module_name, func_name = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise RouterLabError(f"command handler {spec} is not available in this install") from exc
+        raise
+    return getattr(module, func_name)
+
+
+def run_hydra(command: Command, args: list[str]) -> None:
+    import hydra
+
+    from router_lab.config import register_configs
+
+    register_configs()
+    handler = _resolve_handler(command.handler)
+
+    def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
+        try:
+            return handler(cfg)
+        except RouterLabError as exc:
+            if _in_multirun():
+                raise  # the sweep records the failed job
+            # Exit here, before Hydra wraps the error with its own "Error executing job" line.
+            print(f"router-lab: error: {exc}", file=sys.stderr)
+            raise SystemExit(RouterLabError.exit_code) from None
+
+    task.__module__ = "router_lab.cli"
+    task.__name__ = "router_lab"
+    saved = sys.argv
+    sys.argv = ["router-lab", *args]
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+    finally:
+        sys.argv = saved
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def render_error(exc: BaseException) -> str | None:
+    """The one-line message for a user mistake, or None when ``exc`` is a bug."""
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(exc, RouterLabError):
+        return str(exc)
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        choices = ", ".join(o for o in sorted(exc.options) if not o.startswith("schema_"))
+        return f"{group}={option}: no such option; expected one of: {choices} (see conf/{group}/)"
+    if isinstance(exc, HydraException | OmegaConfBaseException):
+        message = one_line(str(exc))
+        cause = exc.__cause__
+        if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+            message += "; " + one_line(str(cause))
+        return message
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    # Let Hydra raise instead of printing its own traceback; we render user errors ourselves.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        name, command, rest = split_command(argv)
+        run_hydra(command, hydra_arguments(name, command, rest))
+    except Exception as exc:
+        message = render_error(exc)
+        if message is None:
+            raise
+        print(f"router-lab: error: {message}", file=sys.stderr)
+        return RouterLabError.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

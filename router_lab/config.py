@@ -1,0 +1,60 @@
+"""Structured configs: the top-level `Config` and every group's schemas, registered with Hydra.
+
+Each stage owns the dataclasses of its own config group (``router_lab/<stage>/config.py`` lists
+them in ``SCHEMAS``); this module gathers them into Hydra's ConfigStore.  A group option in
+``conf/<group>/<option>.yaml`` names its schema in its defaults list, so a typo in a key or a wrong
+type is an error before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from router_lab.data.config import SCHEMAS as DATA_SCHEMAS
+from router_lab.export.config import SCHEMAS as EXPORT_SCHEMAS
+from router_lab.export.config import ExportSection
+from router_lab.policies.config import SCHEMAS as POLICY_SCHEMAS
+from router_lab.report.config import SCHEMAS as REPORT_SCHEMAS
+from router_lab.report.config import ReportSection
+from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
+from router_lab.sim.config import SimSection
+from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
+from router_lab.train.config import TrainSection
+
+
+@dataclass
+class Config:
+    # Config groups (chosen in conf/config.yaml's defaults list, overridden as `group=option`).
+    dataset: Any = None
+    router: Any = None
+    target: Any = None
+    policy: Any = None
+    workload: Any = None
+    device: Any = None
+    network: Any = None
+    cloud: Any = None
+    # Plain sections, one per stage that needs run options.
+    sim: SimSection = field(default_factory=SimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    export: ExportSection = field(default_factory=ExportSection)
+    report: ReportSection = field(default_factory=ReportSection)
+    seed: int = 0  # the experiment's seed; every Generator is derived from it
+    datasets_dir: str = "datasets"  # where built-in datasets are built and cached
+    path: str | None = None  # the positional PATH of `dataset check`, `validate`, `report`
+    out: str | None = None  # an explicit output file, where a command writes one
+    command: str = ""  # set by the CLI: which subcommand runs
+
+
+ALL_SCHEMAS: list[tuple[str, str, type]] = [
+    *DATA_SCHEMAS, *TRAIN_SCHEMAS, *POLICY_SCHEMAS, *SIM_SCHEMAS, *EXPORT_SCHEMAS, *REPORT_SCHEMAS,
+]
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, name, node in ALL_SCHEMAS:
+        cs.store(group=group, name=name, node=node)

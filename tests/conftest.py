@@ -1,0 +1,62 @@
+"""Shared fixtures: built datasets (session-scoped, built once into a temp folder) and the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from router_lab.data.builders import build_dataset
+from router_lab.data.config import DigitsConfig, SyntheticConfig
+from router_lab.data.contract import Dataset
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def datasets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("datasets")
+
+
+@pytest.fixture(scope="session")
+def digits(datasets_dir: Path) -> Dataset:
+    """The default `digits` dataset, built with its default config (seed 0)."""
+    return build_dataset(DigitsConfig(), datasets_dir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_small(datasets_dir: Path) -> Dataset:
+    """5,000 synthetic requests with the default config (seed 0)."""
+    return build_dataset(SyntheticConfig(name="synthetic_small", n_rows=5_000), datasets_dir)
+
+
+@pytest.fixture(scope="session")
+def gsm8k_csv() -> Path:
+    """RouteLLM's GSM8K responses from ../shared/data (tests skip only where it is absent)."""
+    path = SHARED_DATA / "routellm_gsm8k.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `router-lab ARGS` in a subprocess (as a user would) and capture its output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "router_lab", *args], cwd=cwd or REPO,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """`cli(*args)` runs router-lab in a fresh folder (outputs/ and datasets/ land there)."""
+
+    def run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        kwargs.setdefault("cwd", tmp_path)
+        return run_cli(*args, **kwargs)
+
+    return run

@@ -45,6 +45,12 @@ class Config:
     datasets_dir: str = "datasets"  # where built-in datasets are built and cached
     path: str | None = None  # the positional PATH of `dataset check`, `validate`, `report`
     out: str | None = None  # an explicit output file, where a command writes one
+    run_dir: str | None = None  # `export run_dir=…`: the folder of a `router-lab train` run
+    model_path: str | None = None  # a trained router (router.json or its folder) to use
+    data: str | None = None  # `validate PATH data=…`: a CSV/Parquet file to validate against
+    importer: str | None = None  # `dataset import NAME`: routellm | routerbench
+    device_model: str | None = None  # `dataset import`: the model column playing the device
+    cloud_model: str | None = None  # `dataset import`: the model column playing the cloud
     command: str = ""  # set by the CLI: which subcommand runs
 
 

@@ -77,6 +77,8 @@ class Policy(abc.ABC):
 
     name: ClassVar[str] = ""
     stateless: ClassVar[bool] = True  # decision independent of SystemState (fast-path eligible)
+    scored: ClassVar[bool] = False  # has a routing score (``scores``) the evaluation can sweep
+    upper_bound: ClassVar[bool] = False  # knows the outcomes (oracle): a ceiling, not deployable
 
     def __init__(self, context: PolicyContext) -> None:
         self.context = context
@@ -98,3 +100,19 @@ class Policy(abc.ABC):
     def escalate(self, indices: np.ndarray) -> np.ndarray:
         """For CASCADE routes: which requests go on to the cloud after the device answered."""
         return np.zeros(len(indices), dtype=bool)
+
+    def scores(self, indices: np.ndarray) -> np.ndarray:
+        """The scoring core: reason to use the cloud per row (higher = more), the quantity the
+        policy thresholds and the offline evaluation sweeps.  Policies with ``scored`` override it."""
+        raise NotImplementedError(f"policy {self.name!r} has no routing score to sweep")
+
+    def offline_cloud(self, indices: np.ndarray) -> np.ndarray:
+        """Which of these requests the cloud answers offline (no load): CLOUD routes plus the
+        CASCADE routes that ``escalate`` sends on."""
+        indices = np.asarray(indices, dtype=np.int64)
+        routes = self.decide_batch(indices)
+        cloud = routes == Route.CLOUD
+        cascade = np.flatnonzero(routes == Route.CASCADE)
+        if cascade.size:
+            cloud[cascade] = np.asarray(self.escalate(indices[cascade]), dtype=bool)
+        return cloud & ~self._sensitive[indices]

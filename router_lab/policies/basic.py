@@ -31,6 +31,12 @@ class RandomPolicy(Policy):
             raise RouterLabError(f"policy.p_cloud: got {p_cloud}; expected a probability in [0, 1]")
         self.p_cloud = float(p_cloud)
 
+    scored = True
+
+    def scores(self, indices: np.ndarray) -> np.ndarray:
+        """The same score for every request: swept, ties move together, giving the random line."""
+        return np.full(len(indices), self.p_cloud)
+
     def _routes(self, indices: np.ndarray) -> np.ndarray:
         coin = self.context.rng.random(len(indices)) < self.p_cloud
         return np.where(coin, Route.CLOUD, Route.LOCAL).astype(np.int8)

@@ -1,8 +1,9 @@
-"""Structured configs of the `policy` group."""
+"""Structured configs of the `policy` group (one dataclass per policy that has parameters)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -18,7 +19,53 @@ class RandomPolicyConfig(PolicyConfig):
     p_cloud: float = 0.3  # probability of sending a request to the cloud
 
 
+@dataclass
+class ConfidencePolicyConfig(PolicyConfig):
+    name: str = "confidence"
+    min_confidence: float = 0.8  # escalate when the device's confidence is at or below this
+    column: str = "device_confidence"  # the dataset column holding the device's confidence
+
+
+@dataclass
+class LearnedPolicyConfig(PolicyConfig):
+    name: str = "learned"
+    mode: str | None = None  # feature mode; None: the router's own (input when training here)
+    model_path: str | None = None  # a `router-lab train` folder or its router.json
+    backend: str = "sklearn"  # sklearn | onnx (scores from the exported file at onnx_path)
+    onnx_path: str | None = None  # router.onnx (or its export folder) for backend=onnx
+    threshold: float | None = None  # None: the threshold chosen for the router's target
+
+
+@dataclass
+class LearnedCascadePolicyConfig(LearnedPolicyConfig):
+    name: str = "learned_cascade"
+
+
+@dataclass
+class LoadAwarePolicyConfig(PolicyConfig):
+    name: str = "load_aware"
+    inner: Any = field(default_factory=lambda: {"name": "learned"})  # the wrapped policy's config
+    slo_ms: float | None = None  # latency SLO; None: the scenario's
+    backoff_rejections: int = 1  # stay local while the cloud rejected this many recent requests
+
+
+@dataclass
+class BudgetPolicyConfig(PolicyConfig):
+    name: str = "budget"
+    target_cloud_fraction: float = 0.3  # held online, whatever the drift of the score mix
+    step: float = 0.2  # threshold step per request, in standard deviations of the router's score
+    mode: str | None = None  # as for `learned`
+    model_path: str | None = None
+    backend: str = "sklearn"
+    onnx_path: str | None = None
+
+
 SCHEMAS: list[tuple[str, str, type]] = [
     ("policy", "schema_policy", PolicyConfig),
     ("policy", "schema_random", RandomPolicyConfig),
+    ("policy", "schema_confidence", ConfidencePolicyConfig),
+    ("policy", "schema_learned", LearnedPolicyConfig),
+    ("policy", "schema_learned_cascade", LearnedCascadePolicyConfig),
+    ("policy", "schema_load_aware", LoadAwarePolicyConfig),
+    ("policy", "schema_budget", BudgetPolicyConfig),
 ]

@@ -20,7 +20,10 @@ def register_policy(name: str):  # noqa: ANN201 - a class decorator
 
 
 def _load_builtin() -> None:
+    import router_lab.policies.adaptive  # noqa: F401 - registers load_aware, budget
     import router_lab.policies.basic  # noqa: F401 - registers always_local, always_cloud, random
+    import router_lab.policies.learned  # noqa: F401 - registers learned, learned_cascade
+    import router_lab.policies.scored  # noqa: F401 - registers confidence, oracle
 
 
 def make_policy(cfg: Any, context: PolicyContext) -> Policy:

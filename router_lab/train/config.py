@@ -1,13 +1,142 @@
-"""Structured configs owned by router_lab.train: its config groups' schemas and its run section."""
+"""Structured configs owned by router_lab.train: the `router` and `target` groups and `train.*`.
+
+A `router` option names an estimator of the registry (``router_lab.train.estimators``) and holds its
+hyper-parameters; a `target` option says how the routing threshold is chosen on validation data.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+def plain_config(cfg: Any, default: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A config node (DictConfig, dataclass or dict) as a plain dict; ``default`` when None."""
+    if cfg is None:
+        return dict(default or {})
+    if isinstance(cfg, DictConfig):
+        return dict(OmegaConf.to_container(cfg, resolve=True))
+    if isinstance(cfg, dict):
+        return dict(cfg)
+    return dict(vars(cfg))
+
+
+# Keys of a router config that are about training, not the estimator's hyper-parameters.
+ROUTER_KEYS = frozenset({"name", "calibration", "calibration_cv", "label_margin"})
+
+
+@dataclass
+class RouterConfig:
+    name: str = MISSING  # estimator registry key: logistic, gbdt, random_forest, mlp (, text)
+    calibration: str = "none"  # none | sigmoid | isotonic (CalibratedClassifierCV; isotonic: offline only, export refuses it)
+    calibration_cv: int = 3  # folds of the calibration
+    label_margin: float = 0.0  # score datasets: label 1 when cloud_score - device_score > margin
+
+
+@dataclass
+class LogisticRouterConfig(RouterConfig):
+    name: str = "logistic"
+    C: float = 1.0  # inverse L2 regularisation
+    max_iter: int = 1000
+    class_weight: str | None = None  # None or "balanced"
+
+
+@dataclass
+class GbdtRouterConfig(RouterConfig):
+    name: str = "gbdt"
+    learning_rate: float = 0.05
+    max_iter: int = 200  # boosting rounds
+    max_leaf_nodes: int = 15
+    max_depth: int | None = None
+    min_samples_leaf: int = 20
+    l2_regularization: float = 1.0
+
+
+@dataclass
+class RandomForestRouterConfig(RouterConfig):
+    name: str = "random_forest"
+    n_estimators: int = 100
+    max_depth: int | None = 8
+    min_samples_leaf: int = 5
+    max_features: str = "sqrt"
+
+
+@dataclass
+class MlpRouterConfig(RouterConfig):
+    name: str = "mlp"
+    hidden_layer_sizes: list[int] = field(default_factory=lambda: [32])
+    alpha: float = 1e-3  # L2 penalty
+    learning_rate_init: float = 1e-3
+    max_iter: int = 500
+    early_stopping: bool = False
+
+
+@dataclass
+class TargetConfig:
+    name: str = MISSING  # budget | accuracy | tradeoff (router_lab.train.thresholds.TARGETS)
+
+
+@dataclass
+class BudgetTargetConfig(TargetConfig):
+    name: str = "budget"
+    max_cloud_fraction: float = 0.3  # at most this fraction of requests goes to the cloud
+
+
+@dataclass
+class AccuracyTargetConfig(TargetConfig):
+    name: str = "accuracy"
+    min_quality: float = 0.95  # the cheapest threshold whose accuracy (mean quality) reaches this
+
+
+@dataclass
+class TradeoffTargetConfig(TargetConfig):
+    name: str = "tradeoff"
+    cost_weight: float = 0.1  # maximise quality - cost_weight * cloud_fraction
 
 
 @dataclass
 class TrainSection:
-    """Run options of this stage (`train.*` on the command line)."""
+    """Run options of `router-lab train` and `router-lab evaluate` (`train.*` on the command line)."""
+
+    mode: str = "input"  # feature mode of `train`: input | input+confidence (| text)
+    model_path: str | None = None  # evaluate: a trained router (run folder or router.json)
+    modes: list[str] = field(default_factory=lambda: ["input", "input+confidence"])  # evaluate
+    split: str = "test"  # evaluate: the held-out split the curves are measured on (folds=0)
+    folds: int = 0  # evaluate: >= 2 cross-fits instead: every row scored by routers of the other folds
+    repeats: int = 1  # evaluate: cross-fits with different fold assignments, pooled
+    pgr_fractions: list[float] = field(default_factory=lambda: [0.2, 0.5])  # pgr_at_<pct> columns
 
 
-SCHEMAS: list[tuple[str, str, type]] = []
+@dataclass
+class TextRouterConfig(RouterConfig):
+    """`router=text`: raw prompt → word/character n-gram TF-IDF + counts → logistic regression.
+    """
+
+    name: str = "text"
+    word_ngram_max: int = 1  # word n-grams 1..max (0 turns word features off)
+    char_ngram_min: int = 2
+    char_ngram_max: int = 3  # character n-grams min..max (0 turns them off)
+    max_features_word: int = 5000  # vocabulary caps keep the ONNX file small
+    max_features_char: int = 10000
+    min_df: int = 2  # drop n-grams seen in fewer training prompts
+    binary: bool = True  # n-gram presence (1) instead of counts
+    counts: bool = True  # add log(1 + count) of characters, words and numbers
+    C: float = 0.1  # inverse L2 regularisation of the logistic regression (strong: ~800 prompts)
+    class_weight: str | None = None  # None or "balanced"
+    max_iter: int = 2000
+
+
+SCHEMAS: list[tuple[str, str, type]] = [
+    ("router", "schema_router", RouterConfig),
+    ("router", "schema_logistic", LogisticRouterConfig),
+    ("router", "schema_gbdt", GbdtRouterConfig),
+    ("router", "schema_random_forest", RandomForestRouterConfig),
+    ("router", "schema_mlp", MlpRouterConfig),
+    ("router", "schema_text", TextRouterConfig),
+    ("target", "schema_target", TargetConfig),
+    ("target", "schema_budget", BudgetTargetConfig),
+    ("target", "schema_accuracy", AccuracyTargetConfig),
+    ("target", "schema_tradeoff", TradeoffTargetConfig),
+]

@@ -1,0 +1,80 @@
+"""Router inputs and labels: what a router sees for a feature mode, and what it learns to predict.
+
+Modes are a registry (``FEATURE_MODES``): ``input`` (the request's own features, known before the
+device runs) and ``input+confidence`` (plus the device model's confidence features, for cascades).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
+
+FeatureMode = Callable[[Dataset], tuple[np.ndarray, tuple[str, ...]]]
+FEATURE_MODES: dict[str, FeatureMode] = {}
+
+
+def register_feature_mode(name: str, build: FeatureMode) -> FeatureMode:
+    """Add a mode: ``build(dataset) -> (X, column names)`` (the text engineer adds ``text``)."""
+    FEATURE_MODES[name] = build
+    return build
+
+
+def _input(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
+    columns = tuple(dataset.feature_columns)
+    if not columns:
+        raise RouterLabError(f"{dataset.source}: no numeric input feature columns; feature mode "
+                             "'input' needs at least one (use a text router for text-only data)")
+    return dataset.features(columns), columns
+
+
+def _input_confidence(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
+    if not dataset.confidence_columns:
+        raise RouterLabError(f"{dataset.source}: no device confidence columns (device_confidence or "
+                             "device_*); feature mode 'input+confidence' needs at least one")
+    columns = (*_input(dataset)[1], *dataset.confidence_columns)
+    return dataset.features(columns), columns
+
+
+register_feature_mode("input", _input)
+register_feature_mode("input+confidence", _input_confidence)
+
+
+def load_plugins() -> None:
+    """Import optional modules that register modes and estimators (the text router)."""
+    try:  # the text router registers its mode where it is installed (router_lab/train/text.py)
+        import router_lab.train.text  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "router_lab.train.text":
+            raise
+
+
+def offered_modes() -> list[str]:
+    load_plugins()
+    return sorted(FEATURE_MODES)
+
+
+def router_inputs(dataset: Dataset, mode: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The router's input matrix (float32 for numeric modes) and its column names, in order."""
+    if mode not in FEATURE_MODES:
+        load_plugins()
+    build = FEATURE_MODES.get(mode)
+    if build is None:
+        raise RouterLabError(f"feature mode: got {mode!r}; expected one of {', '.join(offered_modes())}")
+    return build(dataset)
+
+
+def quality_gain(dataset: Dataset) -> np.ndarray:
+    """Per request, how much better the cloud's answer is than the device's (may be negative)."""
+    return dataset.cloud_quality() - dataset.device_quality()
+
+
+def device_wrong(dataset: Dataset, margin: float = 0.0) -> np.ndarray:
+    """The router's label (1 = use the cloud): the device's answer is wrong, or, for score
+    datasets, the cloud's score beats the device's by more than ``margin``."""
+    if dataset.outcome == "correct":
+        return (dataset.device_quality() < 0.5).astype(np.int64)
+    return (quality_gain(dataset) > margin).astype(np.int64)

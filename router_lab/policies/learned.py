@@ -1,0 +1,115 @@
+"""The learned policies: a trained router's score P(device wrong) against its chosen threshold.
+
+``learned`` pre-routes on the request's own features; ``learned_cascade`` runs the device first and
+escalates on the router's score with the device's confidence features.  The router comes from
+``context.router``, ``model_path`` (a `router-lab train` folder), an exported ONNX file
+(``backend=onnx``), or, when none is given, is trained here on the dataset's train split with the
+default router (the text router for a dataset with only a text column).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
+from router_lab.policies.base import PolicyContext
+from router_lab.policies.registry import register_policy
+from router_lab.policies.scored import ScoredPolicy
+
+BACKENDS = ("sklearn", "onnx")
+
+
+def child_seed(rng: np.random.Generator) -> int:
+    """A seed derived from ``rng``, spawned so that its own stream of draws is left as it was."""
+    try:
+        return int(rng.spawn(1)[0].integers(2**31 - 1))
+    except (TypeError, ValueError):  # a generator made without a SeedSequence cannot spawn
+        return int(rng.integers(2**31 - 1))
+
+
+def resolve_router(context: PolicyContext, mode: str | None, model_path: str | None,
+                   default_mode: str) -> Any:
+    """The trained router a learned policy uses (see the module docstring for the order)."""
+    from router_lab.train.artifacts import load_trained_router
+
+    if model_path:
+        router = load_trained_router(Path(model_path))
+    elif context.router is not None and mode in (None, context.router.mode):
+        router = context.router
+    else:
+        from router_lab.train.fit import train_router
+
+        router_cfg, mode_here = None, mode or default_mode
+        if mode is None and not context.dataset.feature_columns and context.dataset.has_text:
+            router_cfg, mode_here = {"name": "text"}, "text"  # a text-only dataset: the text router
+        router = train_router(context.dataset, router_cfg, None, mode_here, child_seed(context.rng))
+    if mode is not None and router.mode != mode:
+        raise RouterLabError(f"policy.mode: got {mode!r} but the router at {model_path} was trained "
+                             f"with mode {router.mode!r}; drop policy.mode or train one for {mode!r}")
+    return router
+
+
+def onnx_scores(onnx_path: str, dataset: Dataset) -> tuple[np.ndarray, float, str]:
+    """Scores for every row from an exported router (``router_lab.runtime``), its threshold and mode."""
+    from router_lab.runtime import DeviceRouter
+
+    device_router = DeviceRouter.load(onnx_path)
+    names = list(device_router.feature_names)
+    missing = [name for name in names if name not in dataset.frame.columns]
+    if missing:
+        raise RouterLabError(f"{onnx_path}: the router reads columns {missing[:3]} that the dataset "
+                             f"{dataset.source} lacks; expected a dataset with its {len(names)} inputs")
+    if device_router.is_text:
+        inputs: Any = dataset.frame[names[0]].to_numpy(dtype=object)
+    else:
+        inputs = dataset.features(tuple(names))
+    result = device_router.route(inputs)
+    return np.asarray(result.score, dtype=np.float64), float(device_router.threshold), device_router.mode
+
+
+@register_policy("learned")
+class LearnedPolicy(ScoredPolicy):
+    """Pre-routing: cloud when the router's P(device wrong) >= its threshold (input features only)."""
+
+    default_mode: ClassVar[str] = "input"
+
+    def __init__(self, context: PolicyContext, mode: str | None = None, model_path: str | None = None,
+                 backend: str = "sklearn", onnx_path: str | None = None,
+                 threshold: float | None = None) -> None:
+        super().__init__(context)
+        if backend not in BACKENDS:
+            raise RouterLabError(f"policy.backend: got {backend!r}; expected one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self._onnx: tuple[np.ndarray, float, str] | None = None
+        if backend == "onnx":
+            if not onnx_path:
+                raise RouterLabError("policy.onnx_path: missing; backend=onnx needs the exported "
+                                     "router (router-lab export writes router.onnx)")
+            self._onnx = onnx_scores(onnx_path, context.dataset)
+            self.router = None
+            self.mode, router_threshold = self._onnx[2], self._onnx[1]
+            if mode is not None and mode != self.mode:
+                raise RouterLabError(f"policy.mode: got {mode!r} but {onnx_path} is a router of mode "
+                                     f"{self.mode!r}; drop policy.mode or export one for {mode!r}")
+        else:
+            self.router = resolve_router(context, mode, model_path, self.default_mode)
+            self.mode, router_threshold = self.router.mode, self.router.threshold
+        self.threshold = float(router_threshold if threshold is None else threshold)
+
+    def _all_scores(self) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx[0]
+        return self.router.scores_for(self.context.dataset)
+
+
+@register_policy("learned_cascade")
+class LearnedCascadePolicy(LearnedPolicy):
+    """Cascade: the device answers first; escalate when the router, which also sees the device's
+    confidence features, says P(device wrong) >= its threshold."""
+
+    default_mode = "input+confidence"
+    cascade = True

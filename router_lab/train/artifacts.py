@@ -1,0 +1,194 @@
+"""A trained router and its files: ``router.joblib`` (the estimator), ``router.json``, the curve CSV.
+
+``router.json`` records the features, mode, threshold, target, metrics, dataset hash, versions and
+the model file's SHA-256.  The pickle is loaded only after ``router.json`` shows it was written by
+router_lab and the file still hashes to the recorded value (never unpickle anything else).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
+from router_lab.features import router_inputs
+from router_lab.io import atomic_path, atomic_write_json, sha256_file
+
+PRODUCER = "router_lab"
+SCHEMA_VERSION = 1
+MODEL_FILE = "router.joblib"
+META_FILE = "router.json"
+CURVE_FILE = "validation_curve.csv"
+
+
+@dataclass(frozen=True)
+class TrainedRouter:
+    """A fitted router: score = ``estimator.predict_proba(X)[:, 1]`` (P(device wrong)); cloud when
+    score >= ``threshold``."""
+
+    estimator: Any
+    estimator_name: str
+    feature_columns: tuple[str, ...]
+    mode: str
+    threshold: float
+    target: dict[str, Any]
+    dataset_name: str
+    dataset_hash: str
+    metrics: dict[str, Any]
+    curve: pd.DataFrame  # the validation curve the threshold was chosen on
+    versions: dict[str, str]
+    params: dict[str, Any] = field(default_factory=dict)  # the `router` config it was trained with
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """P(device wrong) per row of ``X`` (the router inputs in ``feature_columns`` order)."""
+        return self.estimator.predict_proba(X)[:, 1]
+
+    def scores_for(self, dataset: Dataset) -> np.ndarray:
+        """Scores for every row of ``dataset`` (after checking its schema matches)."""
+        return self.scores(check_compatible(self, dataset))
+
+
+VERSIONED_PACKAGES = ("router_lab", "numpy", "pandas", "scikit-learn", "skl2onnx", "onnx", "joblib")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a trained router depends on (recorded in router.json)."""
+    found = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def dataset_hash(dataset: Dataset) -> str:
+    """The dataset's content hash (from its card, else a hash of the frame's values)."""
+    recorded = dataset.card.get("content_hash")
+    if recorded:
+        return str(recorded)
+    from router_lab.io import sha256_bytes
+
+    return sha256_bytes(pd.util.hash_pandas_object(dataset.frame, index=False).to_numpy().tobytes())
+
+
+def router_metadata(router: TrainedRouter, model_sha256: str) -> dict[str, Any]:
+    return {
+        "producer": PRODUCER,
+        "schema_version": SCHEMA_VERSION,
+        "model_file": MODEL_FILE,
+        "model_sha256": model_sha256,
+        "curve_file": CURVE_FILE,
+        "estimator_name": router.estimator_name,
+        "feature_columns": list(router.feature_columns),
+        "n_features": len(router.feature_columns),
+        "mode": router.mode,
+        "score": "predict_proba(X)[:, 1] = P(device answer is wrong); cloud when score >= threshold",
+        "threshold": float(router.threshold),
+        "target": router.target,
+        "dataset_name": router.dataset_name,
+        "dataset_hash": router.dataset_hash,
+        "metrics": router.metrics,
+        "versions": router.versions,
+        "params": router.params,
+    }
+
+
+def save_trained_router(router: TrainedRouter, folder: str | Path) -> Path:
+    """Write the model, ``router.json`` and the validation curve into ``folder``; return router.json.
+
+    Each file is written atomically and router.json last, so a folder with a router.json is complete.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / MODEL_FILE) as tmp:
+        joblib.dump(router.estimator, tmp)
+        digest = sha256_file(tmp)
+    with atomic_path(folder / CURVE_FILE) as tmp:
+        router.curve.to_csv(tmp, index=False)
+    return atomic_write_json(folder / META_FILE, router_metadata(router, digest))
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RouterLabError(f"{path}: no such file; expected a router trained by 'router-lab train'") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RouterLabError(f"{path}: not a readable router.json ({type(exc).__name__})") from exc
+    if not isinstance(meta, dict) or meta.get("producer") != PRODUCER:
+        raise RouterLabError(f"{path}: not written by router_lab (field 'producer' is missing or "
+                             f"wrong); refusing to load the model it points to")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise RouterLabError(f"{path}: field 'schema_version' is {meta.get('schema_version')!r}; "
+                             f"expected {SCHEMA_VERSION}")
+    for key in ("model_sha256", "feature_columns", "mode", "threshold", "estimator_name"):
+        if key not in meta:
+            raise RouterLabError(f"{path}: missing field '{key}'; expected a complete router.json")
+    return meta
+
+
+def _meta_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        return path / META_FILE
+    if path.name == MODEL_FILE:
+        return path.with_name(META_FILE)
+    return path
+
+
+def load_trained_router(path: str | Path) -> TrainedRouter:
+    """Load a router from its folder (or its router.json), verifying the model file's hash first."""
+    meta_path = _meta_path(path)
+    meta = _read_meta(meta_path)
+    model_path = meta_path.parent / str(meta.get("model_file", MODEL_FILE))
+    if not model_path.is_file():
+        raise RouterLabError(f"{model_path}: no such file; router.json points to it")
+    digest = sha256_file(model_path)
+    if digest != meta["model_sha256"]:
+        raise RouterLabError(f"{model_path}: SHA-256 is {digest[:12]}… but router.json records "
+                             f"{str(meta['model_sha256'])[:12]}…; the model file was changed or "
+                             "corrupted (retrain, or restore the original file)")
+    try:
+        estimator = joblib.load(model_path)
+    except Exception as exc:  # a file that hashes right but does not unpickle: a bug or version skew
+        raise RouterLabError(f"{model_path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
+    columns = tuple(str(c) for c in meta["feature_columns"])
+    n_in = getattr(estimator, "n_features_in_", None)
+    if meta.get("mode") != "text" and n_in is not None and n_in != len(columns):
+        raise RouterLabError(f"{meta_path}: field 'feature_columns' lists {len(columns)} features but "
+                             f"the model expects {n_in}; the files do not belong together")
+    curve_path = meta_path.parent / str(meta.get("curve_file", CURVE_FILE))
+    curve = pd.read_csv(curve_path) if curve_path.is_file() else pd.DataFrame()
+    return TrainedRouter(
+        estimator=estimator, estimator_name=str(meta["estimator_name"]), feature_columns=columns,
+        mode=str(meta["mode"]), threshold=float(meta["threshold"]), target=dict(meta.get("target") or {}),
+        dataset_name=str(meta.get("dataset_name", "")), dataset_hash=str(meta.get("dataset_hash", "")),
+        metrics=dict(meta.get("metrics") or {}), curve=curve, versions=dict(meta.get("versions") or {}),
+        params=dict(meta.get("params") or {}),
+    )
+
+
+def check_compatible(router: TrainedRouter, dataset: Dataset) -> np.ndarray:
+    """The router's input matrix for ``dataset``; a one-line error when the schemas differ."""
+    X, columns = router_inputs(dataset, router.mode)
+    if tuple(columns) != tuple(router.feature_columns):
+        expected, got = list(router.feature_columns), list(columns)
+        missing = [c for c in expected if c not in got]
+        extra = [c for c in got if c not in expected]
+        detail = (f"missing {missing[:3]}" if missing else "") + (f" extra {extra[:3]}" if extra else "")
+        raise RouterLabError(
+            f"{dataset.source}: the router (trained on '{router.dataset_name}', mode '{router.mode}') "
+            f"expects {len(expected)} features, the dataset gives {len(got)}"
+            f"{'; ' + detail.strip() if detail.strip() else '; same names in a different order'}"
+        )
+    return X

@@ -1,0 +1,99 @@
+"""The estimator registry: router names to factories ``(params, random_state) -> sklearn estimator``.
+
+Every offered estimator is a plain scikit-learn classifier (or Pipeline) that skl2onnx converts;
+``make_router_estimator`` adds optional probability calibration from the `router` config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from router_lab.errors import RouterLabError
+from router_lab.features import load_plugins
+from router_lab.train.config import ROUTER_KEYS, plain_config
+
+EstimatorFactory = Callable[[dict[str, Any], int], BaseEstimator]
+ESTIMATORS: dict[str, EstimatorFactory] = {}
+DEFAULT_ESTIMATOR = "logistic"
+# isotonic is for offline use only: skl2onnx 1.20 converts it as a nearest-point lookup, not
+# scikit-learn's interpolation, so `router-lab export` refuses such a router (with the reason).
+CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
+
+
+def register_estimator(name: str, factory: EstimatorFactory) -> EstimatorFactory:
+    ESTIMATORS[name] = factory
+    return factory
+
+
+def _build(cls: type, params: dict[str, Any], **fixed: Any) -> BaseEstimator:
+    try:
+        return cls(**params, **fixed)
+    except TypeError as exc:  # an unknown hyper-parameter name
+        raise RouterLabError(f"router: {exc}; see conf/router/ for the accepted keys") from exc
+
+
+def logistic(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    return make_pipeline(StandardScaler(), _build(LogisticRegression, params, random_state=random_state))
+
+
+def gbdt(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    # early stopping would carve its own validation set out of the training rows; we have `val`
+    return _build(HistGradientBoostingClassifier, params, early_stopping=False, random_state=random_state)
+
+
+def random_forest(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    return _build(RandomForestClassifier, params, n_jobs=1, random_state=random_state)
+
+
+def mlp(params: dict[str, Any], random_state: int) -> BaseEstimator:
+    params = dict(params)
+    params["hidden_layer_sizes"] = tuple(int(n) for n in params.get("hidden_layer_sizes", (32,)))
+    return make_pipeline(StandardScaler(), _build(MLPClassifier, params, random_state=random_state))
+
+
+register_estimator("logistic", logistic)
+register_estimator("gbdt", gbdt)
+register_estimator("random_forest", random_forest)
+register_estimator("mlp", mlp)
+
+
+def offered_estimators() -> list[str]:
+    """Every estimator name a `router` config may use (each converts with skl2onnx)."""
+    load_plugins()
+    return sorted(ESTIMATORS)
+
+
+def estimator_params(router_cfg: Any) -> dict[str, Any]:
+    """The hyper-parameters of a `router` config: every key except the training ones."""
+    return {str(k): v for k, v in plain_config(router_cfg).items() if k not in ROUTER_KEYS}
+
+
+def make_router_estimator(router_cfg: Any, random_state: int) -> BaseEstimator:
+    """A fresh, unfitted estimator for a `router` config (with calibration when configured)."""
+    router_cfg = plain_config(router_cfg)
+    name = str(router_cfg.get("name", DEFAULT_ESTIMATOR))
+    if name not in ESTIMATORS:
+        load_plugins()
+    factory = ESTIMATORS.get(name)
+    if factory is None:
+        raise RouterLabError(f"router.name: got {name!r}; expected one of {', '.join(offered_estimators())}")
+    estimator = factory(estimator_params(router_cfg), int(random_state))
+    method = str(router_cfg.get("calibration", "none"))
+    if method not in CALIBRATION_METHODS:
+        raise RouterLabError(f"router.calibration: got {method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
+    if method == "none":
+        return estimator
+    folds = int(router_cfg.get("calibration_cv", 3))
+    if folds < 2:
+        raise RouterLabError(f"router.calibration_cv: got {folds}; expected at least 2 folds")
+    return CalibratedClassifierCV(estimator, method=method, cv=folds)
+

@@ -1,0 +1,115 @@
+"""Fitting a router: inputs and labels, the train/val/test split, the fit, the threshold, the metrics.
+
+The estimator is fitted on `train`, the threshold is chosen on `val` for the target, and the
+metrics are measured on `test` (a seeded stratified split when the dataset has no `split` column).  Everything random comes from ``SeedSequence(seed)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+
+from router_lab.data.builders import stratified_split
+from router_lab.data.contract import SPLITS, Dataset
+from router_lab.errors import RouterLabError
+from router_lab.features import device_wrong, router_inputs
+from router_lab.train.artifacts import TrainedRouter, dataset_hash, package_versions
+from router_lab.train.config import LogisticRouterConfig, plain_config
+from router_lab.train.curves import RoutingCurve, auroc, average_pgr, routing_curve
+from router_lab.train.estimators import make_router_estimator
+from router_lab.train.thresholds import DEFAULT_TARGET, select_threshold
+
+DEFAULT_SPLIT_FRACTIONS = [0.6, 0.2, 0.2]
+
+
+def with_splits(dataset: Dataset, seed: int, label_margin: float = 0.0) -> Dataset:
+    """``dataset`` itself when it has a `split` column, else a copy with a seeded split
+    (stratified by the router's label), the same one for training and evaluation."""
+    if "split" in dataset.frame.columns:
+        return dataset
+    split_seq = np.random.SeedSequence(int(seed)).spawn(1)[0]
+    labels = device_wrong(dataset, label_margin)
+    assigned = stratified_split(labels, DEFAULT_SPLIT_FRACTIONS, np.random.default_rng(split_seq))
+    return dataclasses.replace(dataset, frame=dataset.frame.assign(split=assigned))
+
+
+def split_masks(dataset: Dataset, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean masks of train/val/test from the `split` column; one-line errors when unusable."""
+    masks = {name: dataset.split_mask(name) for name in SPLITS}
+    for name, mask in masks.items():
+        if not mask.any():
+            raise RouterLabError(f"{dataset.source}: the '{name}' split is empty; expected rows in "
+                                 "each of train, val and test")
+    if np.unique(labels[masks["train"]]).size < 2:
+        raise RouterLabError(f"{dataset.source}: in the train split the device is always right or "
+                             "always wrong; a router needs both cases to learn from")
+    return masks
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if math.isfinite(float(value)) else None
+
+
+def curve_frame(curve: RoutingCurve) -> pd.DataFrame:
+    return pd.DataFrame({"threshold": curve.thresholds, "cloud_fraction": curve.cloud_fraction,
+                         "quality": curve.quality, "pgr": curve.pgr()})
+
+
+def train_router(dataset: Dataset, router_cfg: Any = None, target_cfg: Any = None,
+                 mode: str = "input", seed: int = 0) -> TrainedRouter:
+    """Fit a router on `train`, choose its threshold on `val` for the target, measure on `test`."""
+    router_params = plain_config(router_cfg, vars(LogisticRouterConfig()))
+    target = plain_config(target_cfg, DEFAULT_TARGET)
+    margin = float(router_params.get("label_margin", 0.0))
+    dataset = with_splits(dataset, seed, margin)
+    X, columns = router_inputs(dataset, mode)
+    labels = device_wrong(dataset, margin)
+    fit_seq = np.random.SeedSequence(int(seed)).spawn(2)[1]
+    masks = split_masks(dataset, labels)
+    random_state = int(np.random.default_rng(fit_seq).integers(2**31 - 1))
+    estimator = make_router_estimator(router_params, random_state)
+    train = masks["train"]
+    with warnings.catch_warnings():
+        # an MLP that stops at max_iter still routes; its test metrics say how well
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            estimator.fit(X[train], labels[train])
+        except ValueError as exc:  # e.g. calibration folds with too few rows of a class
+            raise RouterLabError(f"router {router_params.get('name')}: fit failed ({exc})") from exc
+    scores = estimator.predict_proba(X)[:, 1]
+    device_q, cloud_q = dataset.device_quality(), dataset.cloud_quality()
+    allowed = ~dataset.column_or("sensitive", False).astype(bool)
+
+    def curve_on(split: str) -> RoutingCurve:
+        m = masks[split]
+        return routing_curve(scores[m], device_q[m], cloud_q[m], allowed[m])
+
+    val_curve, test_curve = curve_on("val"), curve_on("test")
+    choice = select_threshold(val_curve, target)
+    test = masks["test"]
+    to_cloud = (scores[test] >= choice.threshold) & allowed[test]
+    test_quality = np.where(to_cloud, cloud_q[test], device_q[test]).mean()
+    metrics = {
+        "n_train": int(train.sum()), "n_val": int(masks["val"].sum()), "n_test": int(test.sum()),
+        "label_rate_train": _finite(labels[train].mean()),
+        "val_cloud_fraction": _finite(choice.cloud_fraction), "val_quality": _finite(choice.quality),
+        "test_cloud_fraction": _finite(to_cloud.mean()), "test_quality": _finite(test_quality),
+        "test_device_quality": _finite(test_curve.device_quality),
+        "test_cloud_quality": _finite(test_curve.cloud_quality),
+        "test_apgr": _finite(average_pgr(test_curve)),
+        "val_auroc": _finite(auroc(scores[masks["val"]], labels[masks["val"]])),
+        "test_auroc": _finite(auroc(scores[test], labels[test])),
+    }
+    return TrainedRouter(
+        estimator=estimator, estimator_name=str(router_params.get("name", "logistic")),
+        feature_columns=tuple(columns), mode=mode, threshold=choice.threshold, target=target,
+        dataset_name=dataset.name, dataset_hash=dataset_hash(dataset), metrics=metrics,
+        curve=curve_frame(val_curve), versions=package_versions(),
+        params=router_params,
+    )

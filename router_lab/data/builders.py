@@ -34,9 +34,10 @@ Builder = Callable[[Any, np.random.Generator], BuiltDataset]
 
 def _registry() -> dict[str, Builder]:
     from router_lab.data.digits import build_digits
+    from router_lab.data.importers import build_routellm
     from router_lab.data.synthetic import build_synthetic
 
-    return {"digits": build_digits, "synthetic": build_synthetic}
+    return {"digits": build_digits, "synthetic": build_synthetic, "routellm": build_routellm}
 
 
 def builtin_names() -> list[str]:

@@ -56,8 +56,23 @@ class FileConfig(DatasetConfig):
     path: str | None = MISSING
 
 
+@dataclass
+class RouteLLMConfig(DatasetConfig):
+    """A dataset imported from RouteLLM-format CSVs when it is first used (`dataset=gsm8k`)."""
+
+    kind: str = "routellm"
+    name: str = MISSING
+    source: str = MISSING  # file, folder or glob; relative: to the working folder, else the project
+    device_model: str = MISSING  # the model column that plays the on-device model
+    cloud_model: str = MISSING  # the model column that plays the cloud model
+    prompt_column: str = "prompt"
+    seed: int = 0  # seeds the train/val/test split
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+
+
 SCHEMAS: list[tuple[str, str, type]] = [
     ("dataset", "schema_digits", DigitsConfig),
     ("dataset", "schema_synthetic", SyntheticConfig),
     ("dataset", "schema_file", FileConfig),
+    ("dataset", "schema_routellm", RouteLLMConfig),
 ]

@@ -1,0 +1,100 @@
+"""Text router speed and size: one 500-character prompt through onnxruntime and scikit-learn.
+
+    python benchmarks/bench_text_router.py [--json] [--calls N]
+
+Trains the default text router (router=text) on RouteLLM's GSM8K (../shared/data), exports it with
+the string input inside the graph, and times single-prompt calls (one intra-op thread, after
+warm-up).  Targets: onnxruntime p50 <= 200 µs, model file <= 2 MB.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from _table import emit
+
+REPO = Path(__file__).resolve().parent.parent
+CSV = REPO.parent / "shared" / "data" / "routellm_gsm8k.csv"
+PROMPT_CHARS = 500
+TARGET_P50_US = 200.0
+TARGET_BYTES = 2_000_000
+
+
+def prompt_of_length(texts: np.ndarray, n_chars: int) -> str:
+    """A real prompt of exactly ``n_chars`` characters (GSM8K prompts joined, then cut)."""
+    return " ".join(texts.tolist())[:n_chars]
+
+
+def time_calls_us(call, n_calls: int) -> np.ndarray:  # noqa: ANN001 - any zero-argument callable
+    for _ in range(max(10, n_calls // 20)):
+        call()
+    times = np.empty(n_calls)
+    for i in range(n_calls):
+        start = time.perf_counter_ns()
+        call()
+        times[i] = (time.perf_counter_ns() - start) / 1e3
+    return times
+
+
+def main(argv: list[str]) -> None:
+    from router_lab.data.builders import resolve_dataset
+    from router_lab.data.config import RouteLLMConfig
+    from router_lab.export.text import convert_text_router, text_input
+    from router_lab.train.fit import train_router
+
+    calls = int(argv[argv.index("--calls") + 1]) if "--calls" in argv else 3000
+    if not CSV.exists():
+        sys.exit(f"bench_text_router: {CSV} is absent (see ../shared/data/README.md)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            ds = resolve_dataset(RouteLLMConfig(name="gsm8k", source=str(CSV),
+                                                device_model="mistralai/Mixtral-8x7B-Instruct-v0.1",
+                                                cloud_model="gpt-4-1106-preview"), tmp)
+        router = train_router(ds, {"name": "text"}, None, mode="text", seed=0)
+        model_bytes = convert_text_router(router.estimator).SerializeToString()
+    prompt = prompt_of_length(ds.frame["text"].to_numpy(dtype=object), PROMPT_CHARS)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    feed = {"text": text_input([prompt])}
+    onnx_us = time_calls_us(lambda: session.run(["probabilities"], feed), calls)
+    batch = np.array([prompt], dtype=object)
+    sklearn_us = time_calls_us(lambda: router.estimator.predict_proba(batch), max(200, calls // 10))
+    onnx_p50, sklearn_p50 = float(np.percentile(onnx_us, 50)), float(np.percentile(sklearn_us, 50))
+    figures = {
+        "prompt_chars": PROMPT_CHARS,
+        "onnx_p50_us": round(onnx_p50, 1),
+        "onnx_p99_us": round(float(np.percentile(onnx_us, 99)), 1),
+        "sklearn_p50_us": round(sklearn_p50, 1),
+        "sklearn_p99_us": round(float(np.percentile(sklearn_us, 99)), 1),
+        "speedup_p50": round(sklearn_p50 / onnx_p50, 1),
+        "model_bytes": len(model_bytes),
+        "n_features": int(router.estimator.named_steps["classifier"].coef_.shape[1]),
+        "target_p50_us": TARGET_P50_US,
+        "target_model_bytes": TARGET_BYTES,
+        "meets_targets": bool(onnx_p50 <= TARGET_P50_US and len(model_bytes) <= TARGET_BYTES),
+    }
+    rows = [
+        {"runtime": "onnxruntime (1 thread)", "p50 µs": figures["onnx_p50_us"],
+         "p99 µs": figures["onnx_p99_us"], "calls": calls, "model bytes": len(model_bytes)},
+        {"runtime": "scikit-learn predict_proba", "p50 µs": figures["sklearn_p50_us"],
+         "p99 µs": figures["sklearn_p99_us"], "calls": len(sklearn_us), "model bytes": ""},
+    ]
+    emit(rows, figures, argv)
+    if "--json" not in argv:
+        print(f"\n{PROMPT_CHARS}-character prompt, {figures['n_features']:,} features; targets: "
+              f"p50 <= {TARGET_P50_US:.0f} µs, file <= {TARGET_BYTES / 1e6:.0f} MB; "
+              f"met: {'yes' if figures['meets_targets'] else 'NO'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

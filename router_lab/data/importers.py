@@ -1,0 +1,304 @@
+"""Importers of published routing benchmarks (RouteLLM, RouterBench) into the dataset contract.
+
+    router-lab dataset import routellm path=FILE_OR_DIR device_model=NAME cloud_model=NAME out=F.parquet
+
+Token counts missing from the data are estimated from the text (:func:`estimate_tokens`) and the
+rows are marked ``tokens_estimated = 1``.  Pickles are never loaded (unpickling runs code).
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from router_lab.data.builders import BuiltDataset, random_split
+from router_lab.data.files import read_table
+from router_lab.errors import RouterLabError
+
+CHARS_PER_TOKEN = 4.0  # the common rule of thumb for English BPE tokenisers (~4 characters/token)
+BYTES_PER_TOKEN = 4  # for output_bytes when only a token count is known
+DEFAULT_TOKENS_OUT = 256  # assumed answer length when the data has no response text
+DEFAULT_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
+_TRUE = {"true", "1", "1.0", "yes"}
+_FALSE = {"false", "0", "0.0", "no"}
+
+
+def estimate_tokens(texts: pd.Series) -> np.ndarray:
+    """Estimated token count of each text: ceil(characters / 4), at least 1."""
+    chars = texts.astype(str).str.len().to_numpy(dtype=np.float64)
+    return np.maximum(1, np.ceil(chars / CHARS_PER_TOKEN)).astype(np.int64)
+
+
+def input_files(path: str | Path) -> list[Path]:
+    """The files a ``path`` names: one file, every .csv/.parquet in a folder, or a glob pattern."""
+    text = str(path)
+    if any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text))
+    elif Path(text).is_dir():
+        files = sorted(p for p in Path(text).iterdir() if p.suffix.lower() in (".csv", ".parquet", ".pkl"))
+    else:
+        files = [Path(text)]
+    if not files:
+        raise RouterLabError(f"path={text}: no .csv or .parquet files found")
+    for f in files:
+        if f.suffix.lower() in (".pkl", ".pickle"):
+            raise RouterLabError(
+                f"{f}: pickle files are not loaded (unpickling an untrusted file runs its code); if you "
+                f"trust this file, convert it once with: python -c \"import pandas as pd; "
+                f"pd.read_pickle('{f}').to_parquet('{f.with_suffix('.parquet')}')\" and import the .parquet")
+    return files
+
+
+def read_files(files: list[Path]) -> pd.DataFrame:
+    """Read and stack ``files`` (same columns required); adds ``_file`` with each row's file stem."""
+    frames = []
+    first_columns: list[str] | None = None
+    for f in files:
+        frame = read_table(f)
+        columns = [str(c) for c in frame.columns]
+        if first_columns is None:
+            first_columns = columns
+        elif set(columns) != set(first_columns):
+            missing = sorted(set(first_columns) - set(columns))
+            extra = sorted(set(columns) - set(first_columns))
+            raise RouterLabError(
+                f"{f}: columns disagree with {files[0]}: missing {missing or 'none'}, extra "
+                f"{extra or 'none'}; expected every file to have the same columns")
+        frame = frame.copy()
+        frame["_file"] = f.name.rsplit(".", 1)[0]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _require_column(frame: pd.DataFrame, column: str, role: str, source: str) -> None:
+    if column not in frame.columns:
+        shown = [c for c in frame.columns if c != "_file"]
+        raise RouterLabError(f"{source}: no column {column!r} for {role}; the columns are: "
+                             f"{', '.join(map(str, shown))}")
+
+
+def _shown(value: Any) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _row_source(frame: pd.DataFrame, row: int, source: str) -> str:
+    return f"{source} ({frame['_file'].iloc[row]})" if frame["_file"].nunique() > 1 else source
+
+
+def boolean_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """A correctness column as int8 0/1; accepts booleans, 0/1 and true/false (any case)."""
+    series = frame[column]
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=np.int8)
+    lowered = series.map(lambda v: str(v).strip().lower() if pd.notna(v) else "")
+    ok = lowered.isin(_TRUE | _FALSE).to_numpy()
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        value = series.iloc[row]
+        raise RouterLabError(f"{_row_source(frame, row, source)}: column {column!r}, row {row + 1}: got "
+                             f"{_shown(value)}; expected a correctness value True/False (or 1/0)")
+    return lowered.isin(_TRUE).to_numpy().astype(np.int8)
+
+
+def score_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """A quality score column as float64 in [0, 1]."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0) | (values > 1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise RouterLabError(f"{_row_source(frame, row, source)}: column {column!r}, row {row + 1}: got "
+                             f"{_shown(frame[column].iloc[row])}; expected a score in [0, 1]")
+    return values
+
+
+def prompt_column(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    _require_column(frame, column, "the prompt", source)
+    prompts = frame[column]
+    ok = prompts.map(lambda v: isinstance(v, str) and v.strip() != "").to_numpy(dtype=bool)
+    if not ok.all():
+        row = int(np.flatnonzero(~ok)[0])
+        raise RouterLabError(f"{_row_source(frame, row, source)}: column {column!r}, row {row + 1}: got "
+                             f"{_shown(prompts.iloc[row])}; expected a non-empty prompt")
+    return prompts.astype(str)
+
+
+def _response_column(frame: pd.DataFrame, model: str) -> str | None:
+    for name in (f"{model}|model_response", f"{model}|response", f"{model}_response"):
+        if name in frame.columns:
+            return name
+    return None
+
+
+def _check_models(device_model: str | None, cloud_model: str | None) -> tuple[str, str]:
+    if not device_model or not cloud_model:
+        raise RouterLabError("device_model= and cloud_model= are required: name the model column "
+                             "that plays the on-device model and the one that plays the cloud")
+    if device_model == cloud_model:
+        raise RouterLabError(f"device_model and cloud_model are both {device_model!r}; expected two models")
+    return str(device_model), str(cloud_model)
+
+
+def _common_columns(frame: pd.DataFrame, prompts: pd.Series, cloud_model: str,
+                    split_fractions: list[float], rng: np.random.Generator) -> dict[str, Any]:
+    """request_id, text, category, sizes, token counts (estimated where absent) and split."""
+    n = len(frame)
+    response = _response_column(frame, cloud_model)
+    if response is not None:
+        tokens_out = estimate_tokens(frame[response].fillna(""))
+    else:
+        tokens_out = np.full(n, DEFAULT_TOKENS_OUT, dtype=np.int64)
+    tokens_in = estimate_tokens(prompts)
+    return {
+        "request_id": np.arange(n, dtype=np.int64),
+        "text": prompts.to_numpy(dtype=object),
+        "category": frame["_category"].astype(str).to_numpy(dtype=object),
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "tokens_estimated": np.ones(n, dtype=np.int8),
+        "input_bytes": prompts.map(lambda t: len(t.encode("utf-8"))).to_numpy(dtype=np.int64),
+        "output_bytes": tokens_out * BYTES_PER_TOKEN,
+        "split": random_split(n, list(split_fractions), rng),
+    }
+
+
+def _token_card(frame: pd.DataFrame, cloud_model: str) -> dict[str, str]:
+    out = ("estimated from the cloud model's response text, ceil(chars / 4)"
+           if _response_column(frame, cloud_model) else
+           f"no response text in the data: a fixed assumption of {DEFAULT_TOKENS_OUT} tokens")
+    return {"tokens_in": "estimated from the prompt: ceil(characters / 4) (tokens_estimated = 1)",
+            "tokens_out": out, "input_bytes": "UTF-8 bytes of the prompt",
+            "output_bytes": f"tokens_out x {BYTES_PER_TOKEN} bytes"}
+
+
+def _read_benchmark(path: str | Path, device_model: str | None, cloud_model: str | None,
+                    prompt_column_name: str) -> tuple[pd.DataFrame, list[Path], pd.Series]:
+    """The stacked files, their paths and the checked prompts, after checking the model columns."""
+    device_model, cloud_model = _check_models(device_model, cloud_model)
+    files = input_files(path)
+    frame = read_files(files)
+    prompts = prompt_column(frame, prompt_column_name, str(path))
+    _require_column(frame, device_model, "device_model", str(path))
+    _require_column(frame, cloud_model, "cloud_model", str(path))
+    return frame, files, prompts
+
+
+def import_routellm(path: str | Path, device_model: str | None, cloud_model: str | None,
+                    rng: np.random.Generator, prompt_column_name: str = "prompt",
+                    split_fractions: tuple[float, ...] = DEFAULT_SPLIT_FRACTIONS) -> BuiltDataset:
+    """RouteLLM evaluation CSVs: a prompt column and one True/False correctness column per model.
+
+    One or many files (a folder or a glob); each file's name becomes the row's ``category``.
+    """
+    frame, files, prompts = _read_benchmark(path, device_model, cloud_model, prompt_column_name)
+    device_model, cloud_model, source = str(device_model), str(cloud_model), str(path)
+    frame["_category"] = frame["_file"]
+    columns = _common_columns(frame, prompts, cloud_model, split_fractions, rng)
+    columns["device_correct"] = boolean_column(frame, device_model, source)
+    columns["cloud_correct"] = boolean_column(frame, cloud_model, source)
+    card = {
+        "name": Path(files[0]).name.rsplit(".", 1)[0] if len(files) == 1 else Path(source).name,
+        "task": "prompts answered by two LLMs (RouteLLM evaluation responses)",
+        "source": f"RouteLLM format: {', '.join(str(f) for f in files)}",
+        "license": "as the source data (RouteLLM's files are Apache-2.0)",
+        "outcomes": f"device_correct = {device_model!r} answered correctly; "
+                    f"cloud_correct = {cloud_model!r} answered correctly",
+        "device_model": device_model,
+        "cloud_model": cloud_model,
+        "features": {"text": "the prompt", "category": "the source file's name",
+                     **_token_card(frame, cloud_model)},
+    }
+    return BuiltDataset(frame=pd.DataFrame(columns), card=card)
+
+
+def import_routerbench(path: str | Path, device_model: str | None, cloud_model: str | None,
+                       rng: np.random.Generator, prompt_column_name: str = "prompt",
+                       split_fractions: tuple[float, ...] = DEFAULT_SPLIT_FRACTIONS) -> BuiltDataset:
+    """RouterBench's wide table: ``prompt``, ``eval_name``, per model a score column ``MODEL``,
+    ``MODEL|model_response`` and ``MODEL|total_cost``.  CSV or Parquet only (no pickles)."""
+    frame, files, prompts = _read_benchmark(path, device_model, cloud_model, prompt_column_name)
+    device_model, cloud_model, source = str(device_model), str(cloud_model), str(path)
+    frame["_category"] = frame["eval_name"] if "eval_name" in frame.columns else frame["_file"]
+    columns = _common_columns(frame, prompts, cloud_model, split_fractions, rng)
+    device, cloud = (score_column(frame, m, source) for m in (device_model, cloud_model))
+    binary = all(np.isin(v, (0.0, 1.0)).all() for v in (device, cloud))
+    prefix = "correct" if binary else "score"
+    columns[f"device_{prefix}"] = device.astype(np.int8) if binary else device
+    columns[f"cloud_{prefix}"] = cloud.astype(np.int8) if binary else cloud
+    costs = {role: round(float(pd.to_numeric(frame[f"{m}|total_cost"], errors="coerce").mean()), 8)
+             for role, m in (("device", device_model), ("cloud", cloud_model))
+             if f"{m}|total_cost" in frame.columns}
+    card = {
+        "name": Path(files[0]).name.rsplit(".", 1)[0] if len(files) == 1 else Path(source).name,
+        "task": "prompts answered by two LLMs (RouterBench wide table)",
+        "source": f"RouterBench format: {', '.join(str(f) for f in files)}",
+        "license": "as the source data (RouterBench: see its dataset card)",
+        "outcomes": f"device_{prefix} = score of {device_model!r}; cloud_{prefix} = score of {cloud_model!r}",
+        "device_model": device_model,
+        "cloud_model": cloud_model,
+        "features": {"text": "the prompt", "category": "eval_name (the benchmark)",
+                     **_token_card(frame, cloud_model)},
+    }
+    if costs:
+        card["metrics"] = {f"{role}_mean_cost_usd": v for role, v in costs.items()}
+    return BuiltDataset(frame=pd.DataFrame(columns), card=card)
+
+
+Importer = Callable[..., BuiltDataset]
+IMPORTERS: dict[str, Importer] = {"routellm": import_routellm, "routerbench": import_routerbench}
+
+
+def run_importer(name: str | None, path: str | None, device_model: str | None,
+                 cloud_model: str | None, seed: int, **options: Any) -> BuiltDataset:
+    """Look up an importer by name and run it (one-line errors for a missing name or path)."""
+    if name not in IMPORTERS:
+        raise RouterLabError(f"dataset import: got importer {name!r}; expected one of "
+                             f"{', '.join(sorted(IMPORTERS))} ('router-lab dataset import routellm path=...')")
+    if not path:
+        raise RouterLabError("dataset import: missing path=FILE_OR_DIR (a file, a folder or a glob)")
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
+    return IMPORTERS[name](path, device_model, cloud_model, rng, **options)
+
+
+def import_command(cfg: Any) -> Any:
+    """`router-lab dataset import NAME path=... device_model=... cloud_model=... [out=...]`."""
+    from hydra.utils import to_absolute_path
+
+    from router_lab.data.commands import datasets_dir, format_card
+    from router_lab.data.files import write_dataset
+
+    path = to_absolute_path(cfg.path) if cfg.path and not any(c in cfg.path for c in "*?[") else cfg.path
+    built = run_importer(cfg.get("importer"), path, cfg.get("device_model"), cfg.get("cloud_model"),
+                         int(cfg.seed))
+    out = Path(to_absolute_path(cfg.out)) if cfg.out else datasets_dir(cfg) / f"{built.card['name']}.parquet"
+    params = {"importer": cfg.importer, "path": str(cfg.path), "device_model": cfg.device_model,
+              "cloud_model": cfg.cloud_model, "seed": int(cfg.seed)}
+    ds = write_dataset(built.frame, {**built.card, "import": params}, out)
+    print(format_card(ds))
+    return ds
+
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def resolve_source(source: str) -> str:
+    """A relative ``source`` is looked up in the working folder, then in the project folder."""
+    if Path(source).is_absolute() or any(c in source for c in "*?["):
+        return source
+    for base in (Path.cwd(), PROJECT_DIR):
+        if (base / source).exists():
+            return str((base / source).resolve())
+    raise RouterLabError(f"dataset.source: {source!r} not found in {Path.cwd()} or {PROJECT_DIR}; "
+                         "expected a RouteLLM CSV file, folder or glob (set dataset.source=PATH)")
+
+
+def build_routellm(cfg: Any, rng: np.random.Generator) -> BuiltDataset:
+    """The `routellm` dataset kind: import ``cfg.source`` when the dataset is first used."""
+    built = import_routellm(resolve_source(str(cfg.source)), cfg.device_model, cfg.cloud_model, rng,
+                            prompt_column_name=cfg.prompt_column,
+                            split_fractions=list(cfg.split_fractions))
+    return BuiltDataset(frame=built.frame, card={**built.card, "name": cfg.name})

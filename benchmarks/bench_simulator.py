@@ -1,0 +1,109 @@
+"""Simulator speed and memory: 1,000,000 requests through device + network + cloud.
+
+    .venv/bin/python benchmarks/bench_simulator.py [--n 1000000] [--json]
+
+Scenario: Poisson arrivals at 4 req/s, phone_npu device, wifi network, llm_api cloud (rate limit,
+timeout), the `random` policy (p_cloud 0.5) on the digits dataset.  Times the simpy engine, the fast
+path and a plain one-process-per-request simpy model of the same system (``sim.reference``), checks
+that all three give identical records, and measures peak traced memory per recorded request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _table import emit  # noqa: E402
+
+from router_lab.data.builders import build_dataset  # noqa: E402
+from router_lab.data.config import DigitsConfig  # noqa: E402
+from router_lab.policies import PolicyContext, make_policy  # noqa: E402
+from router_lab.sim.engine_fast import run_fast  # noqa: E402
+from router_lab.sim.engine_simpy import run_simpy  # noqa: E402
+from router_lab.sim.reference import run_reference  # noqa: E402
+from router_lab.sim.scenario import make_scenario  # noqa: E402
+
+TARGETS = {"simpy": 100_000, "fast": 2_000_000}
+
+
+def scenario(n: int):  # noqa: ANN201
+    return make_scenario(
+        workload={"rate_per_s": 4.0},
+        device={"service_mean_ms": 150.0, "service_cv": 0.5},  # phone_npu
+        network={"rtt_ms": 20.0, "loss": 0.001},  # wifi
+        cloud={"units": 64, "ttft_ms": 400.0, "tpot_ms": 20.0, "rate_limit_rpm": 500, "timeout_s": 30.0},
+        sim={"n_requests": n},
+    )
+
+
+def policy(dataset):  # noqa: ANN001, ANN201 - the same decisions for every engine
+    return make_policy(OmegaConf.create({"name": "random", "p_cloud": 0.5}),
+                       PolicyContext(dataset, np.random.default_rng(1)))
+
+
+def timed(engine, sc, dataset) -> tuple[float, object]:  # noqa: ANN001
+    gc.collect()
+    start = time.perf_counter()
+    records = engine(sc, policy(dataset), dataset, 7)
+    return time.perf_counter() - start, records
+
+
+def peak_bytes(engine, sc, dataset) -> int:  # noqa: ANN001
+    gc.collect()
+    tracemalloc.start()
+    records = engine(sc, policy(dataset), dataset, 7)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del records
+    return peak
+
+
+def identical(a, b) -> bool:  # noqa: ANN001
+    return all(np.array_equal(getattr(a, f.name), getattr(b, f.name)) for f in fields(a)
+               if isinstance(getattr(a, f.name), np.ndarray))
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = build_dataset(DigitsConfig(), tmp)
+    sc = scenario(args.n)
+    rows, figures, results = [], {}, {}
+    for name, engine in (("fast", run_fast), ("simpy", run_simpy), ("reference", run_reference)):
+        seconds, records = timed(engine, sc, dataset)
+        results[name] = records
+        figures[f"{name if name != 'fast' else 'fastpath'}_requests_per_s"] = args.n / seconds
+        rows.append({"engine": name, "requests": args.n, "seconds": seconds,
+                     "requests_per_s": args.n / seconds, "target_per_s": TARGETS.get(name, "")})
+    peaks = {name: peak_bytes(engine, sc, dataset) / args.n for name, engine in (("fast", run_fast),
+                                                                                   ("simpy", run_simpy))}
+    for row in rows:
+        row["peak_bytes_per_request"] = peaks.get(row["engine"], "")
+        row["same_records_as_simpy"] = identical(results[row["engine"]], results["simpy"])
+    figures["peak_bytes_per_request"] = max(peaks.values())
+    figures["simpy_vs_reference"] = figures["simpy_requests_per_s"] / figures["reference_requests_per_s"]
+    figures["records_identical"] = all(row["same_records_as_simpy"] for row in rows)
+    figures["n_requests"] = args.n
+    rec = results["simpy"]
+    figures["cloud_fraction"] = float(rec.sent.mean())
+    emit(rows, figures, ["--json"] if args.json else [])
+    if not args.json:
+        print(f"\nsimpy engine / reference: {figures['simpy_vs_reference']:.1f}x (target >= 2x); "
+              f"peak memory target <= 150 bytes per request; sent to cloud {figures['cloud_fraction']:.1%}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,78 @@
+"""`router-lab simulate`: build the scenario, dataset and policy from the config, run, summarise.
+
+``simulate_config(cfg)`` is the library entry (no files written); ``simulate(cfg)`` is the CLI
+handler that also writes ``metrics.json`` and ``requests.parquet`` into the run folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from router_lab.data import resolve_dataset
+from router_lab.data.commands import datasets_dir
+from router_lab.io import atomic_path, atomic_write_json, run_dir
+from router_lab.policies import PolicyContext, make_policy
+from router_lab.sim.engines import run
+from router_lab.sim.metrics import summarize
+from router_lab.sim.records import Records
+from router_lab.sim.scenario import missing_group_error, scenario_from_config
+
+
+def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
+    """Run every replication of the configured simulation; return their records and the metrics."""
+    scenario = scenario_from_config(cfg)
+    if cfg.policy is None:
+        raise missing_group_error("policy")
+    dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
+    runs = []
+    for replication in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications):
+        policy_seed, sim_seed = replication.spawn(2)
+        context = PolicyContext(dataset, np.random.default_rng(policy_seed), slo_ms=scenario.sim.slo_ms)
+        policy = make_policy(cfg.policy, context)
+        runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
+    return runs, summarize(runs, scenario)
+
+
+def requests_frame(runs: list[Records]) -> pd.DataFrame:
+    frames = [r.to_frame() for r in runs]
+    for k, frame in enumerate(frames):
+        frame.insert(0, "replication", np.full(len(frame), k, dtype=np.int16))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def format_summary(m: dict[str, Any]) -> str:
+    def ci(key: str, fmt: str) -> str:
+        lo, hi = m["ci95"].get(key) or (None, None)
+        return "" if lo is None else f"  (95% CI {lo:{fmt}} – {hi:{fmt}})"
+
+    def num(value: Any, fmt: str) -> str:
+        return "n/a" if value is None else f"{value:{fmt}}"
+
+    lines = [
+        f"simulate: {m['n_requests']:,} measured requests ({m['replications']} replication(s), engine {m['engine']})",
+        f"  accuracy            {m['accuracy']:.4f}{ci('accuracy', '.4f')}",
+        f"  latency mean/p95/p99 {num(m['latency_mean_ms'], '.1f')} / {num(m['latency_p95_ms'], '.1f')} / "
+        f"{num(m['latency_p99_ms'], '.1f')} ms{ci('latency_mean_ms', '.1f')}",
+        f"  SLO miss (>{m['slo_ms']:g} ms) {m['slo_miss_rate']:.4f}",
+        f"  cloud fraction      {m['cloud_fraction']:.4f}   cost/1k {m['cost_per_1k_usd']:.4f} USD",
+        f"  energy/request      {m['energy_per_request_j']:.4f} J   utilisation device "
+        f"{m['device_utilization']:.3f}, cloud {m['cloud_utilization']:.3f}",
+        f"  fallbacks {m['fallbacks']:,}  rejections {m['rejections']:,}  failures {m['failures']:,}  "
+        f"off-device bytes {m['offdevice_bytes']:,}  sensitive offloaded {m['sensitive_offloaded']}",
+    ]
+    return "\n".join(lines)
+
+
+def simulate(cfg: Any) -> dict[str, Any]:
+    """CLI handler: run, write metrics.json and requests.parquet atomically, print a short table."""
+    runs, metrics = simulate_config(cfg)
+    out = run_dir()
+    with atomic_path(out / "requests.parquet") as tmp:
+        requests_frame(runs).to_parquet(tmp, index=False)
+    atomic_write_json(out / "metrics.json", metrics)
+    print(format_summary(metrics))
+    print(f"  wrote {out / 'metrics.json'} and {out / 'requests.parquet'}")
+    return metrics

@@ -1,0 +1,149 @@
+"""Records → the run's summary (``metrics.json``): one function, used by the CLI, the report and tests.
+
+Point values pool every replication's measured requests (those arriving after the warm-up);
+95 % confidence intervals come from the replications (t over their values) or, for a single run,
+from batch means over consecutive batches of requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from router_lab.errors import RouterLabError
+from router_lab.sim.draws import NS_PER_MS, NS_PER_S
+from router_lab.sim.records import Outcome, Records
+from router_lab.sim.scenario import Scenario
+
+CI_KEYS = ("accuracy", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+           "slo_miss_rate", "cloud_fraction", "cost_per_1k_usd", "energy_per_request_j",
+           "device_utilization", "cloud_utilization")
+ANSWERED = (Outcome.LOCAL, Outcome.CLOUD, Outcome.CASCADE, Outcome.FALLBACK)
+
+
+def _measure(rec: Records, keep: np.ndarray, sc: Scenario) -> dict[str, Any]:
+    """Summary figures over the requests selected by ``keep`` (a boolean mask)."""
+    n = int(keep.sum())
+    outcome = rec.outcome[keep]
+    answered = np.isin(outcome, ANSWERED)
+    latency_ms = (rec.end_ns[keep] - rec.arrival_ns[keep]) / NS_PER_MS
+    answered_ms = latency_ms[answered]
+    pct = np.percentile(answered_ms, [50, 90, 95, 99]) if answered_ms.size else [float("nan")] * 4
+    begin_ns = int(rec.arrival_ns[keep].min())
+    window_s = max((int(rec.end_ns[keep].max()) - begin_ns) / NS_PER_S, 1e-12)
+    dev_busy_s = _busy_s(rec.device_start_ns[keep], rec.device_done_ns[keep])
+    cloud_busy_s = _busy_s(rec.cloud_start_ns[keep], rec.cloud_done_ns[keep])
+    missed = ~answered | (latency_ms > sc.sim.slo_ms)
+    return {
+        "n_requests": n,
+        "accuracy": float(rec.quality[keep].astype(np.float64).mean()),
+        "latency_mean_ms": float(answered_ms.mean()) if answered_ms.size else float("nan"),
+        "latency_p50_ms": float(pct[0]),
+        "latency_p90_ms": float(pct[1]),
+        "latency_p95_ms": float(pct[2]),
+        "latency_p99_ms": float(pct[3]),
+        "slo_miss_rate": float(missed.mean()),
+        "cloud_fraction": float(rec.sent[keep].mean()),
+        "answered_by_cloud_fraction": float(np.isin(outcome, (Outcome.CLOUD, Outcome.CASCADE)).mean()),
+        "cost_per_1k_usd": float(rec.cost_usd[keep].astype(np.float64).mean() * 1000),
+        "energy_per_request_j": float(rec.energy_j[keep].astype(np.float64).sum() / n
+                                      + sc.device.idle_w * window_s / n),
+        "device_utilization": dev_busy_s / (sc.device.units * window_s),
+        "cloud_utilization": cloud_busy_s / (sc.cloud.units * window_s),
+        "throughput_per_s": n / window_s,
+        "fallbacks": int((outcome == Outcome.FALLBACK).sum()),
+        "rejections": int((outcome == Outcome.REJECTED).sum()),
+        "failures": int((outcome == Outcome.FAILED).sum()),
+        "outcomes": {o.name.lower(): int((outcome == o).sum()) for o in Outcome},
+        "offdevice_bytes": int(rec.offdevice_bytes[keep].astype(np.int64).sum()),
+    }
+
+
+def _busy_s(start_ns: np.ndarray, done_ns: np.ndarray) -> float:
+    ran = start_ns >= 0
+    return float((done_ns[ran] - start_ns[ran]).sum() / NS_PER_S)
+
+
+def littles_law_residual(rec: Records) -> float:
+    """|L - lambda W| / (lambda W) over the whole run, with L the time-average number in system.
+
+    L integrates the step function N(t) built from the arrival and end events; it equals
+    lambda W only if every request leaves exactly once and never before it arrived.
+    """
+    times = np.concatenate([rec.arrival_ns, rec.end_ns])
+    steps = np.concatenate([np.ones(len(rec)), -np.ones(len(rec))])
+    order = np.lexsort((-steps, times))  # at equal times, arrivals first
+    times, in_system = times[order], np.cumsum(steps[order])
+    if in_system.min() < 0 or in_system[-1] != 0:
+        return float("inf")
+    span = float(times[-1] - times[0])
+    if span <= 0:
+        return 0.0
+    area = float(np.sum(in_system[:-1] * np.diff(times).astype(np.float64)))
+    lam_w = len(rec) / span * float(rec.latency_ns.astype(np.float64).mean())
+    return abs(area / span - lam_w) / lam_w if lam_w > 0 else 0.0
+
+
+def _ci95(values: np.ndarray) -> list[float]:
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return [float("nan"), float("nan")]
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    mean = values.mean()
+    return [float(mean - half), float(mean + half)]
+
+
+def _pooled(runs: Sequence[Records]) -> Records:
+    if len(runs) == 1:
+        return runs[0]
+    columns = {name: np.concatenate([getattr(r, name) for r in runs])
+               for name, value in vars(runs[0]).items() if isinstance(value, np.ndarray)}
+    return Records(**columns, sensitive_blocked=sum(r.sensitive_blocked for r in runs), engine=runs[0].engine)
+
+
+def summarize(records: Records | Sequence[Records], scenario: Scenario) -> dict[str, Any]:
+    """The metrics of one run or of several replications (``metrics.json``'s content)."""
+    runs = [records] if isinstance(records, Records) else list(records)
+    warmup_ns = int(round(scenario.sim.warmup_s * NS_PER_S))
+    masks = [r.arrival_ns >= warmup_ns for r in runs]
+    if not all(m.any() for m in masks):
+        raise RouterLabError(f"sim.warmup_s: got {scenario.sim.warmup_s}; every request arrives in the "
+                             "warm-up, so nothing is measured (lower it or run longer)")
+    pooled = _pooled(runs)
+    summary = _measure(pooled, np.concatenate(masks), scenario)
+    if len(runs) >= 2:
+        per_run = [_measure(r, m, scenario) for r, m in zip(runs, masks, strict=True)]
+        method = "replications"
+    else:
+        idx = np.flatnonzero(masks[0])
+        batches = np.array_split(idx, min(scenario.sim.batches, len(idx)))
+        per_run = []
+        for b in batches:
+            keep = np.zeros(len(runs[0]), dtype=bool)
+            keep[b] = True
+            per_run.append(_measure(runs[0], keep, scenario))
+        method = "batch_means"
+    summary["ci95"] = {k: _ci95(np.array([p[k] for p in per_run], dtype=np.float64)) for k in CI_KEYS}
+    summary["ci_method"] = method
+    summary["replications"] = len(runs)
+    summary["n_requests_total"] = int(sum(len(r) for r in runs))
+    summary["sensitive_offloaded"] = int(sum(int((r.sensitive & r.sent).sum()) for r in runs))
+    summary["sensitive_blocked"] = int(sum(r.sensitive_blocked for r in runs))
+    summary["littles_law_residual"] = max(littles_law_residual(r) for r in runs)
+    summary["engine"] = runs[0].engine
+    summary["slo_ms"] = scenario.sim.slo_ms
+    return _json_safe(summary)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (e.g. a percentile with no answered request) becomes None, so JSON stays strict."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,146 @@
+"""Per-request records of a run, columnar and compact: the engines' timeline plus derived columns.
+
+Engines fill a :class:`Timeline` (exact int64 nanoseconds, -1 where a stage was not visited);
+:func:`finish` derives correctness, cost, energy and bytes the same way for every engine.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from router_lab.data.contract import Dataset
+from router_lab.policies.base import Route
+from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
+from router_lab.sim.scenario import Scenario
+
+
+class Outcome(enum.IntEnum):
+    LOCAL = 0  # the device answered; no cloud attempt (local route, or a cascade kept on the device)
+    CLOUD = 1  # the cloud answered a cloud route
+    CASCADE = 2  # the device ran, then the cloud answered (escalated)
+    FALLBACK = 3  # a cloud attempt failed (outage, loss, rejection, timeout); the device answered
+    REJECTED = 4  # the device queue was full: no answer
+    FAILED = 5  # no answer: cloud failure with on_cloud_failure=fail, or the battery was empty
+
+
+NOT_VISITED = -1
+
+
+class Timeline:
+    """What an engine fills in, per request (arrays preallocated, -1 = stage not visited)."""
+
+    COLUMNS = ("device_enter_ns", "device_start_ns", "device_done_ns", "cloud_enter_ns",
+               "cloud_start_ns", "cloud_done_ns", "end_ns")
+
+    def __init__(self, n: int) -> None:
+        for name in self.COLUMNS:
+            setattr(self, name, np.empty(n, dtype=np.int64))
+        self.outcome = np.empty(n, dtype=np.int8)
+        self.sent = np.empty(n, dtype=bool)  # an upload was attempted (the network was up)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to "nothing visited" (reused between the fast path's passes)."""
+        for name in self.COLUMNS:
+            getattr(self, name).fill(NOT_VISITED)
+        self.outcome.fill(Outcome.LOCAL)
+        self.sent.fill(False)
+
+
+@dataclass(frozen=True)
+class Records:
+    """One run's requests in arrival order (index = request number)."""
+
+    arrival_ns: np.ndarray  # int64
+    row: np.ndarray  # int32 dataset row
+    route: np.ndarray  # int8 Route actually taken (sensitive requests pinned to LOCAL)
+    outcome: np.ndarray  # int8 Outcome
+    sensitive: np.ndarray  # bool
+    sent: np.ndarray  # bool: uploaded to the cloud (at least one attempt)
+    device_enter_ns: np.ndarray  # int64 timeline, -1 = not visited
+    device_start_ns: np.ndarray
+    device_done_ns: np.ndarray
+    cloud_enter_ns: np.ndarray
+    cloud_start_ns: np.ndarray
+    cloud_done_ns: np.ndarray
+    end_ns: np.ndarray  # when the requester got its answer (or the failure)
+    network_ms: np.ndarray  # float32 time in transit
+    quality: np.ndarray  # float32 quality of the answer (0 without one)
+    cost_usd: np.ndarray  # float32
+    energy_j: np.ndarray  # float32 device inference energy
+    offdevice_bytes: np.ndarray  # int32 bytes uploaded (every attempt)
+    sensitive_blocked: int = 0  # sensitive requests a policy tried to send off the device
+    engine: str = ""
+
+    def __len__(self) -> int:
+        return len(self.arrival_ns)
+
+    @property
+    def latency_ns(self) -> np.ndarray:
+        return self.end_ns - self.arrival_ns
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Readable columns (seconds / milliseconds) for ``requests.parquet``."""
+        def ms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.where((a >= 0) & (b >= 0), (b - a) / NS_PER_MS, np.nan).astype(np.float32)
+
+        return pd.DataFrame({
+            "arrival_s": self.arrival_ns / NS_PER_S,
+            "row": self.row,
+            "route": pd.Categorical.from_codes(self.route, [r.name.lower() for r in Route]),
+            "outcome": pd.Categorical.from_codes(self.outcome, [o.name.lower() for o in Outcome]),
+            "sensitive": self.sensitive,
+            "sent": self.sent,
+            "device_wait_ms": ms(self.device_enter_ns, self.device_start_ns),
+            "device_service_ms": ms(self.device_start_ns, self.device_done_ns),
+            "network_ms": self.network_ms,
+            "cloud_wait_ms": ms(self.cloud_enter_ns, self.cloud_start_ns),
+            "cloud_service_ms": ms(self.cloud_start_ns, self.cloud_done_ns),
+            "latency_ms": (self.latency_ns / NS_PER_MS).astype(np.float32),
+            "correct": self.quality,
+            "cost_usd": self.cost_usd,
+            "energy_j": self.energy_j,
+            "offdevice_bytes": self.offdevice_bytes,
+        })
+
+
+def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray, sc: Scenario,
+           dataset: Dataset, sensitive_blocked: int, engine: str) -> Records:
+    """Derive quality, cost, energy, bytes and network time from an engine's timeline."""
+    row, outcome = draws.row, tl.outcome
+    by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
+    answered = by_cloud | (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)
+    quality = dataset.device_quality().astype(np.float32)[row]
+    np.copyto(quality, dataset.cloud_quality().astype(np.float32)[row], where=by_cloud)
+    quality[~answered] = 0.0
+    sizes = RowSizes.of(dataset)
+    cloud = sc.cloud
+    per_request = (cloud.cost_per_request_usd
+                   + sizes.tokens_in * (cloud.cost_per_1k_input_tokens_usd / 1000)
+                   + sizes.tokens_out * (cloud.cost_per_1k_output_tokens_usd / 1000)).astype(np.float32)
+    cost = per_request[row]
+    cost[tl.cloud_start_ns < 0] = 0.0  # billed when the cloud ran it (even if the client gave up)
+    energy = (tl.device_start_ns >= 0).astype(np.float32)
+    energy *= sc.device.energy_per_inference_j
+    offdevice = sizes.input_bytes.astype(np.int32)[row]
+    offdevice *= draws.uplink_attempts
+    offdevice[~tl.sent] = 0
+    network_ms = draws.uplink_ns.astype(np.float32)
+    network_ms[~tl.sent] = 0.0
+    np.add(network_ms, draws.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
+    network_ms /= NS_PER_MS
+    return Records(
+        arrival_ns=draws.arrival_ns, row=row, route=route, outcome=outcome, sensitive=sensitive, sent=tl.sent,
+        device_enter_ns=tl.device_enter_ns, device_start_ns=tl.device_start_ns,
+        device_done_ns=tl.device_done_ns, cloud_enter_ns=tl.cloud_enter_ns,
+        cloud_start_ns=tl.cloud_start_ns, cloud_done_ns=tl.cloud_done_ns, end_ns=tl.end_ns,
+        network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice,
+        sensitive_blocked=int(sensitive_blocked), engine=engine,
+    )

@@ -1,0 +1,107 @@
+"""A plain simpy model of the same deployment: one process per request, ``simpy.Resource`` queues.
+
+The textbook way to write the model, kept as the benchmark's baseline and as an independent check
+of the engine (same draws, same rules, nothing shared but the draws and the record derivation).
+Supports everything except the device battery and queue limits on the stations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import simpy
+
+from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
+from router_lab.policies.base import Policy, Route
+from router_lab.sim.decisions import decide_up_front
+from router_lab.sim.draws import NS_PER_MS, NS_PER_S, draw
+from router_lab.sim.records import Outcome, Records, Timeline, finish
+from router_lab.sim.scenario import Scenario
+
+WINDOW_NS = 60 * NS_PER_S
+
+
+def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence) -> Records:
+    if sc.device.battery_j is not None or sc.device.queue_limit is not None or sc.cloud.queue_limit is not None:
+        raise RouterLabError("the reference model has no battery or queue limits; set them to null")
+    d = draw(sc, dataset, seed)
+    dec = decide_up_front(policy, d.row, dataset)
+    env = simpy.Environment()
+    device = simpy.Resource(env, sc.device.units)
+    cloud = simpy.Resource(env, sc.cloud.units)
+    tl = Timeline(len(d))
+    overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
+    timeout_ns = None if sc.cloud.timeout_s is None else int(round(sc.cloud.timeout_s * NS_PER_S))
+    limiter = {"window": -1, "count": 0}
+
+    def on_device(i: int, outcome: Outcome):  # noqa: ANN202 - simpy process
+        tl.device_enter_ns[i] = env.now
+        with device.request() as slot:
+            yield slot
+            tl.device_start_ns[i] = env.now
+            yield env.timeout(int(d.device_service_ns[i]))
+        tl.device_done_ns[i] = tl.end_ns[i] = env.now
+        tl.outcome[i] = outcome
+
+    def in_cloud(i: int, answered: simpy.Event):  # noqa: ANN202 - the server side of one request
+        yield env.timeout(int(d.uplink_ns[i]))
+        tl.cloud_enter_ns[i] = env.now
+        if sc.cloud.rate_limit_rpm is not None:
+            window = env.now // WINDOW_NS
+            if window != limiter["window"]:
+                limiter["window"], limiter["count"] = window, 0
+            limiter["count"] += 1
+            if limiter["count"] > sc.cloud.rate_limit_rpm:
+                yield env.timeout(int(d.downlink_ns[i]))
+                answered.succeed(False)
+                return
+        with cloud.request() as slot:
+            yield slot
+            tl.cloud_start_ns[i] = env.now
+            yield env.timeout(int(d.cloud_service_ns[i]))
+            tl.cloud_done_ns[i] = env.now
+        yield env.timeout(int(d.downlink_ns[i]))
+        if not answered.triggered:
+            answered.succeed(True)
+
+    def via_cloud(i: int, cascade: bool):  # noqa: ANN202 - the client side
+        ok = False
+        if not (len(d.outage_start_ns) and d.network_down(env.now)):
+            tl.sent[i] = True
+            if d.uplink_failed[i]:
+                yield env.timeout(int(d.uplink_ns[i]))
+            elif timeout_ns is not None and d.uplink_ns[i] >= timeout_ns:
+                yield env.timeout(timeout_ns)  # gave up before the upload completed
+            else:
+                answered = env.event()
+                env.process(in_cloud(i, answered))
+                waits = [answered] if timeout_ns is None else [answered, env.timeout(timeout_ns)]
+                result = yield env.any_of(waits)
+                ok = answered in result and answered.value is True
+        if ok:
+            tl.end_ns[i] = env.now
+            tl.outcome[i] = Outcome.CASCADE if cascade else Outcome.CLOUD
+        elif cascade:
+            tl.end_ns[i], tl.outcome[i] = env.now, Outcome.FALLBACK
+        elif sc.sim.on_cloud_failure == "fail":
+            tl.end_ns[i], tl.outcome[i] = env.now, Outcome.FAILED
+        else:
+            yield env.process(on_device(i, Outcome.FALLBACK))
+
+    def request(i: int):  # noqa: ANN202 - one process per request
+        route = int(dec.route[i])
+        if route == Route.CLOUD:
+            yield env.process(via_cloud(i, cascade=False))
+            return
+        yield env.process(on_device(i, Outcome.LOCAL))
+        if route == Route.CASCADE and dec.escalate[i]:
+            yield env.process(via_cloud(i, cascade=True))
+
+    def source():  # noqa: ANN202
+        for i, t in enumerate((d.arrival_ns + overhead).tolist()):
+            yield env.timeout(t - env.now)
+            env.process(request(i))
+
+    env.process(source())
+    env.run()
+    return finish(tl, d, dec.route, dec.sensitive, sc, dataset, dec.sensitive_blocked, "reference")

@@ -1,0 +1,204 @@
+"""The simulated deployment as one frozen value: workload, device, network, cloud and run options.
+
+Built from the config groups once (``scenario_from_config``) and validated here, so every engine can
+trust it; a bad value is a one-line :class:`RouterLabError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from router_lab.errors import RouterLabError
+from router_lab.sim.config import (
+    BurstyWorkloadConfig,
+    CloudConfig,
+    DeviceConfig,
+    DiurnalWorkloadConfig,
+    NetworkConfig,
+    ServiceConfig,
+    SimSection,
+    TraceWorkloadConfig,
+    WorkloadConfig,
+)
+
+SERVICES = ("deterministic", "exponential", "lognormal", "profile")
+ENGINES = ("simpy", "fast", "auto")
+SPLIT_CHOICES = ("auto", "all", "train", "val", "test")
+FAILURE_MODES = ("fallback", "fail")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    workload: WorkloadConfig
+    device: DeviceConfig
+    network: NetworkConfig
+    cloud: CloudConfig
+    sim: SimSection
+
+
+def _hydra_choice(group: str) -> str | None:
+    """The option the command line chose for ``group`` (None outside a Hydra run)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get().runtime.choices.get(group)
+    except ValueError:
+        return None
+
+
+def missing_group_error(group: str) -> RouterLabError:
+    # conf/config.yaml lists these groups as `optional`, so Hydra drops an unknown option silently.
+    from router_lab.cli import CONF_DIR
+
+    options = ", ".join(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")))
+    chosen = _hydra_choice(group)
+    if chosen:
+        return RouterLabError(f"{group}={chosen}: no such option; expected one of: {options} (see conf/{group}/)")
+    return RouterLabError(f"{group}: no option chosen; expected one of: {options} (see conf/{group}/)")
+
+
+def _to_object(node: Any, schema: type, group: str) -> Any:
+    if node is None:
+        raise missing_group_error(group)
+    if isinstance(node, DictConfig):
+        obj = OmegaConf.to_object(node)
+        if not isinstance(obj, schema):  # a plain dict (e.g. composed without its schema)
+            obj = schema(**OmegaConf.to_container(node, resolve=True))
+        return obj
+    return node
+
+
+def scenario_from_config(cfg: Any) -> Scenario:
+    """The validated scenario of a composed config (groups workload/device/network/cloud + `sim`)."""
+    return validate(Scenario(
+        workload=_to_object(cfg.workload, WorkloadConfig, "workload"),
+        device=_to_object(cfg.device, DeviceConfig, "device"),
+        network=_to_object(cfg.network, NetworkConfig, "network"),
+        cloud=_to_object(cfg.cloud, CloudConfig, "cloud"),
+        sim=_to_object(cfg.sim, SimSection, "sim"),
+    ))
+
+
+def with_changes(scenario: Scenario, **groups: dict[str, Any]) -> Scenario:
+    """A copy with some fields changed, e.g. ``with_changes(sc, device={"units": 2})`` (validated)."""
+    parts = {f.name: getattr(scenario, f.name) for f in fields(scenario)}
+    for group, changes in groups.items():
+        parts[group] = replace(parts[group], **changes)
+    return validate(Scenario(**parts))
+
+
+def _fail(field: str, value: Any, expected: str) -> RouterLabError:
+    return RouterLabError(f"{field}: got {value!r}; expected {expected}")
+
+
+def _non_negative(field: str, value: float | None, positive: bool = False) -> None:
+    if value is None:
+        return
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise _fail(field, value, "a positive number" if positive else "a non-negative number")
+
+
+def _probability(field: str, value: float) -> None:
+    if not (0.0 <= value <= 1.0):
+        raise _fail(field, value, "a probability in [0, 1]")
+
+
+def _choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _fail(field, value, f"one of {', '.join(choices)}")
+
+
+def _check_service(group: str, svc: ServiceConfig) -> None:
+    _choice(f"{group}.service", svc.service, SERVICES)
+    _non_negative(f"{group}.service_mean_ms", svc.service_mean_ms, positive=svc.service != "profile")
+    _non_negative(f"{group}.service_cv", svc.service_cv)
+    if svc.service == "profile" and not svc.profile_path:
+        raise _fail(f"{group}.profile_path", svc.profile_path, "a CSV of measured service_ms when service=profile")
+
+
+def _check_workload(w: WorkloadConfig) -> None:
+    _choice("workload.kind", w.kind, ("poisson", "bursty", "diurnal", "trace"))
+    _non_negative("workload.rate_per_s", w.rate_per_s, positive=True)
+    if isinstance(w, BurstyWorkloadConfig):
+        for name in ("rate_low_per_s", "rate_high_per_s"):
+            _non_negative(f"workload.{name}", getattr(w, name))
+        for name in ("mean_low_s", "mean_high_s"):
+            _non_negative(f"workload.{name}", getattr(w, name), positive=True)
+        if w.rate_low_per_s + w.rate_high_per_s <= 0:
+            raise _fail("workload.rate_high_per_s", w.rate_high_per_s, "a positive rate in at least one state")
+    if isinstance(w, DiurnalWorkloadConfig):
+        _probability("workload.amplitude", w.amplitude)
+        _non_negative("workload.period_s", w.period_s, positive=True)
+    if isinstance(w, TraceWorkloadConfig):
+        _non_negative("workload.time_scale", w.time_scale, positive=True)
+
+
+def _check_limits(group: str, units: int, queue_limit: int | None) -> None:
+    if units < 1:
+        raise _fail(f"{group}.units", units, "an integer >= 1")
+    if queue_limit is not None and queue_limit < 0:
+        raise _fail(f"{group}.queue_limit", queue_limit, "a non-negative integer or null (unbounded)")
+
+
+def validate(sc: Scenario) -> Scenario:
+    """Check every field; return ``sc`` unchanged or raise a one-line error."""
+    _check_workload(sc.workload)
+    d, n, c, s = sc.device, sc.network, sc.cloud, sc.sim
+    _check_service("device", d)
+    _check_limits("device", d.units, d.queue_limit)
+    for name in ("router_overhead_ms", "energy_per_inference_j", "idle_w", "battery_j"):
+        _non_negative(f"device.{name}", getattr(d, name))
+    for name in ("rtt_ms", "rtt_cv", "retry_timeout_ms", "mean_up_s", "mean_down_s"):
+        _non_negative(f"network.{name}", getattr(n, name))
+    for name in ("uplink_mbps", "downlink_mbps"):
+        _non_negative(f"network.{name}", getattr(n, name), positive=True)
+    _probability("network.loss", n.loss)
+    if n.max_retries < 0:
+        raise _fail("network.max_retries", n.max_retries, "a non-negative integer")
+    if n.mean_up_s > 0 and n.mean_down_s == 0:
+        raise _fail("network.mean_down_s", n.mean_down_s, "a positive mean outage length when mean_up_s > 0")
+    _check_service("cloud", c)
+    _check_limits("cloud", c.units, c.queue_limit)
+    for name in ("ttft_ms", "tpot_ms", "cost_per_request_usd", "cost_per_1k_input_tokens_usd",
+                 "cost_per_1k_output_tokens_usd"):
+        _non_negative(f"cloud.{name}", getattr(c, name))
+    _non_negative("cloud.timeout_s", c.timeout_s, positive=True)
+    if c.rate_limit_rpm is not None and c.rate_limit_rpm < 0:
+        raise _fail("cloud.rate_limit_rpm", c.rate_limit_rpm, "a non-negative integer or null (no limit)")
+    _choice("sim.engine", s.engine, ENGINES)
+    _choice("sim.split", s.split, SPLIT_CHOICES)
+    _choice("sim.on_cloud_failure", s.on_cloud_failure, FAILURE_MODES)
+    if s.n_requests < 1:
+        raise _fail("sim.n_requests", s.n_requests, "an integer >= 1")
+    _non_negative("sim.duration_s", s.duration_s, positive=True)
+    _non_negative("sim.warmup_s", s.warmup_s)
+    _non_negative("sim.slo_ms", s.slo_ms, positive=True)
+    if s.replications < 1:
+        raise _fail("sim.replications", s.replications, "an integer >= 1")
+    if s.batches < 2:
+        raise _fail("sim.batches", s.batches, "an integer >= 2")
+    return sc
+
+
+def make_scenario(workload: dict[str, Any] | None = None, device: dict[str, Any] | None = None,
+                  network: dict[str, Any] | None = None, cloud: dict[str, Any] | None = None,
+                  sim: dict[str, Any] | None = None) -> Scenario:
+    """A validated scenario from the schemas' defaults plus overrides (for library use and tests).
+
+    ``workload={"kind": "bursty", ...}`` picks the schema of that kind.
+    """
+    workload = dict(workload or {})
+    kinds = {"bursty": BurstyWorkloadConfig, "diurnal": DiurnalWorkloadConfig, "trace": TraceWorkloadConfig}
+    workload_cls = kinds.get(workload.get("kind", "poisson"), WorkloadConfig)
+    workload.setdefault("kind", "poisson")
+    return validate(Scenario(
+        workload=workload_cls(**workload),
+        device=DeviceConfig(**{"name": "device", **(device or {})}),
+        network=NetworkConfig(**{"name": "network", **(network or {})}),
+        cloud=CloudConfig(**{"name": "cloud", **(cloud or {})}),
+        sim=SimSection(**(sim or {})),
+    ))

@@ -1,0 +1,174 @@
+"""The engines' behaviour: workloads, failures and fallbacks, battery, engine choice, metrics, CIs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from test_sim_properties import littles_law_on_every_run  # noqa: F401 - autouse fixture
+
+from router_lab.errors import RouterLabError
+from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import Policy, Route, SystemState
+from router_lab.sim.commands import simulate_config
+from router_lab.sim.draws import NS_PER_S
+from router_lab.sim.engine_fast import run_fast
+from router_lab.sim.engines import engine_name, run
+from router_lab.sim.metrics import summarize
+from router_lab.sim.records import Outcome
+from router_lab.sim.scenario import make_scenario
+
+
+def policy(dataset, name: str, seed: int = 0, **params) -> Policy:
+    return make_policy(OmegaConf.create({"name": name, **params}),
+                       PolicyContext(dataset, np.random.default_rng(seed)))
+
+
+class ShortQueue(Policy):
+    stateless = False
+
+    def _routes(self, indices: np.ndarray) -> np.ndarray:
+        return np.zeros(len(indices), dtype=np.int8)
+
+    def decide(self, request, state: SystemState) -> Route:  # noqa: ANN001
+        return Route.CLOUD if state.device_queue_len > 0 else Route.LOCAL
+
+
+def arrivals_s(dataset, workload: dict, n: int = 20_000) -> np.ndarray:
+    sc = make_scenario(workload=workload, device={"service_mean_ms": 1.0}, sim={"n_requests": n})
+    return run_fast(sc, policy(dataset, "always_local"), dataset, 5).arrival_ns / NS_PER_S
+
+
+def test_poisson_and_bursty_rates_match_their_means(digits):
+    poisson = arrivals_s(digits, {"rate_per_s": 10.0})
+    assert len(poisson) / poisson[-1] == pytest.approx(10.0, rel=0.04)
+    bursty = arrivals_s(digits, {"kind": "bursty", "rate_low_per_s": 2.0, "rate_high_per_s": 20.0,
+                                 "mean_low_s": 5.0, "mean_high_s": 5.0}, n=60_000)
+    assert len(bursty) / bursty[-1] == pytest.approx(11.0, rel=0.06)
+    # MMPP counts are over-dispersed: variance of per-second counts well above the mean.
+    counts = np.bincount(bursty.astype(int))
+    assert counts.var() > 3 * counts.mean()
+
+
+def test_diurnal_rate_follows_the_cycle(digits):
+    times = arrivals_s(digits, {"kind": "diurnal", "rate_per_s": 5.0, "amplitude": 0.8, "period_s": 100.0},
+                       n=50_000)
+    phase = (times % 100.0) / 100.0
+    peak = ((phase > 0.15) & (phase < 0.35)).sum()  # sin near +1
+    trough = ((phase > 0.65) & (phase < 0.85)).sum()  # sin near -1
+    assert peak / trough == pytest.approx((1 + 0.8 * 0.935) / (1 - 0.8 * 0.935), rel=0.15)
+
+
+def test_trace_replays_dataset_timestamps_in_order(synthetic_small):
+    sc = make_scenario(workload={"kind": "trace"}, device={"service_mean_ms": 1.0},
+                       sim={"n_requests": 10_000})
+    rec = run_fast(sc, policy(synthetic_small, "always_local"), synthetic_small, 0)
+    stamps = synthetic_small.frame["timestamp"].to_numpy()
+    assert len(rec) == len(synthetic_small)
+    np.testing.assert_allclose(rec.arrival_ns / NS_PER_S, np.sort(stamps) - stamps.min(), atol=1e-9)
+    np.testing.assert_array_equal(rec.row, np.argsort(stamps, kind="stable"))
+
+
+def test_trace_without_timestamps_is_a_clear_error(digits):
+    sc = make_scenario(workload={"kind": "trace"})
+    with pytest.raises(RouterLabError, match="has no 'timestamp' column"):
+        run_fast(sc, policy(digits, "always_local"), digits, 0)
+
+
+def test_offline_network_sends_nothing_and_falls_back(digits):
+    sc = make_scenario(network={"offline": True}, sim={"n_requests": 2000})
+    rec = run(sc, policy(digits, "always_cloud"), digits, 1)
+    m = summarize(rec, sc)
+    assert m["cloud_fraction"] == 0 and m["offdevice_bytes"] == 0 and m["cost_per_1k_usd"] == 0
+    assert m["fallbacks"] == int((~rec.sensitive).sum()) and m["outcomes"]["local"] == int(rec.sensitive.sum())
+
+
+def test_fail_mode_records_failures_instead_of_fallbacks(digits):
+    sc = make_scenario(network={"offline": True}, sim={"n_requests": 1000, "on_cloud_failure": "fail"})
+    m = summarize(run(sc, policy(digits, "always_cloud"), digits, 1), sc)
+    assert m["failures"] > 900 and m["fallbacks"] == 0
+    assert m["accuracy"] < 0.1  # a failed request has no answer
+
+
+def test_rate_limit_and_timeout_make_fallbacks(digits):
+    sc = make_scenario(workload={"rate_per_s": 3.0}, cloud={"rate_limit_rpm": 60, "timeout_s": 30.0},
+                       sim={"n_requests": 3000})
+    rec = run(sc, policy(digits, "always_cloud"), digits, 2)
+    m = summarize(rec, sc)
+    # 3 req/s offered (less the sensitive ones, kept local), 60 per minute allowed: the rest fall back.
+    to_cloud = 1 - rec.sensitive.mean()
+    assert m["fallbacks"] / m["n_requests"] == pytest.approx(to_cloud - 1 / 3, abs=0.03)
+    short = make_scenario(cloud={"timeout_s": 1.0}, sim={"n_requests": 500})
+    m = summarize(run(short, policy(digits, "always_cloud"), digits, 2), short)
+    assert m["outcomes"]["cloud"] == 0 and m["cost_per_1k_usd"] > 0  # LLM answers take ~4.4 s
+
+
+def test_battery_runs_out_and_inference_then_fails(digits):
+    sc = make_scenario(workload={"rate_per_s": 1.0},
+                       device={"battery_j": 10.0, "energy_per_inference_j": 0.5, "idle_w": 0.0},
+                       sim={"n_requests": 100})
+    rec = run(sc, policy(digits, "always_local"), digits, 0)
+    assert (rec.outcome[:20] == Outcome.LOCAL).all()
+    assert (rec.outcome[20:] == Outcome.FAILED).all()
+
+
+def test_engine_choice_auto_fast_and_stateful(digits):
+    sc = make_scenario(sim={"n_requests": 300})
+    stateful = ShortQueue(PolicyContext(digits, np.random.default_rng(0)))
+    assert engine_name(sc, stateful) == "simpy" and engine_name(sc, policy(digits, "random")) == "fast"
+    rec = run(sc, stateful, digits, 0)
+    assert rec.engine == "simpy" and (rec.route == Route.CLOUD).any()
+    fast = make_scenario(sim={"n_requests": 300, "engine": "fast"})
+    with pytest.raises(RouterLabError, match="expected a stateless policy"):
+        run(fast, stateful, digits, 0)
+
+
+def test_warmup_is_excluded_and_batch_means_give_an_interval(digits):
+    sc = make_scenario(sim={"n_requests": 4000, "warmup_s": 100.0})
+    rec = run(sc, policy(digits, "random"), digits, 0)
+    m = summarize(rec, sc)
+    assert m["n_requests"] == int((rec.arrival_ns >= 100 * NS_PER_S).sum()) < 4000
+    lo, hi = m["ci95"]["latency_mean_ms"]
+    assert m["ci_method"] == "batch_means" and lo < hi
+    assert m["littles_law_residual"] < 1e-9 and m["sensitive_offloaded"] == 0
+
+
+def test_replications_use_spawned_seeds_and_cover_the_pooled_mean(digits, tmp_path):
+    cfg = OmegaConf.create({
+        "seed": 3, "datasets_dir": str(tmp_path), "dataset": {"kind": "digits", "name": "digits", "path": None,
+                                                              "seed": 0, "n_folds": 5, "pool": 2, "device_C": 0.1,
+                                                              "cloud_C": 10.0, "sensitive_fraction": 0.05,
+                                                              "split_fractions": [0.6, 0.2, 0.2]},
+        "policy": {"name": "random", "p_cloud": 0.3},
+        "workload": {"kind": "poisson", "rate_per_s": 4.0}, "device": {"name": "d"},
+        "network": {"name": "n"}, "cloud": {"name": "c"}, "sim": {"n_requests": 1500, "replications": 4},
+    })
+    runs, m = simulate_config(cfg)
+    assert len(runs) == 4 and m["ci_method"] == "replications" and m["n_requests"] == 6000
+    assert len({int(r.arrival_ns[0]) for r in runs}) == 4  # independent streams
+    lo, hi = m["ci95"]["accuracy"]
+    assert lo <= m["accuracy"] <= hi
+    runs_again, m_again = simulate_config(cfg)
+    assert m_again == m
+
+
+def test_duration_bounded_run_and_measured_service_profile(digits, tmp_path):
+    profile = tmp_path / "npu.csv"
+    profile.write_text("service_ms\n10\n20\n30\n")
+    sc = make_scenario(workload={"rate_per_s": 5.0}, device={"service": "profile", "profile_path": str(profile)},
+                       sim={"duration_s": 400.0, "n_requests": 10})
+    rec = run(sc, policy(digits, "always_local"), digits, 0)
+    assert len(rec) == pytest.approx(2000, rel=0.1) and rec.arrival_ns.max() < 400 * NS_PER_S
+    service_ms = (rec.device_done_ns - rec.device_start_ns) / 1e6
+    assert set(np.round(service_ms, 6)) == {10.0, 20.0, 30.0}
+    missing = make_scenario(device={"service": "profile", "profile_path": str(tmp_path / "nope.csv")})
+    with pytest.raises(RouterLabError, match="device.profile_path: cannot read"):
+        run(missing, policy(digits, "always_local"), digits, 0)
+
+
+def test_requests_are_sampled_from_the_test_split_by_default(digits):
+    sc = make_scenario(sim={"n_requests": 3000})
+    rec = run(sc, policy(digits, "always_local"), digits, 0)
+    assert set(digits.frame["split"].to_numpy()[rec.row]) == {"test"}
+    everything = make_scenario(sim={"n_requests": 3000, "split": "all"})
+    assert len(set(run(everything, policy(digits, "always_local"), digits, 0).row)) > 1000

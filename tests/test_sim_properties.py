@@ -1,0 +1,211 @@
+"""Laws every simulated run obeys, for any scenario hypothesis draws (derandomised: never flaky).
+
+Conservation, non-negative stage times, FIFO per station, sensitive requests never leaving the
+device, Little's law, the fast path equal to the simpy engine to the nanosecond, and the simpy
+engine equal to a plain one-process-per-request simpy model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from router_lab.policies.base import Policy, PolicyContext, Route, SystemState
+from router_lab.sim.engine_fast import run_fast
+from router_lab.sim.engine_simpy import run_simpy
+from router_lab.sim.metrics import littles_law_residual
+from router_lab.sim.records import Outcome, Records
+from router_lab.sim.reference import run_reference
+from router_lab.sim.scenario import make_scenario
+
+PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
+                             suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                    HealthCheck.too_slow])
+
+
+@pytest.fixture(autouse=True)
+def littles_law_on_every_run(monkeypatch):
+    """Every run of a test module that uses this fixture also checks Little's law on its records."""
+    import router_lab.sim.engine_fast
+    import router_lab.sim.engine_simpy
+    import router_lab.sim.reference
+    from router_lab.sim import records
+
+    def finish_and_check(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        rec = records.finish(*args, **kwargs)
+        assert littles_law_residual(rec) < 1e-9
+        return rec
+
+    for module in (router_lab.sim.engine_fast, router_lab.sim.engine_simpy, router_lab.sim.reference):
+        monkeypatch.setattr(module, "finish", finish_and_check)
+
+
+class MixedPolicy(Policy):
+    """Stateless: a seeded mix of local, cloud and cascade; cascades escalate on low confidence."""
+
+    def __init__(self, context: PolicyContext, p_cloud: float, p_cascade: float) -> None:
+        super().__init__(context)
+        self.p_cloud, self.p_cascade = p_cloud, p_cascade
+        self.confidence = context.dataset.column_or("device_confidence", 0.5)
+
+    def _routes(self, indices: np.ndarray) -> np.ndarray:
+        u = self.context.rng.random(len(indices))
+        return np.where(u < self.p_cloud, Route.CLOUD,
+                        np.where(u < self.p_cloud + self.p_cascade, Route.CASCADE, Route.LOCAL))
+
+    def escalate(self, indices: np.ndarray) -> np.ndarray:
+        return self.confidence[indices] < 0.7
+
+
+class QueueAwarePolicy(Policy):
+    """Stateful: cloud when the device queue is long and the network is up; ignores sensitivity."""
+
+    stateless = False
+
+    def _routes(self, indices: np.ndarray) -> np.ndarray:
+        return np.full(len(indices), Route.LOCAL, dtype=np.int8)
+
+    def decide(self, request, state: SystemState) -> Route:  # noqa: ANN001
+        assert state.device_queue_len >= 0 and 0 <= state.device_busy <= state.device_units
+        return Route.CLOUD if state.device_queue_len >= 2 and state.network_up else Route.LOCAL
+
+
+scenarios = st.fixed_dictionaries({
+    "workload": st.fixed_dictionaries({"rate_per_s": st.floats(0.5, 40)}),
+    "device": st.fixed_dictionaries({
+        "units": st.integers(1, 3),
+        "queue_limit": st.one_of(st.none(), st.integers(0, 4)),
+        "service": st.sampled_from(["deterministic", "exponential", "lognormal"]),
+        "service_mean_ms": st.floats(5, 400),
+        "router_overhead_ms": st.floats(0, 2),
+        "battery_j": st.one_of(st.none(), st.floats(0.5, 50)),
+    }),
+    "network": st.fixed_dictionaries({
+        "rtt_ms": st.floats(0, 300), "loss": st.floats(0, 0.6), "max_retries": st.integers(0, 3),
+        "mean_up_s": st.sampled_from([0.0, 2.0, 20.0]), "mean_down_s": st.sampled_from([1.0, 5.0]),
+        "offline": st.sampled_from([False] * 7 + [True]),
+    }),
+    "cloud": st.fixed_dictionaries({
+        "llm": st.booleans(), "units": st.integers(1, 4),
+        "queue_limit": st.one_of(st.none(), st.integers(0, 4)),
+        "service_mean_ms": st.floats(5, 500), "tpot_ms": st.floats(0, 10),
+        "rate_limit_rpm": st.one_of(st.none(), st.integers(1, 200)),
+        "timeout_s": st.one_of(st.none(), st.floats(0.05, 5)),
+    }),
+    "sim": st.fixed_dictionaries({
+        "n_requests": st.integers(1, 250), "on_cloud_failure": st.sampled_from(["fallback", "fail"]),
+        "allow_unstable": st.just(True),
+    }),
+})
+mixes = st.tuples(st.floats(0, 1), st.floats(0, 1)).map(lambda t: (t[0], (1 - t[0]) * t[1]))
+
+
+def mixed(dataset, mix: tuple[float, float], seed: int) -> MixedPolicy:
+    return MixedPolicy(PolicyContext(dataset, np.random.default_rng(seed)), *mix)
+
+
+def assert_laws(rec: Records) -> None:
+    n = len(rec)
+    # Conservation: every request ends exactly once, with one of the outcomes, never before arriving.
+    assert np.isin(rec.outcome, [o.value for o in Outcome]).all()
+    assert (rec.end_ns >= rec.arrival_ns).all()
+    assert sum(int((rec.outcome == o).sum()) for o in Outcome) == n
+    assert littles_law_residual(rec) < 1e-9
+    # Stage times are non-negative wherever a stage was visited.
+    dev = rec.device_start_ns >= 0
+    assert (rec.device_start_ns[dev] >= rec.device_enter_ns[dev]).all()
+    assert (rec.device_done_ns[dev] > rec.device_start_ns[dev]).all()
+    assert (rec.device_enter_ns[dev] >= rec.arrival_ns[dev]).all()
+    cl = rec.cloud_start_ns >= 0
+    assert (rec.cloud_start_ns[cl] >= rec.cloud_enter_ns[cl]).all()
+    assert (rec.cloud_done_ns[cl] > rec.cloud_start_ns[cl]).all()
+    assert (rec.cloud_enter_ns[rec.cloud_enter_ns >= 0] >= rec.arrival_ns[rec.cloud_enter_ns >= 0]).all()
+    assert (rec.network_ms >= 0).all() and (rec.cost_usd >= 0).all() and (rec.energy_j >= 0).all()
+    # Answers come from the stage that produced them.
+    by_cloud = np.isin(rec.outcome, [Outcome.CLOUD, Outcome.CASCADE])
+    assert (rec.end_ns[by_cloud] > rec.cloud_done_ns[by_cloud]).all() or not by_cloud.any()
+    local = rec.outcome == Outcome.LOCAL
+    assert (rec.end_ns[local] == rec.device_done_ns[local]).all()
+    assert (rec.cloud_enter_ns[rec.outcome == Outcome.LOCAL] < 0).all()
+    # FIFO per station: in order of entry, start times never decrease.
+    for enter, start in ((rec.device_enter_ns, rec.device_start_ns), (rec.cloud_enter_ns, rec.cloud_start_ns)):
+        served = start >= 0
+        order = np.lexsort((start[served], enter[served]))
+        assert (np.diff(start[served][order]) >= 0).all()
+    # Sensitive requests never leave the device.
+    assert not (rec.sensitive & rec.sent).any()
+    assert (rec.cloud_enter_ns[rec.sensitive] < 0).all()
+    assert (rec.route[rec.sensitive] == Route.LOCAL).all()
+
+
+def assert_same(a: Records, b: Records) -> None:
+    for f in fields(a):
+        value = getattr(a, f.name)
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, getattr(b, f.name), err_msg=f.name)
+    assert a.sensitive_blocked == b.sensitive_blocked
+
+
+@PROPERTY_SETTINGS
+@given(params=scenarios, mix=mixes, seed=st.integers(0, 2**32 - 1))
+def test_fast_path_equals_simpy_engine_and_laws_hold(synthetic_small, params, mix, seed):
+    sc = make_scenario(**params)
+    slow = run_simpy(sc, mixed(synthetic_small, mix, seed), synthetic_small, seed)
+    fast = run_fast(sc, mixed(synthetic_small, mix, seed), synthetic_small, seed)
+    assert_laws(slow)
+    assert_same(slow, fast)
+
+
+@PROPERTY_SETTINGS
+@given(params=scenarios, mix=mixes, seed=st.integers(0, 2**32 - 1))
+def test_simpy_engine_equals_one_process_per_request_model(synthetic_small, params, mix, seed):
+    params["device"].update(queue_limit=None, battery_j=None)
+    params["cloud"].update(queue_limit=None)
+    sc = make_scenario(**params)
+    engine = run_simpy(sc, mixed(synthetic_small, mix, seed), synthetic_small, seed)
+    reference = run_reference(sc, mixed(synthetic_small, mix, seed), synthetic_small, seed)
+    assert_same(engine, reference)
+
+
+@PROPERTY_SETTINGS
+@given(params=scenarios, seed=st.integers(0, 2**32 - 1))
+def test_stateful_policy_laws_hold_and_sensitive_requests_never_leave_device(synthetic_small, params, seed):
+    sc = make_scenario(**params)
+    policy = QueueAwarePolicy(PolicyContext(synthetic_small, np.random.default_rng(seed)))
+    rec = run_simpy(sc, policy, synthetic_small, seed)
+    assert_laws(rec)
+    tried = rec.sensitive & (rec.route == Route.LOCAL)
+    assert rec.sensitive_blocked <= int(tried.sum())
+
+
+def test_sensitive_requests_never_leave_device(synthetic_small):
+    """Even a policy sending everything to the cloud keeps sensitive requests local, and counts them."""
+    sc = make_scenario(workload={"rate_per_s": 2.0}, cloud={"rate_limit_rpm": None},
+                       sim={"n_requests": 3000})
+
+    class Everything(Policy):
+        def _routes(self, indices: np.ndarray) -> np.ndarray:
+            return np.full(len(indices), Route.CLOUD, dtype=np.int8)
+
+        def decide_batch(self, indices: np.ndarray) -> np.ndarray:  # skips the base class's pinning
+            return self._routes(indices)
+
+    rec = run_fast(sc, Everything(PolicyContext(synthetic_small, np.random.default_rng(0))), synthetic_small, 3)
+    assert rec.sensitive.sum() > 50
+    assert rec.sensitive_blocked == int(rec.sensitive.sum())
+    assert not rec.sent[rec.sensitive].any()
+    assert rec.sent[~rec.sensitive].all()
+
+
+@pytest.mark.parametrize("engine", [run_simpy, run_fast])
+def test_same_seed_gives_same_records_and_other_seed_differs(synthetic_small, engine):
+    sc = make_scenario(sim={"n_requests": 500})
+    a = engine(sc, mixed(synthetic_small, (0.3, 0.3), 1), synthetic_small, 11)
+    b = engine(sc, mixed(synthetic_small, (0.3, 0.3), 1), synthetic_small, 11)
+    c = engine(sc, mixed(synthetic_small, (0.3, 0.3), 1), synthetic_small, 12)
+    assert_same(a, b)
+    assert not np.array_equal(a.arrival_ns, c.arrival_ns)

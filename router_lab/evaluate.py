@@ -26,7 +26,6 @@ from router_lab.features import device_wrong
 from router_lab.io import atomic_path, run_dir
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
-from router_lab.train.commands import group_option
 from router_lab.train.config import plain_config
 from router_lab.train.curves import auroc, curve_metrics, performance_gap_recovered, routing_curve
 from router_lab.train.fit import train_router, with_splits
@@ -209,7 +208,7 @@ def evaluation_routers(cfg: DictConfig, dataset: Dataset) -> dict[str, TrainedRo
     routers = {}
     for mode in cfg.train.modes:
         try:
-            routers[mode] = train_router(dataset, group_option(cfg, "router"), group_option(cfg, "target"),
+            routers[mode] = train_router(dataset, cfg.router, cfg.target,
                                          mode, int(cfg.seed))
         except RouterLabError as exc:
             raise RouterLabError(f"{exc} (evaluate trains one router per train.modes entry; got "
@@ -225,7 +224,7 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
         if _model_path(cfg):
             raise RouterLabError("train.folds: cross-fitting trains its own routers; drop model_path "
                                  "(or train.folds) to evaluate a trained router")
-        evaluation = cross_fitted(dataset, group_option(cfg, "router"), group_option(cfg, "target"),
+        evaluation = cross_fitted(dataset, cfg.router, cfg.target,
                                   list(section.modes), int(section.folds), int(section.repeats),
                                   int(cfg.seed), fractions)
     else:

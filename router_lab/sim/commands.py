@@ -18,14 +18,12 @@ from router_lab.policies import PolicyContext, make_policy
 from router_lab.sim.engines import run
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Records
-from router_lab.sim.scenario import missing_group_error, scenario_from_config
+from router_lab.sim.scenario import scenario_from_config
 
 
 def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
-    if cfg.policy is None:
-        raise missing_group_error("policy")
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     runs = []
     for replication in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications):

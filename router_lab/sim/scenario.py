@@ -40,30 +40,9 @@ class Scenario:
     sim: SimSection
 
 
-def _hydra_choice(group: str) -> str | None:
-    """The option the command line chose for ``group`` (None outside a Hydra run)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return HydraConfig.get().runtime.choices.get(group)
-    except ValueError:
-        return None
-
-
-def missing_group_error(group: str) -> RouterLabError:
-    # conf/config.yaml lists these groups as `optional`, so Hydra drops an unknown option silently.
-    from router_lab.cli import CONF_DIR
-
-    options = ", ".join(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")))
-    chosen = _hydra_choice(group)
-    if chosen:
-        return RouterLabError(f"{group}={chosen}: no such option; expected one of: {options} (see conf/{group}/)")
-    return RouterLabError(f"{group}: no option chosen; expected one of: {options} (see conf/{group}/)")
-
-
 def _to_object(node: Any, schema: type, group: str) -> Any:
-    if node is None:
-        raise missing_group_error(group)
+    if node is None:  # only when called as a library with a partial config
+        raise RouterLabError(f"{group}: no option chosen; expected one from conf/{group}/")
     if isinstance(node, DictConfig):
         obj = OmegaConf.to_object(node)
         if not isinstance(obj, schema):  # a plain dict (e.g. composed without its schema)

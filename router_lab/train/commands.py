@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from omegaconf import DictConfig
 
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
-from router_lab.errors import RouterLabError
 from router_lab.io import run_dir
 from router_lab.train.artifacts import CURVE_FILE, MODEL_FILE, TrainedRouter, save_trained_router
 from router_lab.train.fit import train_router
-
-
-def group_option(cfg: DictConfig, group: str) -> Any:
-    """The config of ``group``; a one-line error when the chosen option does not exist (the
-    defaults list marks groups `optional`, so Hydra would silently leave them empty)."""
-    node = cfg.get(group)
-    if node is not None:
-        return node
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        choice = HydraConfig.get().runtime.choices.get(group)
-    except ValueError:  # not running under Hydra
-        choice = None
-    if choice is None:
-        return None
-    from router_lab.cli import CONF_DIR
-
-    options = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-    raise RouterLabError(f"{group}={choice}: no such option; expected one of: {', '.join(options)} "
-                         f"(see conf/{group}/)")
 
 
 def format_summary(router: TrainedRouter) -> str:
@@ -54,7 +30,7 @@ def format_summary(router: TrainedRouter) -> str:
 
 def train(cfg: DictConfig) -> TrainedRouter:
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
-    router = train_router(dataset, group_option(cfg, "router"), group_option(cfg, "target"),
+    router = train_router(dataset, cfg.router, cfg.target,
                           cfg.train.mode, int(cfg.seed))
     meta = save_trained_router(router, run_dir())
     print(format_summary(router))

@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
+# build digits -> train -> export + validate (ONNX) -> compare_policies multirun -> report.html
 demo: $(STAMP)
-	$(BIN)/router-lab dataset build digits
+	$(BIN)/python -m router_lab.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

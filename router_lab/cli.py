@@ -100,16 +100,19 @@ def run_hydra(command: Command, args: list[str]) -> None:
     import hydra
 
     from router_lab.config import register_configs
+    from router_lab.report import progress
+    from router_lab.report.resume import with_resumed_sweep_dir
 
     register_configs()
     handler = _resolve_handler(command.handler)
+    args = with_resumed_sweep_dir(_command_option(args), args)
 
     def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
         try:
-            return handler(cfg)
+            return run_job(handler, cfg)
         except RouterLabError as exc:
             if _in_multirun():
-                raise  # the sweep records the failed job
+                raise RouterLabError(f"{_job_label()} failed: {exc}") from None
             # Exit here, before Hydra wraps the error with its own "Error executing job" line.
             print(f"router-lab: error: {exc}", file=sys.stderr)
             raise SystemExit(RouterLabError.exit_code) from None
@@ -117,11 +120,101 @@ def run_hydra(command: Command, args: list[str]) -> None:
     task.__module__ = "router_lab.cli"
     task.__name__ = "router_lab"
     saved = sys.argv
-    sys.argv = ["router-lab", *args]
+    sys.argv = ["router-lab", *flags_first(args)]
+    progress.current_sweep_dir = None
     try:
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+    except RouterLabError as exc:
+        progress.stop_watching()
+        raise _sweep_failure(exc, progress.current_sweep_dir) from None
     finally:
+        progress.stop_watching()
         sys.argv = saved
+
+
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """Hydra's flags (``-m``, ``--cfg job``) before the overrides, so they may appear anywhere.
+
+    Hydra's argparse takes the overrides as one run of positionals; ``simulate -m policy=a,b``
+    arrives here as ``command=simulate … -m policy=a,b``, which argparse would reject.
+    """
+    flags: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            nxt = args[i + 1] if i + 1 < len(args) else ""
+            if arg in _VALUE_FLAGS and nxt and not nxt.startswith("-") and "=" not in nxt:
+                flags.append(nxt)
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags + overrides
+
+
+def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a DictConfig
+    """Run one job in its folder: skip it when resuming and it is complete; mark how it ended.
+
+    The job writes ``config.yaml`` first and ``_complete.json`` (sha256 of every output) last, so
+    a folder without the marker is an interrupted job; a raising job leaves ``_failed.json``.
+    """
+    from omegaconf import OmegaConf
+
+    from router_lab.io import atomic_write_text, run_dir
+    from router_lab.report import jobs
+
+    job_dir = run_dir()
+    OmegaConf.resolve(cfg)  # the handler sees exactly the values config.yaml records
+    config = OmegaConf.to_container(cfg)
+    fingerprint = jobs.config_fingerprint(config)
+    if cfg.get("resume", False):
+        check = jobs.check_job(job_dir, fingerprint)
+        if check.complete:
+            print(f"router-lab: {_job_label()}: complete, skipped (resume)", file=sys.stderr)
+            return jobs.read_metrics(job_dir)
+        print(f"router-lab: {_job_label()}: running ({check.reason})", file=sys.stderr)
+    jobs.start_job(job_dir)
+    kept = {k: v for k, v in config.items() if k not in jobs.RUN_ONLY_KEYS}
+    atomic_write_text(job_dir / jobs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(kept)))
+    try:
+        result = handler(cfg)
+    except Exception as exc:
+        jobs.mark_failed(job_dir, str(cfg.command), exc)
+        raise
+    jobs.mark_complete(job_dir, str(cfg.command), fingerprint)
+    return result
+
+
+def _command_option(args: list[str]) -> str:
+    return next(a.split("=", 1)[1] for a in args if a.startswith("command="))
+
+
+def _job_label() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not _in_multirun():
+        return "run"
+    job = HydraConfig.get().job
+    return f"job {job.num} ({job.override_dirname or 'no overrides'})"
+
+
+def _sweep_failure(exc: RouterLabError, sweep_dir: Path | None) -> RouterLabError:
+    """One line for a sweep with failed jobs: how many, the first error, where, how to retry."""
+    if sweep_dir is None:
+        return exc
+    from router_lab.report.progress import count_markers
+
+    _, failed = count_markers(sweep_dir)
+    return RouterLabError(f"{failed} job(s) of the sweep in {sweep_dir} failed (each folder has "
+                          f"_failed.json); first: {exc}; fix it and re-run the same command with "
+                          "+resume=true to run only the unfinished jobs")
 
 
 def _in_multirun() -> bool:

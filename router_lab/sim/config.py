@@ -109,7 +109,7 @@ class SimSection:
     warmup_s: float = 0.0  # requests arriving earlier are simulated but not measured
     replications: int = 1  # independent runs (seeds spawned from `seed`) for the 95 % CIs
     batches: int = 10  # batch means for the CIs when replications == 1
-    slo_ms: float = 2_000.0  # latency SLO for slo_miss_rate
+    slo_ms: float = 500.0  # latency SLO for slo_miss_rate (an interactive on-device answer)
     split: str = "auto"  # rows to sample: auto (test split if any, else all) | all | train | val | test
     on_cloud_failure: str = "fallback"  # fallback (answer on the device) | fail
     allow_unstable: bool = False  # permit utilisation >= 1 without a queue limit

@@ -1,0 +1,171 @@
+"""Build a report: collect the jobs, write the summary table, the figures and ``report.html``.
+
+``build_report(path, out_dir)`` is what `router-lab report PATH` calls; every file is written
+atomically, and jobs left out are named with the reason in the result, the terminal and the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from router_lab.errors import RouterLabError
+from router_lab.io import atomic_path, atomic_write_text
+from router_lab.report import figures, timeline
+from router_lab.report.html import best_per_objective, render_report
+from router_lab.report.reference import reference_curves
+from router_lab.report.summary import GROUPS, Collection, collect, summary_frame, varied_columns
+
+METRIC_COLUMNS = ("accuracy", "cloud_fraction", "cost_per_1k_usd", "latency_p50_ms",
+                  "latency_p99_ms", "slo_miss_rate", "energy_per_request_j", "device_utilization",
+                  "offdevice_bytes", "sensitive_offloaded", "n_requests")
+
+
+def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
+    """A GitHub-markdown table of these columns (numbers to 4 significant digits)."""
+    shown = [c for c in columns if c in frame]
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "–" if pd.isna(value) else f"{value:,.4g}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame[shown].itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+MARKDOWN_METRICS = ("accuracy", "cloud_fraction", "cost_per_1k_usd", "latency_p50_ms", "latency_p99_ms",
+                    "slo_miss_rate", "energy_per_request_j")
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    out_dir: Path
+    summary_csv: Path
+    summary_parquet: Path
+    summary_md: Path
+    html: Path
+    figures: tuple[Path, ...]
+    n_jobs: int
+    left_out: tuple[tuple[str, str], ...]  # (job folder, reason)
+    expected_jobs: int | None
+
+
+def _config_candidates(collection: Collection) -> list[str]:
+    """Config columns of the jobs (``<group>.name`` left out: it repeats the group's choice)."""
+    names = {f"{g}.name" for g in GROUPS}
+    columns = dict.fromkeys(c for job in collection.jobs for c in job.config)
+    return [c for c in columns if c not in names]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def describe_scenario(frame: pd.DataFrame, varied: list[str]) -> tuple[list[str], str]:
+    """The scenario in words (lines for the page) and a one-line version for figure titles."""
+    first = frame.iloc[0]
+
+    def get(column: str) -> str | None:
+        return None if column not in frame or column in varied else _fmt(first[column])
+
+    pieces = []
+    if get("dataset"):
+        pieces.append(f"dataset {get('dataset')}")
+    if get("workload"):
+        rate = get("workload.rate_per_s")
+        pieces.append(f"{get('workload')} arrivals" + (f" at {rate} req/s" if rate else ""))
+    for group in ("device", "network", "cloud"):
+        if get(group):
+            pieces.append(f"{group} {get(group)}")
+    short = " · ".join(pieces) or "one scenario"
+    lines = [short[0].upper() + short[1:] if pieces else short]
+    if get("sim.n_requests"):
+        reps = get("sim.replications")
+        lines.append(f"{get('sim.n_requests')} requests per job"
+                     + (f", {reps} replication(s) for the 95 % confidence intervals" if reps else ""))
+    if get("sim.slo_ms"):
+        lines.append(f"latency SLO {get('sim.slo_ms')} ms (end to end)")
+    if get("seed"):
+        lines.append(f"seed {get('seed')} (every job's random numbers derive from its config's seed)")
+    for column in varied:
+        values = list(dict.fromkeys(_fmt(v) for v in frame[column]))
+        shown = ", ".join(values[:12]) + (", …" if len(values) > 12 else "")
+        lines.append(f"varied: {column} ({len(values)} values: {shown})")
+    return lines, short
+
+
+def write_figures(drawn: list[figures.Drawn], out_dir: Path) -> list[Path]:
+    written = []
+    for item in drawn:
+        if item.figure is None:
+            continue
+        path = out_dir / f"{item.name}.png"
+        with atomic_path(path) as tmp:
+            item.figure.savefig(tmp, format="png", metadata={"Software": None})
+        written.append(path)
+    return written
+
+
+def draw_all(collection: Collection, frame: pd.DataFrame, varied: list[str], scenario: str,
+             time_windows: int) -> list[figures.Drawn]:
+    others = [c for c in varied if c != "policy" and not c.startswith("policy.")]
+    first_scenario = timeline.scenario_groups(frame, varied)[0][1]
+    first_job = next(j for j in collection.jobs if j.name == first_scenario["job"].iloc[0])
+    reference = reference_curves(first_job)
+    return [
+        figures.accuracy_cost_figure(frame, scenario),
+        figures.latency_rate_figure(frame, scenario, ["policy", *others]),
+        figures.routing_curve_figure(first_scenario, scenario, reference),
+        timeline.latency_cdf_figure(collection, frame, varied, scenario),
+        timeline.over_time_figure(collection, frame, varied, scenario, time_windows),
+    ]
+
+
+def build_report(path: str | Path, out_dir: str | Path | None = None, title: str | None = None,
+                 time_windows: int = 40) -> ReportResult:
+    collection = collect(path)
+    left_out = tuple((str(c.path.relative_to(collection.root)) if c.path != collection.root else ".",
+                      c.reason) for c in collection.left_out)
+    if not collection.jobs:
+        reasons = "; ".join(f"{job}: {reason}" for job, reason in left_out[:3]) or "no job folders found"
+        raise RouterLabError(f"report: no complete job under {collection.root} ({reasons}); expected "
+                             "the folder of a `router-lab simulate` run or multirun")
+    out = Path(out_dir) if out_dir else collection.root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    frame = summary_frame(collection)
+    with atomic_path(out / "summary.parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+    atomic_write_text(out / "summary.csv", frame.to_csv(index=False, float_format="%.10g"))
+
+    varied = varied_columns(frame, _config_candidates(collection))
+    scenario_lines, scenario = describe_scenario(frame, varied)
+    drawn = draw_all(collection, frame, varied, scenario, time_windows)
+    figure_paths = write_figures(drawn, out)
+
+    notes = []
+    if collection.expected_jobs is not None and len(collection.jobs) < collection.expected_jobs:
+        notes.append(f"{len(collection.jobs)} of the sweep's {collection.expected_jobs} jobs are "
+                     "complete; re-run the sweep with +resume=true to finish the rest.")
+    if "policy" in frame and frame["policy"].isin(figures.UPPER_BOUNDS).any():
+        notes.append("The oracle sees each request's answers before routing: an upper bound, "
+                     "left out of the 'best policy' list.")
+    label_columns = varied or ["policy"]
+    best = best_per_objective(frame, label_columns, figures.UPPER_BOUNDS)
+    table_columns = ["job", *varied, *[c for c in METRIC_COLUMNS if c in frame]]
+    md_columns = [*(varied or ["job"]), *[c for c in MARKDOWN_METRICS if c in frame]]
+    atomic_write_text(out / "summary.md", markdown_table(frame, md_columns))
+    page = render_report(title or f"router_lab report: {collection.root}", scenario_lines, best, drawn,
+                         frame, table_columns, list(left_out), notes)
+    html_path = atomic_write_text(out / "report.html", page)
+    for item in drawn:
+        if item.figure is not None:
+            item.figure.clear()
+    return ReportResult(out, out / "summary.csv", out / "summary.parquet", out / "summary.md", html_path,
+                        tuple(figure_paths), len(collection.jobs), left_out, collection.expected_jobs)

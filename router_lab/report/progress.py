@@ -1,0 +1,116 @@
+"""Sweep progress: a Hydra callback that counts finished jobs while the launcher runs them.
+
+Jobs run in other processes (joblib workers, submitit, a cluster), so the parent process watches
+the sweep folder for job markers instead: a tqdm bar on a terminal, one line per change otherwise.
+It also writes ``sweep.json`` (the number of jobs and their overrides) for the report.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from router_lab.io import atomic_write_json
+from router_lab.report.jobs import COMPLETE_MARKER, FAILED_MARKER
+
+SWEEP_MANIFEST = "sweep.json"
+# The sweep folder of the multirun running in this process (read by the CLI after a failure),
+# and its watcher (stopped by the CLI when the sweep raises before on_multirun_end).
+current_sweep_dir: Path | None = None
+_active: SweepProgress | None = None
+
+
+def sweep_job_overrides(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper will split them (sweeper params first)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    arguments = [f"{k}={v}" for k, v in params.items()]
+    arguments += [str(x) for x in config.hydra.overrides.task]
+    overrides = OverridesParser.create().parse_overrides(arguments)
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def stop_watching() -> None:
+    """End the progress watcher of this process's sweep, if one runs (e.g. after a failure)."""
+    if _active is not None:
+        _active.stop()
+
+
+def count_markers(sweep_dir: Path, since_s: float = 0.0) -> tuple[int, int]:
+    """(complete jobs, jobs failed since ``since_s``) under ``sweep_dir``."""
+    complete = sum(1 for _ in sweep_dir.rglob(COMPLETE_MARKER))
+    failed = sum(1 for p in sweep_dir.rglob(FAILED_MARKER) if p.stat().st_mtime >= since_s)
+    return complete, failed
+
+
+class SweepProgress(Callback):
+    """``hydra.callbacks.progress`` in conf/config.yaml: progress of a multirun, in the parent."""
+
+    def __init__(self, poll_s: float = 0.5) -> None:
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Launchers pickle the callbacks with the task for their workers; the watcher stays here.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"poll_s": self.poll_s}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global current_sweep_dir, _active
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        current_sweep_dir, _active = sweep_dir, self
+        try:
+            jobs = sweep_job_overrides(config)
+        except Exception:  # noqa: BLE001 - a sweeper we cannot mirror: no count, still no harm
+            return
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(sweep_dir / SWEEP_MANIFEST, {
+            "command": str(config.get("command", "")), "n_jobs": len(jobs), "jobs": jobs,
+            "launcher": str(OmegaConf.select(config, "hydra.launcher._target_", default="")),
+        })
+        self._thread = threading.Thread(target=self._watch, args=(sweep_dir, len(jobs)), daemon=True)
+        self._thread.start()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Print the final count and end the watcher."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _watch(self, sweep_dir: Path, n_jobs: int) -> None:
+        started_s = time.time()
+        bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=n_jobs, desc="sweep", unit="job", file=sys.stderr)
+        last = (-1, -1)
+        while True:
+            stopping = self._stop.wait(self.poll_s)
+            done, failed = count_markers(sweep_dir, started_s)
+            if (done, failed) != last:
+                if bar is not None:
+                    bar.n = min(done + failed, n_jobs)
+                    bar.set_postfix(failed=failed, refresh=True)
+                else:
+                    print(f"router-lab: sweep: {done}/{n_jobs} jobs complete"
+                          + (f", {failed} failed" if failed else ""), file=sys.stderr, flush=True)
+                last = (done, failed)
+            if stopping:
+                break
+        if bar is not None:
+            bar.close()

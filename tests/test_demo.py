@@ -1,0 +1,32 @@
+"""`make demo`'s flow end to end (small runs): build, train, export + validate, ONNX sweep, report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+POLICIES = ["always_local", "always_cloud", "random", "confidence", "learned", "learned_cascade",
+            "load_aware", "budget", "oracle"]
+
+
+def test_demo_runs_every_step_and_the_sweep_scores_with_the_exported_onnx(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "router_lab.demo", "300"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (root,) = (tmp_path / "outputs" / "demo").iterdir()
+    assert f"everything is in outputs/demo/{root.name}/" in result.stdout
+    onnx = root / "export" / "router.onnx"
+    assert onnx.is_file()
+    sweep = root / "compare_policies"
+    frame = pd.read_csv(sweep / "report" / "summary.csv")
+    assert frame["policy"].tolist() == POLICIES and frame["n_requests"].eq(300).all()
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit()):
+        policy = OmegaConf.load(job / "config.yaml").policy
+        scorer = policy.inner if policy.name == "load_aware" else policy
+        if policy.name in ("learned", "learned_cascade", "budget", "load_aware"):
+            assert (scorer.backend, scorer.onnx_path) == ("onnx", str(onnx.relative_to(tmp_path))), job.name
+    assert (sweep / "report" / "report.html").stat().st_size > 50_000

@@ -1,0 +1,168 @@
+"""Sweeps through the real `router-lab simulate -m`: launchers agree, resume, failed jobs.
+
+A 2x2 sweep (policy x arrival rate, small runs) is the unit of every test; `router-lab report`
+turns each sweep folder into summary.csv, which is what must come out identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from router_lab.data.contract import Dataset
+from router_lab.report.build import build_report
+
+SWEEP = ["simulate", "-m", "policy=always_local,random", "workload.rate_per_s=2,4",
+         "sim.n_requests=300", "seed=7"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, digits: Dataset, datasets_dir: Path) -> Path:
+    """A project folder for this module's sweeps, using the session's built digits dataset."""
+    return tmp_path_factory.mktemp("sweeps")
+
+
+def sweep(workdir: Path, *extra: str, datasets: Path | None = None) -> subprocess.CompletedProcess[str]:
+    args = [*SWEEP, *extra]
+    if datasets is not None:
+        args.append(f"datasets_dir={datasets}")
+    return run_cli(*args, cwd=workdir)
+
+
+def summary(sweep_dir: Path) -> pd.DataFrame:
+    """The report's summary.csv of a sweep (built in-process; the CLI is tested in test_report)."""
+    result = build_report(sweep_dir)
+    assert not result.left_out, result.left_out
+    return pd.read_csv(result.summary_csv)
+
+
+@pytest.fixture(scope="module")
+def reference(workdir: Path, datasets_dir: Path) -> tuple[Path, pd.DataFrame]:
+    """The uninterrupted 2x2 sweep through the default (joblib) launcher, and its summary."""
+    sweep_dir = workdir / "reference"
+    result = sweep(workdir, f"hydra.sweep.dir={sweep_dir}", datasets=datasets_dir)
+    assert result.returncode == 0, result.stderr
+    assert "4/4 jobs complete" in result.stderr  # the progress line of the sweep
+    return sweep_dir, summary(sweep_dir)
+
+
+def test_sweep_jobs_have_config_metrics_requests_and_marker(reference: tuple[Path, pd.DataFrame]) -> None:
+    sweep_dir, frame = reference
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name[0].isdigit())
+    assert [p.name for p in jobs] == [
+        "0_policy=always_local,sim.n_requests=300,workload.rate_per_s=2",
+        "1_policy=always_local,sim.n_requests=300,workload.rate_per_s=4",
+        "2_policy=random,sim.n_requests=300,workload.rate_per_s=2",
+        "3_policy=random,sim.n_requests=300,workload.rate_per_s=4"]
+    for job in jobs:
+        for name in ("config.yaml", "metrics.json", "requests.parquet", "_complete.json"):
+            assert (job / name).is_file(), f"{job.name} lacks {name}"
+    assert json.loads((sweep_dir / "sweep.json").read_text())["n_jobs"] == 4
+    assert len(frame) == 4 and frame["n_requests"].eq(300).all()
+    # the seed is the config's: the same for every job whatever the launcher or the order
+    assert frame["seed"].eq(7).all()
+
+
+def test_joblib_and_submitit_local_sweeps_give_the_same_summary(
+        workdir: Path, datasets_dir: Path, reference: tuple[Path, pd.DataFrame]) -> None:
+    # submitit_local runs each job in its own process: the code path of submitit_slurm.
+    sweep_dir = workdir / "by_submitit_local"
+    result = sweep(workdir, "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep_dir}",
+                   datasets=datasets_dir)
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(summary(sweep_dir), reference[1], check_exact=True)
+    assert (sweep_dir / "report" / "summary.csv").read_bytes() == \
+        (reference[0] / "report" / "summary.csv").read_bytes()
+
+
+def test_ray_sweep_gives_the_same_summary(workdir: Path, datasets_dir: Path,
+                                          reference: tuple[Path, pd.DataFrame]) -> None:
+    """Runs where the `.[ray]` extra is installed (a local Ray instance); skipped otherwise."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    sweep_dir = workdir / "by_ray"
+    result = sweep(workdir, "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
+                   f"hydra.sweep.dir={sweep_dir}", datasets=datasets_dir)
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(summary(sweep_dir), reference[1], check_exact=True)
+
+
+def _mtimes(job: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in job.iterdir() if p.is_file() and p.suffix != ".log"}
+
+
+def test_sweep_killed_midway_resumes_to_the_same_summary_without_rerunning(
+        tmp_path: Path, datasets_dir: Path, reference: tuple[Path, pd.DataFrame]) -> None:
+    # Serial launcher, killed (SIGKILL, no cleanup) as soon as the first job has finished.
+    args = [sys.executable, "-m", "router_lab", *SWEEP, "hydra/launcher=basic", f"datasets_dir={datasets_dir}"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ})
+    root = tmp_path / "outputs" / "multirun" / "simulate"
+    deadline = time.monotonic() + 120
+    while not list(root.glob("*/*/_complete.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (sweep_dir,) = root.iterdir()
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name[0].isdigit())
+    if len(jobs) == 4 and all((j / "_complete.json").exists() for j in jobs):
+        (jobs[3] / "_complete.json").unlink()  # the kill came late: leave one job unfinished anyway
+    finished = [j for j in jobs if (j / "_complete.json").exists()]
+    assert 1 <= len(finished) < 4
+    before = {job.name: _mtimes(job) for job in finished}
+
+    # The same command with +resume=true finds the sweep folder and runs only what is missing,
+    # here through the parallel launcher.
+    resumed = run_cli(*SWEEP, "+resume=true", f"datasets_dir={datasets_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"continuing the sweep in outputs/multirun/simulate/{sweep_dir.name}" in resumed.stderr
+    assert resumed.stderr.count("complete, skipped (resume)") == len(finished)
+    for job in finished:
+        assert _mtimes(job) == before[job.name], f"{job.name} was re-run"
+    assert list(root.iterdir()) == [sweep_dir]
+    pd.testing.assert_frame_equal(summary(sweep_dir), reference[1], check_exact=True)
+
+
+def test_resume_reruns_a_job_whose_files_were_damaged(tmp_path: Path, reference: tuple[Path, pd.DataFrame],
+                                                      datasets_dir: Path) -> None:
+    sweep_dir = tmp_path / "damaged"
+    shutil.copytree(reference[0], sweep_dir, ignore=shutil.ignore_patterns("report"))
+    job = next(sweep_dir.glob("2_*"))
+    (job / "requests.parquet").write_bytes(b"PAR1 half-written")  # marker kept: sha256 now wrong
+    untouched = {j.name: _mtimes(j) for j in sweep_dir.glob("[013]_*")}
+    resumed = run_cli(*SWEEP, "+resume=true", "hydra/launcher=basic", f"hydra.sweep.dir={sweep_dir}",
+                      f"datasets_dir={datasets_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("complete, skipped (resume)") == 3
+    assert {j.name: _mtimes(j) for j in sweep_dir.glob("[013]_*")} == untouched
+    pd.testing.assert_frame_equal(summary(sweep_dir), reference[1], check_exact=True)
+
+
+def test_failed_job_is_reported_recorded_and_left_out(tmp_path: Path, datasets_dir: Path) -> None:
+    sweep_dir = tmp_path / "with_failure"
+    result = run_cli("simulate", "-m", "policy=random", "policy.p_cloud=0.5,2.0", "sim.n_requests=200",
+                     f"hydra.sweep.dir={sweep_dir}", f"datasets_dir={datasets_dir}", cwd=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("router-lab: error: 1 job(s) of the sweep in") and "Traceback" not in result.stderr
+    assert "job 1 (policy.p_cloud=2.0,policy=random,sim.n_requests=200) failed: policy.p_cloud" in last
+    assert "+resume=true" in last
+    failed = json.loads((sweep_dir / "1_policy.p_cloud=2.0,policy=random,sim.n_requests=200"
+                         / "_failed.json").read_text())
+    assert failed["status"] == "failed" and "p_cloud" in failed["error"]
+
+    report = build_report(sweep_dir)
+    assert [job for job, _ in report.left_out] == ["1_policy.p_cloud=2.0,policy=random,sim.n_requests=200"]
+    assert report.left_out[0][1].startswith("failed: policy.p_cloud")
+    assert report.n_jobs == 1 and len(pd.read_csv(report.summary_csv)) == 1
+    assert "Jobs left out" in report.html.read_text()
+

@@ -22,7 +22,7 @@ from router_lab.data.builders import resolve_dataset, stratified_split
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
-from router_lab.features import device_wrong
+from router_lab.features import default_modes, device_wrong
 from router_lab.io import atomic_path, run_dir
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
@@ -206,14 +206,19 @@ def evaluation_routers(cfg: DictConfig, dataset: Dataset) -> dict[str, TrainedRo
         router = load_trained_router(path)
         return {router.mode: router}
     routers = {}
-    for mode in cfg.train.modes:
+    modes = evaluation_modes(cfg, dataset)
+    for mode in modes:
         try:
             routers[mode] = train_router(dataset, cfg.router, cfg.target,
                                          mode, int(cfg.seed))
         except RouterLabError as exc:
             raise RouterLabError(f"{exc} (evaluate trains one router per train.modes entry; got "
-                                 f"{list(cfg.train.modes)}, e.g. train.modes=[text] for text data)") from exc
+                                 f"{modes}, e.g. router=text for text data)") from exc
     return routers
+
+
+def evaluation_modes(cfg: DictConfig, dataset: Dataset) -> list[str]:
+    return list(cfg.train.modes) if cfg.train.modes else default_modes(cfg.router.name, dataset)
 
 
 def evaluate_command(cfg: DictConfig) -> Evaluation:
@@ -225,7 +230,7 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
             raise RouterLabError("train.folds: cross-fitting trains its own routers; drop model_path "
                                  "(or train.folds) to evaluate a trained router")
         evaluation = cross_fitted(dataset, cfg.router, cfg.target,
-                                  list(section.modes), int(section.folds), int(section.repeats),
+                                  evaluation_modes(cfg, dataset), int(section.folds), int(section.repeats),
                                   int(cfg.seed), fractions)
     else:
         margin = float(OmegaConf.select(cfg, "router.label_margin", default=0.0) or 0.0)

@@ -44,12 +44,17 @@ register_feature_mode("input+confidence", _input_confidence)
 
 
 def load_plugins() -> None:
-    """Import optional modules that register modes and estimators (the text router)."""
-    try:  # the text router registers its mode where it is installed (router_lab/train/text.py)
-        import router_lab.train.text  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "router_lab.train.text":
-            raise
+    """Import the modules that register further modes and estimators (the text router)."""
+    import router_lab.train.text  # noqa: F401
+
+
+def default_modes(router_name: str, dataset: Dataset) -> list[str]:
+    """The feature modes a router is trained in when the config names none (`train.mode(s)`):
+    ``text`` for the text router; else ``input``, and ``input+confidence`` where the dataset has
+    device confidence columns."""
+    if router_name == "text":
+        return ["text"]
+    return ["input", "input+confidence"] if dataset.confidence_columns else ["input"]
 
 
 def offered_modes() -> list[str]:

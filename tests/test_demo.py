@@ -19,8 +19,8 @@ def test_demo_runs_every_step_and_the_sweep_scores_with_the_exported_onnx(tmp_pa
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (root,) = (tmp_path / "outputs" / "demo").iterdir()
     assert f"everything is in outputs/demo/{root.name}/" in result.stdout
-    onnx = root / "export" / "router.onnx"
-    assert onnx.is_file()
+    onnx = {name: root / f"export_{name}" / "router.onnx" for name in ("router", "cascade")}
+    assert all(path.is_file() for path in onnx.values())
     sweep = root / "compare_policies"
     frame = pd.read_csv(sweep / "report" / "summary.csv")
     assert frame["policy"].tolist() == POLICIES and frame["n_requests"].eq(300).all()
@@ -28,5 +28,6 @@ def test_demo_runs_every_step_and_the_sweep_scores_with_the_exported_onnx(tmp_pa
         policy = OmegaConf.load(job / "config.yaml").policy
         scorer = policy.inner if policy.name == "load_aware" else policy
         if policy.name in ("learned", "learned_cascade", "budget", "load_aware"):
-            assert (scorer.backend, scorer.onnx_path) == ("onnx", str(onnx.relative_to(tmp_path))), job.name
+            exported = onnx["cascade" if policy.name == "learned_cascade" else "router"]
+            assert (scorer.backend, scorer.onnx_path) == ("onnx", str(exported.relative_to(tmp_path))), job.name
     assert (sweep / "report" / "report.html").stat().st_size > 50_000

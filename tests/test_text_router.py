@@ -204,7 +204,7 @@ def test_export_refuses_a_non_text_estimator() -> None:
 
 def test_cli_trains_and_exports_a_text_router_that_passes_the_gates(cli, gsm8k_csv: Path, tmp_path: Path) -> None:
     data = [f"dataset.source={gsm8k_csv}", "dataset.name=gsm8k_cli"]
-    done = cli("train", "dataset=gsm8k", *data, "router=text", "train.mode=text")
+    done = cli("train", "dataset=gsm8k", *data, "router=text")  # train.mode follows the router
     assert done.returncode == 0, done.stderr
     (run,) = (tmp_path / "outputs" / "train").iterdir()
     done = cli("export", "dataset=gsm8k", *data, f"export.run_dir={run}", "export.latency_calls=200",

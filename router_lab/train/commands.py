@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
+from router_lab.features import default_modes
 from router_lab.io import run_dir
 from router_lab.train.artifacts import CURVE_FILE, MODEL_FILE, TrainedRouter, save_trained_router
 from router_lab.train.fit import train_router
@@ -30,8 +31,8 @@ def format_summary(router: TrainedRouter) -> str:
 
 def train(cfg: DictConfig) -> TrainedRouter:
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
-    router = train_router(dataset, cfg.router, cfg.target,
-                          cfg.train.mode, int(cfg.seed))
+    mode = cfg.train.mode or default_modes(cfg.router.name, dataset)[0]
+    router = train_router(dataset, cfg.router, cfg.target, mode, int(cfg.seed))
     meta = save_trained_router(router, run_dir())
     print(format_summary(router))
     print(f"wrote {meta.parent}/{{{meta.name}, {MODEL_FILE}, {CURVE_FILE}}}")

@@ -100,9 +100,11 @@ class TradeoffTargetConfig(TargetConfig):
 class TrainSection:
     """Run options of `router-lab train` and `router-lab evaluate` (`train.*` on the command line)."""
 
-    mode: str = "input"  # feature mode of `train`: input | input+confidence (| text)
+    mode: str | None = None  # feature mode of `train`: input | input+confidence | text; None: the
+    # router's natural one (text for router=text, else input)
     model_path: str | None = None  # evaluate: a trained router (run folder or router.json)
-    modes: list[str] = field(default_factory=lambda: ["input", "input+confidence"])  # evaluate
+    modes: list[str] | None = None  # evaluate: one router per mode; None: [text] for router=text,
+    # else input and (where the dataset has confidence columns) input+confidence
     split: str = "test"  # evaluate: the held-out split the curves are measured on (folds=0)
     folds: int = 0  # evaluate: >= 2 cross-fits instead: every row scored by routers of the other folds
     repeats: int = 1  # evaluate: cross-fits with different fold assignments, pooled

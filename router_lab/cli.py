@@ -101,6 +101,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
 
     from router_lab.config import register_configs
     from router_lab.report import progress
+    from router_lab.report.jobs import in_multirun, job_label, run_job, sweep_failure
     from router_lab.report.resume import with_resumed_sweep_dir
 
     register_configs()
@@ -111,8 +112,8 @@ def run_hydra(command: Command, args: list[str]) -> None:
         try:
             return run_job(handler, cfg)
         except RouterLabError as exc:
-            if _in_multirun():
-                raise RouterLabError(f"{_job_label()} failed: {exc}") from None
+            if in_multirun():
+                raise RouterLabError(f"{job_label()} failed: {exc}") from None
             # Exit here, before Hydra wraps the error with its own "Error executing job" line.
             print(f"router-lab: error: {exc}", file=sys.stderr)
             raise SystemExit(RouterLabError.exit_code) from None
@@ -126,7 +127,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
     except RouterLabError as exc:
         progress.stop_watching()
-        raise _sweep_failure(exc, progress.current_sweep_dir) from None
+        raise sweep_failure(exc, progress.current_sweep_dir) from None
     finally:
         progress.stop_watching()
         sys.argv = saved
@@ -159,69 +160,8 @@ def flags_first(args: list[str]) -> list[str]:
     return flags + overrides
 
 
-def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a DictConfig
-    """Run one job in its folder: skip it when resuming and it is complete; mark how it ended.
-
-    The job writes ``config.yaml`` first and ``_complete.json`` (sha256 of every output) last, so
-    a folder without the marker is an interrupted job; a raising job leaves ``_failed.json``.
-    """
-    from omegaconf import OmegaConf
-
-    from router_lab.io import atomic_write_text, run_dir
-    from router_lab.report import jobs
-
-    job_dir = run_dir()
-    OmegaConf.resolve(cfg)  # the handler sees exactly the values config.yaml records
-    config = OmegaConf.to_container(cfg)
-    fingerprint = jobs.config_fingerprint(config)
-    if cfg.get("resume", False):
-        check = jobs.check_job(job_dir, fingerprint)
-        if check.complete:
-            print(f"router-lab: {_job_label()}: complete, skipped (resume)", file=sys.stderr)
-            return jobs.read_metrics(job_dir)
-        print(f"router-lab: {_job_label()}: running ({check.reason})", file=sys.stderr)
-    jobs.start_job(job_dir)
-    kept = {k: v for k, v in config.items() if k not in jobs.RUN_ONLY_KEYS}
-    atomic_write_text(job_dir / jobs.CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(kept)))
-    try:
-        result = handler(cfg)
-    except Exception as exc:
-        jobs.mark_failed(job_dir, str(cfg.command), exc)
-        raise
-    jobs.mark_complete(job_dir, str(cfg.command), fingerprint)
-    return result
-
-
 def _command_option(args: list[str]) -> str:
     return next(a.split("=", 1)[1] for a in args if a.startswith("command="))
-
-
-def _job_label() -> str:
-    from hydra.core.hydra_config import HydraConfig
-
-    if not _in_multirun():
-        return "run"
-    job = HydraConfig.get().job
-    return f"job {job.num} ({job.override_dirname or 'no overrides'})"
-
-
-def _sweep_failure(exc: RouterLabError, sweep_dir: Path | None) -> RouterLabError:
-    """One line for a sweep with failed jobs: how many, the first error, where, how to retry."""
-    if sweep_dir is None:
-        return exc
-    from router_lab.report.progress import count_markers
-
-    _, failed = count_markers(sweep_dir)
-    return RouterLabError(f"{failed} job(s) of the sweep in {sweep_dir} failed (each folder has "
-                          f"_failed.json); first: {exc}; fix it and re-run the same command with "
-                          "+resume=true to run only the unfinished jobs")
-
-
-def _in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def render_error(exc: BaseException) -> str | None:

@@ -8,11 +8,14 @@ returns, so an interrupted job has none; a failed job gets ``_failed.json`` with
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from router_lab.io import atomic_write_json, sha256_bytes, sha256_file
+from router_lab.errors import RouterLabError
+from router_lab.io import atomic_write_json, atomic_write_text, run_dir, sha256_bytes, sha256_file
 
 COMPLETE_MARKER = "_complete.json"
 FAILED_MARKER = "_failed.json"
@@ -111,3 +114,61 @@ def read_metrics(job_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     return json.loads(path.read_text())
+
+
+def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a DictConfig
+    """Run one job in its folder: skip it when resuming and it is complete; mark how it ended.
+
+    The job writes ``config.yaml`` first and ``_complete.json`` (sha256 of every output) last, so
+    a folder without the marker is an interrupted job; a raising job leaves ``_failed.json``.
+    """
+    from omegaconf import OmegaConf
+
+    job_dir = run_dir()
+    OmegaConf.resolve(cfg)  # the handler sees exactly the values config.yaml records
+    config = OmegaConf.to_container(cfg)
+    fingerprint = config_fingerprint(config)
+    if cfg.get("resume", False):
+        check = check_job(job_dir, fingerprint)
+        if check.complete:
+            print(f"router-lab: {job_label()}: complete, skipped (resume)", file=sys.stderr)
+            return read_metrics(job_dir)
+        print(f"router-lab: {job_label()}: running ({check.reason})", file=sys.stderr)
+    start_job(job_dir)
+    kept = {k: v for k, v in config.items() if k not in RUN_ONLY_KEYS}
+    atomic_write_text(job_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(kept)))
+    try:
+        result = handler(cfg)
+    except Exception as exc:
+        mark_failed(job_dir, str(cfg.command), exc)
+        raise
+    mark_complete(job_dir, str(cfg.command), fingerprint)
+    return result
+
+
+def job_label() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_multirun():
+        return "run"
+    job = HydraConfig.get().job
+    return f"job {job.num} ({job.override_dirname or 'no overrides'})"
+
+
+def sweep_failure(exc: RouterLabError, sweep_dir: Path | None) -> RouterLabError:
+    """One line for a sweep with failed jobs: how many, the first error, where, how to retry."""
+    if sweep_dir is None:
+        return exc
+    from router_lab.report.progress import count_markers  # progress imports this module
+
+    _, failed = count_markers(sweep_dir)
+    return RouterLabError(f"{failed} job(s) of the sweep in {sweep_dir} failed (each folder has "
+                          f"_failed.json); first: {exc}; fix it and re-run the same command with "
+                          "+resume=true to run only the unfinished jobs")
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -125,7 +125,8 @@ def test_sweep_killed_midway_resumes_to_the_same_summary_without_rerunning(
     resumed = run_cli(*SWEEP, "+resume=true", f"datasets_dir={datasets_dir}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"continuing the sweep in outputs/multirun/simulate/{sweep_dir.name}" in resumed.stderr
-    assert resumed.stderr.count("complete, skipped (resume)") == len(finished)
+    # Finished jobs keep their files untouched (a re-run would rewrite them). Their "skipped" lines
+    # come from joblib's worker processes, so they are not counted here; the serial test below does.
     for job in finished:
         assert _mtimes(job) == before[job.name], f"{job.name} was re-run"
     assert list(root.iterdir()) == [sweep_dir]

@@ -194,5 +194,9 @@ def _job_order(name: str) -> tuple[int, str]:
 
 
 def varied_columns(frame: pd.DataFrame, candidates: list[str]) -> list[str]:
-    """The config columns whose value differs between jobs (what the sweep varied)."""
-    return [c for c in candidates if c in frame and frame[c].astype(str).nunique() > 1]
+    """The config columns whose value differs between jobs (what the sweep varied).
+
+    File locations (``*path``, ``*_dir``) are not factors: a sweep whose learned policies read an
+    exported router differs from the others in a path, which says nothing a reader compares."""
+    return [c for c in candidates if c in frame and frame[c].astype(str).nunique() > 1
+            and not c.rsplit(".", 1)[-1].endswith(("path", "_dir"))]

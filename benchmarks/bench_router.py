@@ -23,9 +23,10 @@ from _table import emit  # noqa: E402
 
 from router_lab.data.builders import resolve_dataset  # noqa: E402
 from router_lab.data.config import DigitsConfig  # noqa: E402
-from router_lab.export.convert import RouterSpec, convert_router, offered_estimators  # noqa: E402
+from router_lab.export.convert import RouterSpec, convert_router  # noqa: E402
 from router_lab.export.latency import measure_latency, tile_rows  # noqa: E402
 from router_lab.export.validate import session_router  # noqa: E402
+from router_lab.train.estimators import offered_estimators  # noqa: E402
 from router_lab.train.fit import train_router  # noqa: E402
 
 N_CALLS = 5000

@@ -16,8 +16,9 @@ from threadpoolctl import threadpool_limits
 from router_lab.config import ALL_SCHEMAS
 from router_lab.data.contract import validate_frame
 from router_lab.export.config import ExportSection
-from router_lab.export.convert import RouterSpec, convert_router, offered_estimators
+from router_lab.export.convert import RouterSpec, convert_router
 from router_lab.export.validate import validate_router
+from router_lab.train.estimators import offered_estimators
 from router_lab.train.fit import train_router
 
 WORDS = ("add", "sum", "prove", "integral", "matrix", "count", "apples", "train", "speed", "prime")

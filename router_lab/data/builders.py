@@ -40,10 +40,6 @@ def _registry() -> dict[str, Builder]:
     return {"digits": build_digits, "synthetic": build_synthetic, "routellm": build_routellm}
 
 
-def builtin_names() -> list[str]:
-    return sorted(_registry())
-
-
 def _check_fractions(fractions: list[float]) -> np.ndarray:
     frac = np.asarray(list(fractions), dtype=np.float64)
     if frac.shape != (3,) or (frac < 0).any() or not np.isclose(frac.sum(), 1.0):

@@ -57,13 +57,13 @@ def read_card(data_path: str | Path) -> dict[str, Any] | None:
     return card
 
 
-def load_dataset_file(path: str | Path, check_hash: bool = True) -> Dataset:
+def load_dataset_file(path: str | Path) -> Dataset:
     """Load and validate a dataset file; its card is read when present, else one is derived."""
     path = Path(path)
     frame = read_table(path)
     card = read_card(path)
     digest = sha256_file(path)
-    if card is not None and check_hash and card.get("content_hash") not in (None, digest):
+    if card is not None and card.get("content_hash") not in (None, digest):
         raise RouterLabError(
             f"{card_path(path)}: field 'content_hash' is {card.get('content_hash')!r} but the data file "
             f"hashes to {digest!r}; the card does not describe this file (rebuild or remove the card)"

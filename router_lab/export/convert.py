@@ -18,12 +18,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from router_lab.errors import RouterLabError, one_line
 from router_lab.export.metadata import finish_model
+from router_lab.train.estimators import offered_estimators
 
 FEATURES_INPUT = "features"
 PROBABILITIES = "probabilities"
 SCORE = "score"
 DECISION = "decision"
-FALLBACK_OFFERED = ("gbdt", "logistic", "mlp", "random_forest")
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,6 @@ class RouterSpec:
     def scores(self, x: Any) -> np.ndarray:
         """scikit-learn's score: predict_proba(x)[:, 1] (float64)."""
         return np.asarray(self.estimator.predict_proba(x)[:, 1], dtype=np.float64)
-
-
-def offered_estimators() -> list[str]:
-    """The estimator names training offers (the registry, or a fixed list before it exists)."""
-    try:
-        from router_lab.train.estimators import offered_estimators as offered
-    except ModuleNotFoundError:
-        return list(FALLBACK_OFFERED)
-    return offered()
 
 
 def describe_estimator(estimator: Any) -> str:
@@ -124,11 +115,8 @@ def _skl2onnx_convert(spec: RouterSpec, opset: int, ml_opset: int) -> onnx.Model
 
 
 def _text_convert(spec: RouterSpec, opset: int) -> onnx.ModelProto:
-    try:
-        from router_lab.export.text import convert_text_router
-    except ModuleNotFoundError as exc:
-        raise RouterLabError("router mode 'text': the text-router converter (router_lab.export.text) "
-                             "is not installed; expected it for text routers") from exc
+    from router_lab.export.text import convert_text_router  # the text stack only when needed
+
     return convert_text_router(spec.estimator, opset=opset)
 
 

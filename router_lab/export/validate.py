@@ -136,6 +136,9 @@ def parity(onnx_score: np.ndarray, onnx_decision: np.ndarray, sk_score: np.ndarr
 
 
 def _latency(router: DeviceRouter, sk_single: Any, sk_batch: Any, x: np.ndarray, options: Any) -> dict[str, Any]:
+    for key in ("latency_calls", "batch_rows", "batch_calls", "threads"):
+        if int(getattr(options, key)) < 1:
+            raise RouterLabError(f"export.{key}: got {getattr(options, key)}; expected at least 1")
     rows = list(x[: min(len(x), 500)])
     batch = tile_rows(x, int(options.batch_rows))
     onnx_fig = measure_latency(router.route, router.route, rows, batch, int(options.latency_calls),

@@ -1,7 +1,21 @@
-"""Routing policies: the interface shared with the simulator, and the registry by name."""
+"""Routing policies: the interface shared with the simulator (`base`), and the registry by name.
 
-from router_lab.policies.base import Policy, PolicyContext, RequestView, Route, SystemState
-from router_lab.policies.registry import POLICIES, make_policy, register_policy
+Imported lazily, so loading the configs (``router_lab.policies.config``) stays cheap.
+"""
 
-__all__ = ["POLICIES", "Policy", "PolicyContext", "RequestView", "Route", "SystemState",
-           "make_policy", "register_policy"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    **dict.fromkeys(("Policy", "PolicyContext", "RequestView", "Route", "SystemState"), "router_lab.policies.base"),
+    **dict.fromkeys(("POLICIES", "make_policy", "register_policy"), "router_lab.policies.registry"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'router_lab.policies' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from router_lab.errors import RouterLabError
@@ -33,4 +34,9 @@ def make_policy(cfg: Any, context: PolicyContext) -> Policy:
     if cls is None:
         raise RouterLabError(f"policy.name: got {cfg.name!r}; expected one of {', '.join(sorted(POLICIES))}")
     params = {k: v for k, v in dict(cfg).items() if k != "name"}
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "context")]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise RouterLabError(f"policy {cfg.name}: got parameter {unknown[0]!r}; expected one of "
+                             f"{', '.join(accepted) or '(none)'}")
     return cls(context, **params)

@@ -83,15 +83,10 @@ class DeviceRouter:
         self._outputs = [metadata["score_output"], metadata["decision_output"]]
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 1, verify_hash: bool = True) -> DeviceRouter:
+    def load(cls, path: str | Path, threads: int = 1) -> DeviceRouter:
         """Load ``path`` (an .onnx file or an export folder), verified against its manifest."""
         model_path = resolve_model_path(path)
-        if verify_hash:
-            data, manifest = read_verified(model_path)
-        else:
-            if not model_path.is_file():
-                raise RouterLabError(f"{model_path}: no such file; expected an .onnx model")
-            data, manifest = model_path.read_bytes(), None
+        data, manifest = read_verified(model_path)
         session = open_session(data, str(model_path), threads)
         metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, str(model_path))
         return cls(session, metadata, str(model_path), manifest)

@@ -129,6 +129,8 @@ def trace(w: TraceWorkloadConfig, n_max: int, t_max_s: float | None, rng: np.ran
             raise RouterLabError(f"{w.path}: column {w.column!r}, row {bad[0] + 1}: got "
                                  f"{frame[w.column].iloc[bad[0]]!r}; expected a non-negative number of seconds")
         times = np.sort(times, kind="stable")
+    if times.size == 0:
+        raise RouterLabError(f"{w.path or 'dataset timestamp'}: no arrival times; expected at least one row")
     times = (times - times[0]) / w.time_scale
     keep = len(_clip(times, n_max, t_max_s))
     return Arrivals(times[:keep], None if rows is None else rows[:keep])

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router_lab.data import resolve_dataset
+from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.io import atomic_path, atomic_write_json, run_dir
 from router_lab.policies import PolicyContext, make_policy

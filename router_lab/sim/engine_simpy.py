@@ -66,7 +66,8 @@ class SimpyRun:
         # State for stateful policies only (kept off the hot path otherwise).
         self.pending_latency: list[tuple[int, int]] = []
         self.recent_latency_ms = 0.0
-        self.rejection_times: deque[int] = deque()
+        self.pending_rejections: list[int] = []  # heap: times at which requesters learn of a rejection
+        self.recent_rejections: deque[int] = deque()  # those learned in the last RECENT_NS
         self.spent_usd = 0.0
         self.n_decided = self.n_cloud = 0
 
@@ -169,7 +170,7 @@ class SimpyRun:
     def fail(self, i: int, at: int, cascade: bool, rejected: bool = False) -> None:
         """A cloud attempt failed; the requester learns it at ``at`` (>= now)."""
         if self.stateful and rejected:
-            self.rejection_times.append(at)
+            heapq.heappush(self.pending_rejections, at)  # learned at ``at``, possibly later
         if cascade:  # the device's answer is already there
             self.tl.outcome[i] = Outcome.FALLBACK
             self.tl.end_ns[i] = at
@@ -200,7 +201,9 @@ class SimpyRun:
         while self.pending_latency and self.pending_latency[0][0] <= now:
             _, latency = heapq.heappop(self.pending_latency)
             self.recent_latency_ms += LATENCY_EWMA * (latency / NS_PER_MS - self.recent_latency_ms)
-        recent = self.rejection_times
+        recent = self.recent_rejections  # in time order, so the window is trimmed at the front
+        while self.pending_rejections and self.pending_rejections[0] <= now:
+            recent.append(heapq.heappop(self.pending_rejections))
         while recent and recent[0] <= now - RECENT_NS:
             recent.popleft()
         d = self.d
@@ -211,7 +214,7 @@ class SimpyRun:
             network_up=not bool(len(d.outage_start_ns) and d.network_down(now)),
             cloud_queue_len=self.cloud.queue_length(now), cloud_in_flight=self.cloud.busy(now),
             recent_latency_ms=self.recent_latency_ms,
-            recent_cloud_rejections=sum(1 for t in recent if t <= now),
+            recent_cloud_rejections=len(recent),
             cloud_spent_usd=self.spent_usd, n_decided=self.n_decided, n_cloud=self.n_cloud,
         )
 

@@ -125,7 +125,7 @@ def test_device_graph_equals_running_device_model_and_router_separately(mode, tr
 
 
 def test_device_graph_confidence_features_follow_the_dataset_definition(device_model, digits) -> None:
-    from router_lab.export.device_graph import confidence_features
+    from router_lab.data.digits import confidence_features
 
     proba = device_model.predict_proba(digits.features())
     conf = confidence_features(proba)

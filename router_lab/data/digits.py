@@ -28,6 +28,17 @@ from router_lab.errors import RouterLabError
 
 IMAGE_SIDE = 8
 OUTPUT_BYTES = 32  # a small JSON answer ({"label": 7, "p": 0.93}) sent back by the cloud
+PROBA_CLIP = 1e-12  # probabilities are clipped to this before the log of the entropy
+
+
+def confidence_features(proba: np.ndarray) -> dict[str, np.ndarray]:
+    """The device's confidence features from its class probabilities: the top probability, the
+    margin to the second, and the entropy normalised by log(number of classes).  The export's
+    device graph computes the same in ONNX (router_lab.export.device_graph)."""
+    ordered = np.sort(proba, axis=1)
+    entropy = -(proba * np.log(np.clip(proba, PROBA_CLIP, 1.0))).sum(axis=1) / np.log(proba.shape[1])
+    return {"device_confidence": ordered[:, -1], "device_margin": ordered[:, -1] - ordered[:, -2],
+            "device_entropy": entropy}
 
 
 def pooling_matrix(pool: int) -> np.ndarray:
@@ -120,16 +131,15 @@ def build_digits(cfg: DigitsConfig, rng: np.random.Generator) -> BuiltDataset:
         cloud_pred[test_idx] = cloud.predict(pixels[test_idx])
 
     device_pred = device_proba.argmax(axis=1)
-    ordered = np.sort(device_proba, axis=1)
-    entropy = -(device_proba * np.log(np.clip(device_proba, 1e-12, 1.0))).sum(axis=1) / np.log(10)
+    confidence = confidence_features(device_proba)
     images = pixels.astype(np.uint8)
 
     frame = pd.DataFrame({"request_id": np.arange(n, dtype=np.int64)})
     for j in range(pixels.shape[1]):
         frame[f"px_{j:02d}"] = pixels[:, j].astype(np.float32)
-    frame["device_margin"] = (ordered[:, -1] - ordered[:, -2]).astype(np.float32)
-    frame["device_entropy"] = entropy.astype(np.float32)
-    frame["device_confidence"] = ordered[:, -1]
+    frame["device_margin"] = confidence["device_margin"].astype(np.float32)
+    frame["device_entropy"] = confidence["device_entropy"].astype(np.float32)
+    frame["device_confidence"] = confidence["device_confidence"]
     frame["device_correct"] = (device_pred == labels).astype(np.int8)
     frame["cloud_correct"] = (cloud_pred == labels).astype(np.int8)
     frame["label"] = labels.astype(np.int64)

@@ -17,23 +17,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper, numpy_helper
 
+from router_lab.data.digits import PROBA_CLIP, confidence_features
 from router_lab.errors import RouterLabError
 from router_lab.export.convert import DECISION, FEATURES_INPUT, SCORE, RouterSpec, convert_router
 from router_lab.export.metadata import finish_model, normalise_opsets
 
 CONFIDENCE_FEATURES = ("device_confidence", "device_margin", "device_entropy")
 OUTPUTS = ("device_label", "device_probabilities", "device_confidence", SCORE, DECISION)
-_TIE_EPS = 1e-12  # the dataset's clip before log (router_lab.data.digits)
-
-
-def confidence_features(proba: np.ndarray) -> dict[str, np.ndarray]:
-    """The device confidence features from class probabilities (float64), as the dataset has them."""
-    ordered = np.sort(proba, axis=1)
-    entropy = -(proba * np.log(np.clip(proba, _TIE_EPS, 1.0))).sum(axis=1) / np.log(proba.shape[1])
-    return {"device_confidence": ordered[:, -1], "device_margin": ordered[:, -1] - ordered[:, -2],
-            "device_entropy": entropy}
-
-
 def router_columns(router: RouterSpec, input_names: tuple[str, ...]) -> list[int]:
     """Positions of the router's features in [input columns..., confidence features...]."""
     available = [*input_names, *CONFIDENCE_FEATURES]
@@ -77,7 +67,7 @@ def _glue_graph(width: int, n_classes: int, columns: list[int], opsets: dict[str
              numpy_helper.from_array(np.array(0, dtype=np.int64), "i0"),
              numpy_helper.from_array(np.array(1, dtype=np.int64), "i1"),
              numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-             numpy_helper.from_array(np.array(_TIE_EPS, dtype=np.float32), "eps"),
+             numpy_helper.from_array(np.array(PROBA_CLIP, dtype=np.float32), "eps"),
              numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
              numpy_helper.from_array(np.array(-1.0 / np.log(n_classes), dtype=np.float32), "neg_inv_log"),
              numpy_helper.from_array(np.array(columns, dtype=np.int64), "router_columns")]

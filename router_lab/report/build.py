@@ -153,11 +153,12 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, title: str
     if collection.expected_jobs is not None and len(collection.jobs) < collection.expected_jobs:
         notes.append(f"{len(collection.jobs)} of the sweep's {collection.expected_jobs} jobs are "
                      "complete; re-run the sweep with +resume=true to finish the rest.")
-    if "policy" in frame and frame["policy"].isin(figures.UPPER_BOUNDS).any():
-        notes.append("The oracle sees each request's answers before routing: an upper bound, "
-                     "left out of the 'best policy' list.")
+    upper_bounds = figures.upper_bound_policies(frame)
+    if upper_bounds:
+        notes.append(f"{', '.join(upper_bounds)} sees each request's answers before routing: an upper "
+                     "bound, left out of the 'best policy' list.")
     label_columns = varied or ["policy"]
-    best = best_per_objective(frame, label_columns, figures.UPPER_BOUNDS)
+    best = best_per_objective(frame, label_columns, upper_bounds)
     table_columns = ["job", *varied, *[c for c in METRIC_COLUMNS if c in frame]]
     md_columns = [*(varied or ["job"]), *[c for c in MARKDOWN_METRICS if c in frame]]
     atomic_write_text(out / "summary.md", markdown_table(frame, md_columns))

@@ -19,7 +19,14 @@ from matplotlib.figure import Figure  # noqa: E402
 
 RATE_COLUMN = "workload.rate_per_s"
 SLO_COLUMN = "sim.slo_ms"
-UPPER_BOUNDS = ("oracle",)  # policies that need the answer: references, not choices
+
+
+def upper_bound_policies(frame: pd.DataFrame) -> tuple[str, ...]:
+    """Policies that need the answers (metrics.json `upper_bound`): references, not choices."""
+    if "policy" not in frame or "upper_bound" not in frame:
+        return ()
+    flagged = frame["upper_bound"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return tuple(dict.fromkeys(frame.loc[flagged, "policy"]))
 _MARKERS = "osD^vP*Xh<>"
 
 
@@ -89,9 +96,10 @@ def _points_per_policy(ax, frame: pd.DataFrame, x_column: str,  # noqa: ANN001 -
                        joined: bool) -> dict[str, dict[str, object]]:
     """Accuracy (95 % CI bars) against ``x_column``, one series per policy; returns the styles."""
     style = styles_for(list(dict.fromkeys(frame["policy"])))
+    upper_bounds = upper_bound_policies(frame)
     for policy in style:
         part = frame[frame["policy"] == policy].sort_values(x_column)
-        label = policy + (" (upper bound)" if policy in UPPER_BOUNDS else "")
+        label = policy + (" (upper bound)" if policy in upper_bounds else "")
         ax.errorbar(part[x_column], part["accuracy"], yerr=_error(part, "accuracy"), label=label,
                     linestyle="-" if joined and len(part) > 1 else "none", capsize=2, markersize=6,
                     **style[policy])
@@ -110,7 +118,7 @@ def accuracy_cost_figure(frame: pd.DataFrame, scenario: str) -> Drawn:
             cost, acc = part["cost_per_1k_usd"].to_numpy(float), part["accuracy"].to_numpy(float)
             front = pareto_front(cost, acc)
             ax.plot(cost[front], acc[front], "-", color=style[policy]["color"], alpha=0.6)
-    deployable = frame[~frame["policy"].isin(UPPER_BOUNDS)]
+    deployable = frame[~frame["policy"].isin(upper_bound_policies(frame))]
     if len(deployable) > 1:
         cost, acc = deployable["cost_per_1k_usd"].to_numpy(float), deployable["accuracy"].to_numpy(float)
         front = pareto_front(cost, acc)

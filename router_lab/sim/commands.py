@@ -31,7 +31,8 @@ def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
         context = PolicyContext(dataset, np.random.default_rng(policy_seed), slo_ms=scenario.sim.slo_ms)
         policy = make_policy(cfg.policy, context)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
-    return runs, summarize(runs, scenario)
+    # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.
+    return runs, {**summarize(runs, scenario), "upper_bound": bool(policy.upper_bound)}
 
 
 def requests_frame(runs: list[Records]) -> pd.DataFrame:

@@ -7,6 +7,7 @@ device runs) and ``input+confidence`` (plus the device model's confidence featur
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -83,3 +84,20 @@ def device_wrong(dataset: Dataset, margin: float = 0.0) -> np.ndarray:
     if dataset.outcome == "correct":
         return (dataset.device_quality() < 0.5).astype(np.int64)
     return (quality_gain(dataset) > margin).astype(np.int64)
+
+
+def exported_router_inputs(dataset: Dataset, metadata: dict[str, Any], source: str) -> np.ndarray:
+    """An exported router's input for every row of ``dataset``, from its metadata: the float32
+    columns it names, in its order, or the text for a text router."""
+    if metadata["input_dtype"] == "string":
+        if "text" not in dataset.frame.columns:
+            raise RouterLabError(f"{dataset.source}: no 'text' column; {source} is a text router")
+        return dataset.frame["text"].astype(str).to_numpy(dtype=object)
+    names = list(metadata["feature_names"])
+    missing = [n for n in names if n not in dataset.frame.columns]
+    if missing:
+        raise RouterLabError(
+            f"{dataset.source}: lacks column(s) {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''} "
+            f"that {source} expects ({len(names)} features; it was trained on dataset "
+            f"{metadata['dataset_name']!r}); pass the matching data, e.g. dataset={metadata['dataset_name']}")
+    return dataset.features(tuple(names))

@@ -20,6 +20,7 @@ from router_lab.export.convert import RouterSpec
 from router_lab.export.device_graph import OUTPUTS as DEVICE_OUTPUTS
 from router_lab.export.device_graph import reference_outputs
 from router_lab.export.latency import measure_latency, tile_rows
+from router_lab.features import exported_router_inputs
 from router_lab.runtime.device_router import DeviceRouter, open_session
 from router_lab.runtime.schema import decode_metadata
 
@@ -83,22 +84,6 @@ def held_out_mask(dataset: Dataset, split: str) -> np.ndarray:
         raise RouterLabError(f"{dataset.source}: no rows in split {split!r}; set export.split to a "
                              "split the dataset has (train, val or test)")
     return mask
-
-
-def model_inputs(dataset: Dataset, metadata: dict[str, Any], source: str) -> np.ndarray:
-    """The model's input for every row of ``dataset`` (float32 columns by name, or the text)."""
-    if metadata["input_dtype"] == "string":
-        if "text" not in dataset.frame.columns:
-            raise RouterLabError(f"{dataset.source}: no 'text' column; {source} is a text router")
-        return dataset.frame["text"].astype(str).to_numpy(dtype=object)
-    names = list(metadata["feature_names"])
-    missing = [n for n in names if n not in dataset.frame.columns]
-    if missing:
-        raise RouterLabError(
-            f"{dataset.source}: lacks column(s) {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''} "
-            f"that {source} expects ({len(names)} features; it was trained on dataset "
-            f"{metadata['dataset_name']!r}); pass the matching data, e.g. dataset={metadata['dataset_name']}")
-    return dataset.features(tuple(names))
 
 
 def check_reference(reference: RouterSpec, metadata: dict[str, Any], source: str) -> None:
@@ -181,7 +166,7 @@ def validate_router(model_bytes: bytes, source: str, reference: RouterSpec, data
     router = session_router(model_bytes, source, int(options.threads))
     check_reference(reference, router.metadata, source)
     mask = held_out_mask(dataset, options.split)
-    x = model_inputs(dataset, router.metadata, source)[mask]
+    x = exported_router_inputs(dataset, router.metadata, source)[mask]
     result = router.route(x)
     figures.update(split=options.split, dataset=dataset.name, threshold=router.threshold,
                    **parity(result.score, result.decision, reference.scores(x), reference.threshold,
@@ -200,7 +185,7 @@ def validate_device_graph(model_bytes: bytes, source: str, device_model: Any, re
     graph = session_router(model_bytes, source, int(options.threads))
     check_reference(reference, graph.metadata, source)
     mask = held_out_mask(dataset, options.split)
-    x = model_inputs(dataset, graph.metadata, source)[mask]
+    x = exported_router_inputs(dataset, graph.metadata, source)[mask]
     names = tuple(graph.metadata["feature_names"])
     got = graph.run(x)
     want = reference_outputs(device_model, reference, names, x)

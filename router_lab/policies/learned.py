@@ -16,6 +16,7 @@ import numpy as np
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
+from router_lab.features import exported_router_inputs
 from router_lab.policies.base import PolicyContext
 from router_lab.policies.registry import register_policy
 from router_lab.policies.scored import ScoredPolicy
@@ -58,16 +59,7 @@ def onnx_scores(onnx_path: str, dataset: Dataset) -> tuple[np.ndarray, float, st
     from router_lab.runtime import DeviceRouter
 
     device_router = DeviceRouter.load(onnx_path)
-    names = list(device_router.feature_names)
-    missing = [name for name in names if name not in dataset.frame.columns]
-    if missing:
-        raise RouterLabError(f"{onnx_path}: the router reads columns {missing[:3]} that the dataset "
-                             f"{dataset.source} lacks; expected a dataset with its {len(names)} inputs")
-    if device_router.is_text:
-        inputs: Any = dataset.frame[names[0]].to_numpy(dtype=object)
-    else:
-        inputs = dataset.features(tuple(names))
-    result = device_router.route(inputs)
+    result = device_router.route(exported_router_inputs(dataset, device_router.metadata, onnx_path))
     return np.asarray(result.score, dtype=np.float64), float(device_router.threshold), device_router.mode
 
 

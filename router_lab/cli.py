@@ -48,6 +48,8 @@ COMMANDS: dict[str, Command] = {
                       "convert a trained router to ONNX, validate it, write the device artifact"),
     "validate": Command("router_lab.export.commands:validate",
                         "validate an exported ONNX router against data (parity, latency, size)", "path"),
+    "replay": Command("router_lab.sim.replay:replay_command",
+                      "replay a simulate run's requests through an exported bundle (0 mismatches)", "path"),
     "report": Command("router_lab.report.commands:report",
                       "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
 }

@@ -46,14 +46,19 @@ def load_configured_bundle(cfg: Any) -> Bundle | None:
     return None if not given else load_bundle(to_absolute_path(str(given)))
 
 
+def replication_seeds(seed: int, replications: int) -> list[tuple[np.random.SeedSequence, np.random.SeedSequence]]:
+    """(policy seed, simulation seed) per replication; replication 0's policy seed is also the one
+    `router-lab export` builds a policy with, so an exported random policy draws the same coins."""
+    return [tuple(r.spawn(2)) for r in np.random.SeedSequence(int(seed)).spawn(replications)]
+
+
 def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     bundle = load_configured_bundle(cfg)
     runs = []
-    for replication in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications):
-        policy_seed, sim_seed = replication.spawn(2)
+    for policy_seed, sim_seed in replication_seeds(int(cfg.seed), scenario.sim.replications):
         policy = configured_policy(cfg, policy_context(scenario, dataset, policy_seed), bundle)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
     # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.

@@ -249,3 +249,28 @@ def test_replay_runs_in_a_fresh_process_and_exits_2_on_a_mismatch(cli, datasets_
     bad = cli("replay", str(run), f"bundle={bundles['always_cloud']}", f"out={tmp_path / 'bad.json'}")
     assert bad.returncode == 2 and "differ" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert json.loads((tmp_path / "bad.json").read_text())["mismatches"] > 0
+
+
+def test_a_bundle_routes_with_only_numpy_onnxruntime_and_the_stdlib_under_lang_c(bundles, digits):
+    import subprocess
+    import sys
+
+    x = digits.features(tuple(digits.feature_columns)).astype(np.float32)[0].tolist()
+    code = (
+        "import sys, numpy as np\n"
+        "from router_lab.runtime import Request, Signals, Outcome, load_bundle\n"
+        "routes = []\n"
+        f"for folder in {[str(bundles[n]) for n in ('learned', 'budget', 'load_aware', 'random')]!r}:\n"
+        "    policy = load_bundle(folder).make_policy()\n"
+        f"    d = policy.decide(Request(features=np.array({x!r}, dtype=np.float32)), Signals(now_s=1.0))\n"
+        "    policy.observe(Outcome(2.0, 10.0, 'local'))\n"
+        "    routes.append(d.route.name)\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "print(' '.join(sorted(top - set(sys.stdlib_module_names) - {'__main__'})), len(routes))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "LC_ALL": "C"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    modules, count = out.stdout.split()[:-1], out.stdout.split()[-1]
+    assert count == "4"
+    assert set(modules) <= {"numpy", "onnxruntime", "router_lab"}, modules

@@ -35,6 +35,23 @@ def needs_router(policy_cfg: Any) -> bool:
     return name in ROUTER_POLICIES
 
 
+def refuse_upper_bounds(policy_cfg: Any) -> None:
+    """An upper-bound policy (the oracle) needs the answers: refused before any work is done."""
+    from router_lab.policies.registry import POLICIES, _load_builtin
+
+    _load_builtin()
+    names = [policy_cfg.name]
+    if policy_cfg.name == "load_aware":
+        inner = policy_cfg.inner
+        names.append(inner if isinstance(inner, str) else inner.name)
+    for name in names:
+        cls = POLICIES.get(name)
+        if cls is not None and cls.upper_bound:
+            raise RouterLabError(f"policy {name}: not deployable (it needs the answers); expected one of "
+                                 "always_local, always_cloud, random, confidence, learned, "
+                                 "learned_cascade, budget, load_aware")
+
+
 def configured_policy_for_export(cfg: DictConfig, dataset: Dataset, router: Any):  # noqa: ANN201
     """The configured policy, built as `simulate` builds it for its first replication."""
     from router_lab.policies.registry import make_policy

@@ -26,6 +26,7 @@ from router_lab.export.bundle import (
     json_bytes,
     needs_router,
     policy_document,
+    refuse_upper_bounds,
     write_bundle,
 )
 from router_lab.export.convert import RouterSpec, convert_router
@@ -96,6 +97,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     validated; written only if every gate passes), policy.json and the bundle manifest."""
     opts = cfg.export
     policy_cfg = cfg.policy
+    refuse_upper_bounds(policy_cfg)
     has_router = bool(_given_router(cfg))
     if not has_router and needs_router(policy_cfg):
         raise RouterLabError(f"export: policy {policy_cfg.name} scores with a trained router; expected "

@@ -6,6 +6,7 @@ handler that also writes ``metrics.json`` and ``requests.parquet`` into the run 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -41,9 +42,27 @@ def configured_policy(cfg: Any, context: PolicyContext, bundle: Bundle | None = 
     return make_policy(cfg.policy, context)
 
 
-def load_configured_bundle(cfg: Any) -> Bundle | None:
+def load_configured_bundle(cfg: Any, scenario: Scenario | None = None) -> Bundle | None:
     given = OmegaConf.select(cfg, "bundle", default=None)
-    return None if not given else load_bundle(to_absolute_path(str(given)))
+    if not given:
+        return None
+    bundle = load_bundle(to_absolute_path(str(given)))
+    if scenario is not None:
+        warn_if_exported_for_another_device(bundle, scenario)
+    return bundle
+
+
+def warn_if_exported_for_another_device(bundle: Bundle, scenario: Scenario) -> None:
+    """A load-aware bundle predicts the device's wait with the device it was exported for; say so
+    when the simulated device differs (the bundle runs as shipped, which may be the point)."""
+    node = bundle.policy_spec["policy"]
+    if node["kind"] != "load_aware":
+        return
+    p, d = node["params"], scenario.device
+    if (p["units"], p["service_ms"]) != (d.units, d.service_mean_ms):
+        print(f"note: the bundle's load_aware policy assumes a device of {p['units']} unit(s) at "
+              f"{p['service_ms']:g} ms; this scenario's device has {d.units} at {d.service_mean_ms:g} ms "
+              "(export with the same device=… to match)", file=sys.stderr)
 
 
 def replication_seeds(seed: int, replications: int) -> list[tuple[np.random.SeedSequence, np.random.SeedSequence]]:
@@ -56,7 +75,7 @@ def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
-    bundle = load_configured_bundle(cfg)
+    bundle = load_configured_bundle(cfg, scenario)
     runs = []
     for policy_seed, sim_seed in replication_seeds(int(cfg.seed), scenario.sim.replications):
         policy = configured_policy(cfg, policy_context(scenario, dataset, policy_seed), bundle)

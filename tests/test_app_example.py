@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bundle import export_bundle, routers  # noqa: F401 - fixture
 
 from router_lab.runtime import Route
-from test_bundle import export_bundle, routers  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "app.py"

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import router_lab
 from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
 from router_lab.io import atomic_write_bytes, dumps_json, sha256_bytes
 from router_lab.runtime.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST_FILE, POLICY_FILE
 from router_lab.runtime.spec import (

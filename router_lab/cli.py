@@ -76,6 +76,14 @@ def split_command(argv: list[str]) -> tuple[str, Command, list[str]]:
                          f"unknown command '{got}'; expected one of: {', '.join(known)}")
 
 
+def refuse_unsafe_flags(args: list[str]) -> None:
+    """Hydra's ``--experimental-rerun FILE.pickle`` unpickles a file: refused (runs its code)."""
+    if any(a == "--experimental-rerun" or a.startswith("--experimental-rerun=") for a in args):
+        raise RouterLabError("--experimental-rerun: not supported; it unpickles a file, which runs "
+                             "any code in it; re-run the command with the overrides listed in the "
+                             "run folder's .hydra/overrides.yaml instead")
+
+
 def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
     """Turn a leading bare positional argument into its override; prefix the command's name."""
     args = list(rest)
@@ -193,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         name, command, rest = split_command(argv)
+        refuse_unsafe_flags(rest)
         run_hydra(command, hydra_arguments(name, command, rest))
     except Exception as exc:
         message = render_error(exc)

@@ -6,13 +6,17 @@ handler that also writes ``metrics.json`` and ``requests.parquet`` into the run 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from hydra.utils import to_absolute_path
+from omegaconf import OmegaConf
 
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
+from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_json, run_dir
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.sim.engines import run
@@ -20,16 +24,45 @@ from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Records
 from router_lab.sim.scenario import scenario_from_config
 
+LEARNED_POLICIES = ("learned", "learned_cascade", "budget")
+
+
+def policy_config(cfg: Any) -> Any:
+    """``cfg.policy``, with the top-level ``model_path`` (if given) as its trained router's path
+    (for ``load_aware``, its inner policy's); an error for a policy that uses no trained router."""
+    path = OmegaConf.select(cfg, "model_path", default=None) if OmegaConf.is_config(cfg) else None
+    if not path:
+        return cfg.policy
+    if not Path(to_absolute_path(str(path))).exists():
+        raise RouterLabError(f"model_path={path}: no such file or folder; expected a 'router-lab "
+                             "train' run folder or its router.json")
+    policy = OmegaConf.create(OmegaConf.to_container(cfg.policy, resolve=True))
+    node = policy
+    if str(policy.get("name")) == "load_aware":
+        if isinstance(policy.get("inner"), str):
+            policy.inner = {"name": policy.inner}
+        node = policy.inner
+    if str(node.get("name")) not in LEARNED_POLICIES:
+        raise RouterLabError(f"model_path: policy {policy.get('name')!r} uses no trained router; drop "
+                             "model_path or choose a learned policy (learned, learned_cascade, "
+                             "budget, load_aware)")
+    if node.get("model_path") not in (None, path):
+        raise RouterLabError(f"model_path={path} and policy.model_path={node.get('model_path')}: "
+                             "expected one router")
+    node.model_path = str(path)
+    return policy
+
 
 def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
+    policy_cfg = policy_config(cfg)
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     runs = []
     for replication in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications):
         policy_seed, sim_seed = replication.spawn(2)
         context = PolicyContext(dataset, np.random.default_rng(policy_seed), slo_ms=scenario.sim.slo_ms)
-        policy = make_policy(cfg.policy, context)
+        policy = make_policy(policy_cfg, context)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
     # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.
     return runs, {**summarize(runs, scenario), "upper_bound": bool(policy.upper_bound)}

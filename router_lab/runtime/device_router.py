@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from router_lab.errors import RouterLabError, one_line
-from router_lab.runtime.manifest import read_verified
+from router_lab.runtime.manifest import check_kind, read_verified
 from router_lab.runtime.schema import decode_metadata
 
 DEFAULT_FILE = "router.onnx"
@@ -89,7 +89,10 @@ class DeviceRouter:
         data, manifest = read_verified(model_path)
         session = open_session(data, str(model_path), threads)
         metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, str(model_path))
-        return cls(session, metadata, str(model_path), manifest)
+        check_kind(manifest, metadata["kind"], model_path)
+        router = cls(session, metadata, str(model_path), manifest)
+        router.check_compiled_threshold()
+        return router
 
     @property
     def n_features(self) -> int:
@@ -134,6 +137,27 @@ class DeviceRouter:
         array, _ = self.prepare(x)
         names = [o.name for o in self.session.get_outputs()]
         return dict(zip(names, self.session.run(names, {self._input_name: array}), strict=True))
+
+    def check_compiled_threshold(self) -> None:
+        """The threshold constant the graph's decision uses (its ``threshold_output``) must equal
+        the metadata's threshold (as float32), and one probe request's decision must be its score
+        >= that threshold: an edited metadata threshold is refused, not silently reported."""
+        name = self.metadata["threshold_output"]
+        if name not in {o.name for o in self.session.get_outputs()}:
+            raise RouterLabError(f"{self.source}: graph has no output {name!r} (the compiled "
+                                 "threshold); expected a model written by 'router-lab export'")
+        probe = ("route" if self.is_text else np.zeros(self.n_features, dtype=np.float32))
+        array, _ = self.prepare(probe)
+        compiled, score, decision = self.session.run([name, *self._outputs], {self._input_name: array})
+        compiled = np.asarray(compiled, dtype=np.float32).reshape(-1)
+        expected = np.float32(self.threshold)
+        if compiled.size != 1 or compiled[0] != expected:
+            raise RouterLabError(f"{self.source}: metadata threshold is {self.threshold!r} but the "
+                                 f"graph's decision compares with {compiled.tolist()}; the metadata "
+                                 "was edited after export, refusing to load it")
+        if bool(np.asarray(decision).reshape(-1)[0]) != bool(np.asarray(score).reshape(-1)[0] >= expected):
+            raise RouterLabError(f"{self.source}: the graph's decision does not follow score >= its "
+                                 f"threshold {self.threshold!r}; refusing to load it")
 
     def _names_hint(self) -> str:
         names = self.feature_names

@@ -108,6 +108,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
     import hydra
 
     from router_lab.config import register_configs
+    from router_lab.config_checks import check_config
     from router_lab.report import progress
     from router_lab.report.jobs import in_multirun, job_label, run_job, sweep_failure
     from router_lab.report.resume import with_resumed_sweep_dir
@@ -118,6 +119,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
 
     def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
         try:
+            check_config(cfg)  # what the typed schemas let through: '+' keys, ignored keys, NaN
             return run_job(handler, cfg)
         except RouterLabError as exc:
             if in_multirun():

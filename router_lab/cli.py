@@ -50,6 +50,8 @@ COMMANDS: dict[str, Command] = {
                         "validate an exported ONNX router against data (parity, latency, size)", "path"),
     "report": Command("router_lab.report.commands:report",
                       "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
+    "keygen": Command("router_lab.export.keygen:keygen",
+                      "write an Ed25519 key pair (PEM) for signing exports: keygen out=DIR"),
 }
 
 

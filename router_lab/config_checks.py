@@ -3,7 +3,7 @@
 * A key appended with ``+`` (or ``++``) inside a typed section or group (``+sim.n_request=100``)
   is a typo like any other: Hydra adds it to the structured node, and nothing would read it.
 * A documented top-level key (``seed``, ``datasets_dir``, ``path``, ``out``, ``run_dir``,
-  ``model_path``, ``data``) given to a command that does not use it is refused, not ignored.
+  ``model_path``, ``data``, ``sign_key``) given to a command that does not use it is refused, not ignored.
 * Numbers: no NaN or infinity anywhere in the typed sections and groups, and the ranges of the
   ``train.*`` and ``export.*`` run options (``sim.*`` and the scenario groups are range-checked by
   ``router_lab.sim.scenario`` before a simulation starts).
@@ -25,7 +25,8 @@ TOP_LEVEL_KEYS: dict[str, tuple[str, ...]] = {
     "datasets_dir": ("dataset_build", "dataset_import", "train", "evaluate", "simulate", "export",
                      "validate"),
     "path": ("dataset_check", "dataset_import", "validate", "report"),
-    "out": ("dataset_import", "export", "validate"),
+    "out": ("dataset_import", "export", "validate", "keygen"),
+    "sign_key": ("export",),
     "run_dir": ("export", "validate"),
     "model_path": ("evaluate", "simulate", "export", "validate"),
     "data": ("export", "validate"),

@@ -17,7 +17,7 @@ from router_lab.train.fit import train_router
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 COMMANDS = ("dataset_build", "dataset_check", "dataset_import", "train", "evaluate", "simulate",
-            "export", "validate", "report")
+            "export", "validate", "report", "keygen")
 
 
 def composed(command: str, *overrides: str):

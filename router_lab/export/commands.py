@@ -31,7 +31,7 @@ from router_lab.export.validate import (
 )
 from router_lab.io import atomic_write_bytes, atomic_write_json, run_dir
 from router_lab.runtime.device_router import resolve_model_path
-from router_lab.runtime.manifest import make_manifest, manifest_path, read_verified
+from router_lab.runtime.manifest import make_manifest, manifest_path, read_verified, sign_manifest
 
 ROUTER_FILE = "router.onnx"
 DEVICE_GRAPH_FILE = "device_graph.onnx"
@@ -84,6 +84,7 @@ def output_dir(cfg: DictConfig) -> Path:
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Convert the trained router (and the digits device graph), validate, write if every gate passes."""
     opts = cfg.export
+    sign_key = signing_key(cfg)
     source = router_source(cfg)
     spec = load_router_spec(source)
     dataset = validation_dataset(cfg)
@@ -111,15 +112,32 @@ def export(cfg: DictConfig) -> dict[str, Any]:
                              f"see {folder / VALIDATION_FILE}")
     for name, (data, extra) in files.items():
         kind = "device_graph" if name == DEVICE_GRAPH_FILE else "router"
-        write_model(folder / name, data, kind, validation=VALIDATION_FILE, **extra)
+        write_model(folder / name, data, kind, sign_key=sign_key, validation=VALIDATION_FILE, **extra)
     print(f"wrote {', '.join(files)} (+ manifests, {VALIDATION_FILE}) to {folder}")
     return summary
 
 
-def write_model(path: Path, data: bytes, kind: str, **extra: Any) -> Path:
-    """Write a model and then its manifest (a model without a manifest is never loaded)."""
+def signing_key(cfg: DictConfig) -> Path | None:
+    """``sign_key=PATH``: the Ed25519 private key that signs the manifests (checked before any
+    work, so a bad key writes nothing)."""
+    given = OmegaConf.select(cfg, "sign_key", default=None)
+    if not given:
+        return None
+    from router_lab.runtime.signing import load_private_key
+
+    path = Path(to_absolute_path(str(given)))
+    load_private_key(path)
+    return path
+
+
+def write_model(path: Path, data: bytes, kind: str, sign_key: Path | None = None, **extra: Any) -> Path:
+    """Write a model and then its manifest (a model without a manifest is never loaded); with
+    ``sign_key`` the manifest carries an Ed25519 signature (``router_lab.runtime.signing``)."""
+    manifest = make_manifest(data, path.name, kind, **extra)
+    if sign_key is not None:
+        manifest = sign_manifest(manifest, sign_key)
     atomic_write_bytes(path, data)
-    atomic_write_json(manifest_path(path), make_manifest(data, path.name, kind, **extra))
+    atomic_write_json(manifest_path(path), manifest)
     return path
 
 

@@ -83,10 +83,13 @@ class DeviceRouter:
         self._outputs = [metadata["score_output"], metadata["decision_output"]]
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 1) -> DeviceRouter:
-        """Load ``path`` (an .onnx file or an export folder), verified against its manifest."""
+    def load(cls, path: str | Path, threads: int = 1,
+             trusted_keys: list[str | Path | bytes] | None = None) -> DeviceRouter:
+        """Load ``path`` (an .onnx file or an export folder), verified against its manifest; with
+        ``trusted_keys`` (Ed25519 public keys, PEM files or bytes) only a manifest signed by one
+        of them is accepted (``router_lab.runtime.signing``)."""
         model_path = resolve_model_path(path)
-        data, manifest = read_verified(model_path)
+        data, manifest = read_verified(model_path, trusted_keys)
         session = open_session(data, str(model_path), threads)
         metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, str(model_path))
         check_kind(manifest, metadata["kind"], model_path)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from router_lab.errors import RouterLabError
-from router_lab.io import sha256_bytes
+from router_lab.io import dumps_json, sha256_bytes
 from router_lab.runtime.schema import KINDS
 
 MANIFEST_FORMAT = "router_lab.model_manifest"
 MANIFEST_VERSION = 1
+SIGNATURE_FIELD = "signature"  # optional: Ed25519 over the manifest without this field
 
 
 def manifest_path(model_path: str | Path) -> Path:
@@ -31,6 +32,30 @@ def make_manifest(model_bytes: bytes, file_name: str, kind: str, **extra: Any) -
     """The manifest of ``model_bytes`` written as ``file_name`` (extra keys are kept as given)."""
     return {"format": MANIFEST_FORMAT, "manifest_version": MANIFEST_VERSION, "file": file_name,
             "kind": kind, "sha256": sha256_bytes(model_bytes), "size_bytes": len(model_bytes), **extra}
+
+
+def signed_content(manifest: dict[str, Any]) -> bytes:
+    """The bytes a manifest's signature covers: its canonical JSON without the signature field
+    (the manifest holds the model's sha256 and size, so the signature covers the model too)."""
+    return dumps_json({k: v for k, v in manifest.items() if k != SIGNATURE_FIELD}).encode("utf-8")
+
+
+def sign_manifest(manifest: dict[str, Any], private_key_path: str | Path) -> dict[str, Any]:
+    from router_lab.runtime.signing import sign_bytes
+
+    unsigned = {k: v for k, v in manifest.items() if k != SIGNATURE_FIELD}
+    return {**unsigned, SIGNATURE_FIELD: sign_bytes(signed_content(unsigned), private_key_path)}
+
+
+def verify_manifest(manifest: dict[str, Any], trusted_keys: list[Any], model_path: str | Path) -> None:
+    """With trusted keys, a manifest must carry a signature by one of them over its content."""
+    path = manifest_path(model_path)
+    if SIGNATURE_FIELD not in manifest:
+        raise RouterLabError(f"{path}: unsigned, but trusted keys were given, so only an export "
+                             "signed by one of them loads ('router-lab export sign_key=…')")
+    from router_lab.runtime.signing import verify_bytes
+
+    verify_bytes(signed_content(manifest), manifest[SIGNATURE_FIELD], list(trusted_keys), source=str(path))
 
 
 def read_manifest(model_path: str | Path) -> dict[str, Any]:
@@ -70,14 +95,18 @@ def check_kind(manifest: dict[str, Any], metadata_kind: str, model_path: str | P
                              "manifest does not describe this file")
 
 
-def read_verified(model_path: str | Path) -> tuple[bytes, dict[str, Any]]:
-    """The model file's bytes, after checking them against the manifest (one-line errors)."""
+def read_verified(model_path: str | Path,
+                  trusted_keys: list[Any] | None = None) -> tuple[bytes, dict[str, Any]]:
+    """The model file's bytes, after checking them against the manifest (one-line errors); with
+    ``trusted_keys`` (PEM paths or bytes), the manifest must also be signed by one of them."""
     path = Path(model_path)
     if not path.exists():
         raise RouterLabError(f"{path}: no such file; expected an ONNX model written by 'router-lab export'")
     if path.is_dir():
         raise RouterLabError(f"{path}: is a folder; expected an .onnx file")
     manifest = read_manifest(path)
+    if trusted_keys:
+        verify_manifest(manifest, trusted_keys, path)
     data = path.read_bytes()
     digest = sha256_bytes(data)
     if len(data) != manifest["size_bytes"]:

@@ -100,3 +100,11 @@ def test_renamed_model_is_refused_by_its_manifest(router_bytes, tmp_path) -> Non
     manifest_path(renamed).write_bytes(manifest_path(original).read_bytes())
     with pytest.raises(RouterLabError, match="field 'file' is 'router.onnx' but the model is 'cascade.onnx'"):
         DeviceRouter.load(renamed)
+
+
+def test_validate_command_refuses_an_edited_threshold(router_bytes, spec, cli, tmp_path, datasets_dir) -> None:
+    target = write_model(tmp_path / "router.onnx", with_threshold(router_bytes, spec.threshold + 0.05), "router")
+    result = cli("validate", str(target), f"datasets_dir={datasets_dir}", "run_dir=/unused")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"{target}: metadata threshold" in lines[0]

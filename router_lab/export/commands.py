@@ -31,7 +31,13 @@ from router_lab.export.validate import (
 )
 from router_lab.io import atomic_write_bytes, atomic_write_json, run_dir
 from router_lab.runtime.device_router import resolve_model_path
-from router_lab.runtime.manifest import make_manifest, manifest_path, read_verified, sign_manifest
+from router_lab.runtime.manifest import (
+    check_kind,
+    make_manifest,
+    manifest_path,
+    read_verified,
+    sign_manifest,
+)
 
 ROUTER_FILE = "router.onnx"
 DEVICE_GRAPH_FILE = "device_graph.onnx"
@@ -148,7 +154,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     model_path = resolve_model_path(to_absolute_path(cfg.path))
     data, manifest = read_verified(model_path)
     parse_model(data, str(model_path))  # a damaged or foreign file fails here, before the data loads
-    session_router(data, str(model_path), int(cfg.export.threads))
+    loaded = session_router(data, str(model_path), int(cfg.export.threads))
+    check_kind(manifest, loaded.metadata["kind"], model_path)
+    loaded.check_compiled_threshold()
     spec = load_router_spec(router_source(cfg, manifest))
     dataset = validation_dataset(cfg)
     opts = cfg.export

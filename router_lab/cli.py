@@ -52,6 +52,8 @@ COMMANDS: dict[str, Command] = {
                       "replay a simulate run's requests through an exported bundle (0 mismatches)", "path"),
     "report": Command("router_lab.report.commands:report",
                       "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
+    "keygen": Command("router_lab.export.keygen:keygen",
+                      "write an Ed25519 key pair (PEM) for signing exports: keygen out=DIR"),
 }
 
 
@@ -78,6 +80,14 @@ def split_command(argv: list[str]) -> tuple[str, Command, list[str]]:
                          f"unknown command '{got}'; expected one of: {', '.join(known)}")
 
 
+def refuse_unsafe_flags(args: list[str]) -> None:
+    """Hydra's ``--experimental-rerun FILE.pickle`` unpickles a file: refused (runs its code)."""
+    if any(a == "--experimental-rerun" or a.startswith("--experimental-rerun=") for a in args):
+        raise RouterLabError("--experimental-rerun: not supported; it unpickles a file, which runs "
+                             "any code in it; re-run the command with the overrides listed in the "
+                             "run folder's .hydra/overrides.yaml instead")
+
+
 def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
     """Turn a leading bare positional argument into its override; prefix the command's name."""
     args = list(rest)
@@ -102,6 +112,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
     import hydra
 
     from router_lab.config import register_configs
+    from router_lab.config_checks import check_config
     from router_lab.report import progress
     from router_lab.report.jobs import in_multirun, job_label, run_job, sweep_failure
     from router_lab.report.resume import with_resumed_sweep_dir
@@ -112,6 +123,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
 
     def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
         try:
+            check_config(cfg)  # what the typed schemas let through: '+' keys, ignored keys, NaN
             return run_job(handler, cfg)
         except RouterLabError as exc:
             if in_multirun():
@@ -195,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         name, command, rest = split_command(argv)
+        refuse_unsafe_flags(rest)
         run_hydra(command, hydra_arguments(name, command, rest))
     except Exception as exc:
         message = render_error(exc)

@@ -49,6 +49,7 @@ class Config:
     model_path: str | None = None  # a trained router (router.json or its folder) to use
     data: str | None = None  # `validate PATH data=…`: a CSV/Parquet file to validate against
     bundle: str | None = None  # `simulate/replay bundle=…`: an exported routing bundle folder
+    sign_key: str | None = None  # `export sign_key=…`: Ed25519 private key (PEM) signing the manifests
     importer: str | None = None  # `dataset import NAME`: routellm | routerbench
     device_model: str | None = None  # `dataset import`: the model column playing the device
     cloud_model: str | None = None  # `dataset import`: the model column playing the cloud

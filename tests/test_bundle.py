@@ -277,3 +277,30 @@ def test_a_bundle_routes_with_only_numpy_onnxruntime_and_the_stdlib_under_lang_c
     allowed = {"numpy", "onnxruntime", "router_lab", "cython_runtime", "_distutils_hack"}
     others = [m for m in modules if m not in allowed and not m.startswith(("_cython_", "__editable__"))]
     assert others == [], others
+
+
+def test_a_signed_bundle_loads_only_with_its_key(datasets_dir, routers, tmp_path):
+    from router_lab.runtime.signing import generate_keypair
+
+    private, public = generate_keypair(tmp_path / "keys")
+    other_private, other_public = generate_keypair(tmp_path / "other")
+    signed = export_bundle(datasets_dir, routers, "budget", tmp_path / "signed", f"sign_key={private}")
+    assert load_bundle(signed, trusted_keys=[public]).kind == "budget"
+    refuse_keys = [(signed, [other_public], MANIFEST_FILE)]
+    unsigned = export_bundle(datasets_dir, routers, "budget", tmp_path / "unsigned")
+    refuse_keys.append((unsigned, [public], "unsigned"))
+    tampered = tmp_path / "tampered"
+    shutil.copytree(signed, tampered)
+    spec = json.loads((tampered / "policy.json").read_text())
+    spec["policy"]["params"]["target_cloud_fraction"] = 0.9
+    (tampered / "policy.json").write_text(json.dumps(spec))
+    manifest = json.loads((tampered / MANIFEST_FILE).read_text())
+    for entry in manifest["files"]:  # re-forged hashes: only the signature can tell
+        data = (tampered / entry["file"]).read_bytes()
+        entry.update(sha256=sha256_bytes(data), size_bytes=len(data))
+    (tampered / MANIFEST_FILE).write_text(json.dumps(manifest))
+    refuse_keys.append((tampered, [public], MANIFEST_FILE))
+    for folder, keys, fragment in refuse_keys:
+        with pytest.raises(RouterLabError, match=fragment):
+            load_bundle(folder, trusted_keys=keys)
+    assert load_bundle(tampered).kind == "budget"  # without keys: whole and consistent, so it loads

@@ -16,7 +16,14 @@ import router_lab
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_write_bytes, dumps_json, sha256_bytes
-from router_lab.runtime.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, MANIFEST_FILE, POLICY_FILE
+from router_lab.runtime.bundle import (
+    BUNDLE_FORMAT,
+    BUNDLE_VERSION,
+    MANIFEST_FILE,
+    POLICY_FILE,
+    SIGNATURE_FIELD,
+    signed_bytes,
+)
 from router_lab.runtime.spec import (
     POLICY_FORMAT,
     POLICY_SCHEMA_VERSION,
@@ -90,14 +97,19 @@ def policy_document(node: dict[str, Any], router_file: str | None, spec: Any, cf
     return validate_spec(document, POLICY_FILE)
 
 
-def write_bundle(folder: Path, files: dict[str, tuple[bytes, str]]) -> Path:
-    """Write every file (name -> (bytes, role)), then the manifest that covers them, last."""
+def write_bundle(folder: Path, files: dict[str, tuple[bytes, str]], sign_key: Path | None = None) -> Path:
+    """Write every file (name -> (bytes, role)), then the manifest that covers them, last; with
+    ``sign_key`` the manifest carries an Ed25519 signature over its canonical content."""
     entries = []
     for name in sorted(files):
         data, role = files[name]
         atomic_write_bytes(folder / name, data)
         entries.append({"file": name, "role": role, "sha256": sha256_bytes(data), "size_bytes": len(data)})
-    manifest = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "files": entries}
+    manifest: dict[str, Any] = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "files": entries}
+    if sign_key is not None:
+        from router_lab.runtime.signing import sign_bytes
+
+        manifest[SIGNATURE_FIELD] = sign_bytes(signed_bytes(manifest), sign_key)
     atomic_write_bytes(folder / MANIFEST_FILE, json_bytes(manifest))
     return folder / MANIFEST_FILE
 

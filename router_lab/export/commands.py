@@ -41,7 +41,13 @@ from router_lab.export.validate import (
 from router_lab.io import atomic_write_bytes, atomic_write_json, run_dir
 from router_lab.runtime.bundle import MANIFEST_FILE, POLICY_FILE
 from router_lab.runtime.device_router import resolve_model_path
-from router_lab.runtime.manifest import make_manifest, manifest_path, read_verified
+from router_lab.runtime.manifest import (
+    check_kind,
+    make_manifest,
+    manifest_path,
+    read_verified,
+    sign_manifest,
+)
 from router_lab.runtime.spec import policy_threshold, score_source
 
 ROUTER_FILE = "router.onnx"
@@ -96,6 +102,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """Write the routing bundle of the configured policy: the policy's models (converted and
     validated; written only if every gate passes), policy.json and the bundle manifest."""
     opts = cfg.export
+    sign_key = signing_key(cfg)
     policy_cfg = cfg.policy
     refuse_upper_bounds(policy_cfg)
     has_router = bool(_given_router(cfg))
@@ -114,10 +121,10 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     spec = None
     if uses_router:
         spec = replace(RouterSpec.from_trained(trained), threshold=shipped_threshold(node, trained))
-        summary = convert_and_validate(spec, source, dataset, opts, folder, files)
+        summary = convert_and_validate(spec, source, dataset, opts, folder, files, sign_key)
     document = policy_document(node, ROUTER_FILE if uses_router else None, spec, cfg, source, dataset)
     files[POLICY_FILE] = (json_bytes(document), "policy")
-    write_bundle(folder, files)
+    write_bundle(folder, files, sign_key)
     print(f"wrote the {node['kind']} bundle ({', '.join(sorted(files))}, {MANIFEST_FILE}) to {folder}")
     return summary
 
@@ -141,7 +148,7 @@ def shipped_threshold(node: dict[str, Any], trained: Any) -> float:
 
 
 def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts: Any, folder: Path,
-                         files: dict[str, tuple[bytes, str]]) -> dict[str, Any]:
+                         files: dict[str, tuple[bytes, str]], sign_key: Path | None = None) -> dict[str, Any]:
     """Convert the router (and the digits device graph), validate the bytes in memory, write
     validation.json; add the models and their manifests to ``files`` only if every gate passes."""
     router_bytes = convert_router(spec, opts.opset, opts.ml_opset).SerializeToString()
@@ -169,15 +176,34 @@ def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts:
     for name, (data, extra) in models.items():
         kind = "device_graph" if name == DEVICE_GRAPH_FILE else "router"
         manifest = make_manifest(data, name, kind, validation=VALIDATION_FILE, **extra)
+        if sign_key is not None:
+            manifest = sign_manifest(manifest, sign_key)
         files[name] = (data, kind)
         files[manifest_path(folder / name).name] = (json_bytes(manifest), "model_manifest")
     return summary
 
 
-def write_model(path: Path, data: bytes, kind: str, **extra: Any) -> Path:
-    """Write a model and then its manifest (a model without a manifest is never loaded)."""
+def signing_key(cfg: DictConfig) -> Path | None:
+    """``sign_key=PATH``: the Ed25519 private key that signs the manifests (checked before any
+    work, so a bad key writes nothing)."""
+    given = OmegaConf.select(cfg, "sign_key", default=None)
+    if not given:
+        return None
+    from router_lab.runtime.signing import load_private_key
+
+    path = Path(to_absolute_path(str(given)))
+    load_private_key(path)
+    return path
+
+
+def write_model(path: Path, data: bytes, kind: str, sign_key: Path | None = None, **extra: Any) -> Path:
+    """Write a model and then its manifest (a model without a manifest is never loaded); with
+    ``sign_key`` the manifest carries an Ed25519 signature (``router_lab.runtime.signing``)."""
+    manifest = make_manifest(data, path.name, kind, **extra)
+    if sign_key is not None:
+        manifest = sign_manifest(manifest, sign_key)
     atomic_write_bytes(path, data)
-    atomic_write_json(manifest_path(path), make_manifest(data, path.name, kind, **extra))
+    atomic_write_json(manifest_path(path), manifest)
     return path
 
 
@@ -188,7 +214,9 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     model_path = resolve_model_path(to_absolute_path(cfg.path))
     data, manifest = read_verified(model_path)
     parse_model(data, str(model_path))  # a damaged or foreign file fails here, before the data loads
-    session_router(data, str(model_path), int(cfg.export.threads))
+    loaded = session_router(data, str(model_path), int(cfg.export.threads))
+    check_kind(manifest, loaded.metadata["kind"], model_path)
+    loaded.check_compiled_threshold()
     spec = load_router_spec(router_source(cfg, manifest))
     if isinstance(manifest.get("threshold"), float):  # a bundle's policy may ship its own threshold
         spec = replace(spec, threshold=manifest["threshold"])

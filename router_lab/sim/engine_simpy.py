@@ -3,6 +3,12 @@
 Each request costs one simpy event on arrival, one when it reaches the cloud and one per fallback;
 the device and cloud are FIFO stations that fix a start time on admission (no event per service).
 Stateful policies are asked ``decide(request, state)`` at arrival with a snapshot of the system.
+
+Tie rule (shared with the fast path): events at the same nanosecond are processed in order of
+request number, so requests entering a station (device or cloud, first visits and fallbacks
+alike) or the rate limiter at the same nanosecond are admitted in order of request number.  Every
+event of request ``i`` has simpy priority ``1 + i`` (simpy orders by time, then priority), which
+gives exactly that order, also for events scheduled at the current time.
 """
 
 from __future__ import annotations
@@ -17,7 +23,17 @@ import simpy
 from router_lab.data.contract import Dataset
 from router_lab.policies.base import Policy, RequestView, Route, SystemState
 from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes, draw
+from router_lab.sim.draws import (
+    NEVER,
+    NS_PER_MS,
+    NS_PER_S,
+    Draws,
+    RowSizes,
+    attempts_begun,
+    draw,
+    retry_ns,
+    timeout_ns,
+)
 from router_lab.sim.load import check_load
 from router_lab.sim.records import Outcome, Records, Timeline, finish
 from router_lab.sim.scenario import Scenario
@@ -29,6 +45,18 @@ RECENT_NS = 60 * NS_PER_S  # "recent" cloud rejections for the policy's state
 LATENCY_EWMA = 0.05
 
 LOCAL, CLOUD, CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
+
+
+class At(simpy.Event):
+    """An event ``delay`` ns from now for request ``i``, ordered among simultaneous events by ``i``
+    (the tie rule); inlined like ``simpy.Timeout`` for speed."""
+
+    def __init__(self, env: simpy.Environment, delay: int, i: int) -> None:
+        self.env = env
+        self.callbacks = []
+        self._value = i
+        self._ok = True
+        env.schedule(self, 1 + i, delay)
 
 
 def device_battery(sc: Scenario) -> Battery | None:
@@ -57,7 +85,9 @@ class SimpyRun:
         self.device = FifoStation(sc.device.units, sc.device.queue_limit, device_battery(sc))
         self.cloud = FifoStation(sc.cloud.units, sc.cloud.queue_limit)
         self.overhead_ns = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-        self.timeout_ns = None if sc.cloud.timeout_s is None else int(round(sc.cloud.timeout_s * NS_PER_S))
+        self.timeout_ns = timeout_ns(sc)
+        self.retry_ns = retry_ns(sc)
+        self.outages = draws.has_outages
         self.rpm = sc.cloud.rate_limit_rpm
         self.window, self.window_count = -1, 0
         self.fail_mode = sc.sim.on_cloud_failure
@@ -74,7 +104,6 @@ class SimpyRun:
     # -- the arrival process -------------------------------------------------------------------
     def arrivals(self, bar):  # noqa: ANN001, ANN201 - a simpy process generator
         env, d = self.env, self.d
-        timeout = env.timeout
         n = len(d)
         for c0 in range(0, n, CHUNK):
             c1 = min(n, c0 + CHUNK)
@@ -83,8 +112,8 @@ class SimpyRun:
             routes = self.route[c0:c1].tolist()
             escs = self.dec.escalate[c0:c1].tolist()
             for k in range(c1 - c0):
-                yield timeout(t0s[k] - env.now)
                 i = c0 + k
+                yield At(env, t0s[k] - env.now, i)
                 route = self.decide(i) if self.stateful else routes[k]
                 if route == CLOUD:
                     self.send(i, t0s[k], cascade=False)
@@ -117,17 +146,22 @@ class SimpyRun:
         d = self.d
         if self.stateful:
             self.n_cloud += 1
-        if len(d.outage_start_ns) and d.network_down(at):
+        uplink = int(d.uplink_ns[i])
+        cut = d.first_down(at, at + uplink) if self.outages else NEVER
+        if cut == at:  # down when sending: nothing is sent
             self.fail(i, at, cascade)
             return
-        self.tl.sent[i] = True
-        uplink = int(d.uplink_ns[i])
-        if d.uplink_failed[i]:
+        tl = self.tl
+        tl.sent[i] = True
+        if cut != NEVER:  # an outage begins during the upload
+            tl.attempts[i] = attempts_begun(cut - at, int(d.uplink_attempts[i]), self.retry_ns)
+            self.fail(i, cut, cascade)
+            return
+        tl.attempts[i] = d.uplink_attempts[i]
+        if d.uplink_failed[i]:  # every attempt lost, or the timeout came first (then uplink = timeout)
             self.fail(i, at + uplink, cascade)
-        elif self.timeout_ns is not None and uplink >= self.timeout_ns:
-            self.fail(i, at + self.timeout_ns, cascade)
         else:
-            event = self.env.timeout(at + uplink - self.env.now, i)
+            event = At(self.env, at + uplink - self.env.now, i)
             event.callbacks.append(self.cloud_arrive)
 
     def cloud_arrive(self, event: simpy.Event) -> None:
@@ -137,9 +171,12 @@ class SimpyRun:
         tl.cloud_enter_ns[i] = now
         cascade = int(self.route[i]) == CASCADE
         sent_at = int(tl.device_done_ns[i]) if cascade else int(d.arrival_ns[i]) + self.overhead_ns
-        refused_at = now + int(d.downlink_ns[i])  # the refusal travels back, unless the client gave up
-        if self.timeout_ns is not None:
-            refused_at = min(refused_at, sent_at + self.timeout_ns)
+        downlink = int(d.downlink_ns[i])
+        refused_at = now + downlink  # the refusal travels back, unless an outage or the timeout comes first
+        if self.outages:
+            refused_at = min(refused_at, d.first_down(now, refused_at))
+        gave_up_at = NEVER if self.timeout_ns is None else sent_at + self.timeout_ns
+        refused_at = min(refused_at, gave_up_at)
         if self.rpm is not None:
             window = now // WINDOW_NS
             if window != self.window:
@@ -158,9 +195,10 @@ class SimpyRun:
         tl.cloud_done_ns[i] = done
         if self.stateful:
             self.spent_usd += self.cost_usd(i)
-        answer = done + int(d.downlink_ns[i])
-        if self.timeout_ns is not None and answer - sent_at > self.timeout_ns:
-            self.fail(i, sent_at + self.timeout_ns, cascade, rejected=True)
+        answer = done + downlink
+        cut = d.first_down(done, answer) if self.outages else NEVER
+        if cut != NEVER or answer > gave_up_at:  # lost in an outage, or the client gave up first
+            self.fail(i, min(cut, gave_up_at), cascade, rejected=gave_up_at <= cut)
             return
         tl.end_ns[i] = answer
         tl.outcome[i] = Outcome.CASCADE if cascade else Outcome.CLOUD
@@ -180,7 +218,7 @@ class SimpyRun:
         elif at == self.env.now:
             self.fall_back(i, at)
         else:
-            event = self.env.timeout(at - self.env.now, i)
+            event = At(self.env, at - self.env.now, i)
             event.callbacks.append(self.fall_back_event)
 
     def fall_back_event(self, event: simpy.Event) -> None:

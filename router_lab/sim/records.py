@@ -41,6 +41,7 @@ class Timeline:
             setattr(self, name, np.empty(n, dtype=np.int64))
         self.outcome = np.empty(n, dtype=np.int8)
         self.sent = np.empty(n, dtype=bool)  # an upload was attempted (the network was up)
+        self.attempts = np.empty(n, dtype=np.int8)  # upload attempts begun (0: none)
         self.reset()
 
     def reset(self) -> None:
@@ -49,6 +50,7 @@ class Timeline:
             getattr(self, name).fill(NOT_VISITED)
         self.outcome.fill(Outcome.LOCAL)
         self.sent.fill(False)
+        self.attempts.fill(0)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class Records:
     quality: np.ndarray  # float32 quality of the answer (0 without one)
     cost_usd: np.ndarray  # float32
     energy_j: np.ndarray  # float32 device inference energy
-    offdevice_bytes: np.ndarray  # int32 bytes uploaded (every attempt)
+    offdevice_bytes: np.ndarray  # int64 bytes uploaded (every attempt begun)
+    attempts: np.ndarray  # int8 upload attempts begun (0: nothing sent)
     sensitive_blocked: int = 0  # sensitive requests a policy tried to send off the device
     engine: str = ""
 
@@ -129,9 +132,8 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
     cost[tl.cloud_start_ns < 0] = 0.0  # billed when the cloud ran it (even if the client gave up)
     energy = (tl.device_start_ns >= 0).astype(np.float32)
     energy *= sc.device.energy_per_inference_j
-    offdevice = sizes.input_bytes.astype(np.int32)[row]
-    offdevice *= draws.uplink_attempts
-    offdevice[~tl.sent] = 0
+    offdevice = sizes.input_bytes[row]  # int64: bytes x attempts (<= 101) cannot wrap
+    offdevice *= tl.attempts
     network_ms = draws.uplink_ns.astype(np.float32)
     network_ms[~tl.sent] = 0.0
     np.add(network_ms, draws.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
@@ -141,6 +143,6 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
         device_enter_ns=tl.device_enter_ns, device_start_ns=tl.device_start_ns,
         device_done_ns=tl.device_done_ns, cloud_enter_ns=tl.cloud_enter_ns,
         cloud_start_ns=tl.cloud_start_ns, cloud_done_ns=tl.cloud_done_ns, end_ns=tl.end_ns,
-        network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice,
+        network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice, attempts=tl.attempts,
         sensitive_blocked=int(sensitive_blocked), engine=engine,
     )

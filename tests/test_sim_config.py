@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_sim_properties import littles_law_on_every_run  # noqa: F401 - autouse fixture
+from test_sim_properties import accounting_checked_on_every_run  # noqa: F401 - autouse fixture
 
 from router_lab.errors import RouterLabError
 from router_lab.policies import PolicyContext

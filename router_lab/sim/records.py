@@ -1,19 +1,21 @@
 """Per-request records of a run, columnar and compact: the engines' timeline plus derived columns.
 
 Engines fill a :class:`Timeline` (exact int64 nanoseconds, -1 where a stage was not visited);
-:func:`finish` derives correctness, cost, energy and bytes the same way for every engine.
+:func:`finish` derives correctness, cost, energy and bytes the same way for every engine, and runs
+the accounting checks of :mod:`router_lab.sim.audit` on the result (``Records.violations``).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
 from router_lab.data.contract import Dataset
 from router_lab.policies.base import Route
+from router_lab.sim.audit import audit
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
 from router_lab.sim.scenario import Scenario
 
@@ -78,6 +80,7 @@ class Records:
     attempts: np.ndarray  # int8 upload attempts begun (0: nothing sent)
     sensitive_blocked: int = 0  # sensitive requests a policy tried to send off the device
     engine: str = ""
+    violations: dict[str, int] = field(default_factory=dict)  # accounting checks (sim.audit): all 0
 
     def __len__(self) -> int:
         return len(self.arrival_ns)
@@ -138,7 +141,7 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
     network_ms[~tl.sent] = 0.0
     np.add(network_ms, draws.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
     network_ms /= NS_PER_MS
-    return Records(
+    rec = Records(
         arrival_ns=draws.arrival_ns, row=row, route=route, outcome=outcome, sensitive=sensitive, sent=tl.sent,
         device_enter_ns=tl.device_enter_ns, device_start_ns=tl.device_start_ns,
         device_done_ns=tl.device_done_ns, cloud_enter_ns=tl.cloud_enter_ns,
@@ -146,3 +149,4 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
         network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice, attempts=tl.attempts,
         sensitive_blocked=int(sensitive_blocked), engine=engine,
     )
+    return replace(rec, violations=audit(rec, draws, sc, sizes))

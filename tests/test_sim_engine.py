@@ -11,8 +11,9 @@ from router_lab.errors import RouterLabError
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.policies.base import Policy, Route, SystemState
 from router_lab.sim.commands import simulate_config
-from router_lab.sim.draws import NS_PER_S
+from router_lab.sim.draws import NS_PER_S, draw
 from router_lab.sim.engine_fast import run_fast
+from router_lab.sim.engine_simpy import run_simpy
 from router_lab.sim.engines import engine_name, run
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Outcome
@@ -172,3 +173,43 @@ def test_requests_are_sampled_from_the_test_split_by_default(digits):
     assert set(digits.frame["split"].to_numpy()[rec.row]) == {"test"}
     everything = make_scenario(sim={"n_requests": 3000, "split": "all"})
     assert len(set(run(everything, policy(digits, "always_local"), digits, 0).row)) > 1000
+
+
+def test_client_timeout_bounds_an_uploads_retries(digits):
+    """Retries that would run past cloud.timeout_s end in a timeout at sent + timeout."""
+    sc = make_scenario(network={"loss": 0.9, "max_retries": 50, "retry_timeout_ms": 500.0, "rtt_ms": 20.0},
+                       cloud={"timeout_s": 2.0, "rate_limit_rpm": None},
+                       sim={"n_requests": 2000, "on_cloud_failure": "fail"})
+    rec = run(sc, policy(digits, "always_cloud"), digits, 4)
+    sent_at = rec.arrival_ns + int(round(sc.device.router_overhead_ms * 1e6))
+    failed = rec.sent & (rec.outcome == Outcome.FAILED)
+    assert failed.sum() > 1000
+    assert (rec.end_ns[failed] - sent_at[failed] <= 2 * NS_PER_S).all()
+    assert (rec.end_ns[failed] - sent_at[failed] == 2 * NS_PER_S).mean() > 0.9  # almost all time out
+    assert rec.attempts.max() == 4  # attempts begin at 0, 0.5, 1.0 and 1.5 s: none after the timeout
+    answered = rec.outcome == Outcome.CLOUD
+    assert (rec.end_ns[answered] - sent_at[answered] <= 2 * NS_PER_S).all()
+
+
+def test_outages_are_drawn_only_as_far_as_the_run_uses_the_network(digits):
+    """A 250 s run on a network flapping every ~20 ms draws ~12,500 outages (it used to draw 5 M)."""
+    sc = make_scenario(workload={"rate_per_s": 4.0}, network={"mean_up_s": 0.01, "mean_down_s": 0.01},
+                       sim={"duration_s": 250.0, "n_requests": 10})
+    d = draw(sc, digits, 0)
+    assert 250 / 0.02 / 2 < len(d.outage_start_ns) < 2 * 250 / 0.02
+    fast = run_fast(sc, policy(digits, "random"), digits, 0)
+    slow = run_simpy(sc, policy(digits, "random"), digits, 0)
+    np.testing.assert_array_equal(fast.end_ns, slow.end_ns)
+    assert (fast.outcome == Outcome.FALLBACK).sum() > 100  # the outages are there, and cut transfers
+
+
+def test_outage_timeline_does_not_depend_on_how_far_it_was_drawn(digits):
+    sc = make_scenario(network={"mean_up_s": 3.0, "mean_down_s": 1.0}, sim={"n_requests": 200})
+    short, long = draw(sc, digits, 9), draw(sc, digits, 9)
+    long.outages.cover(10**15)  # ~11 days of windows, drawn in a few large steps
+    for t in range(0, 10**13, 10**12):
+        short.outages.cover(t)  # many small steps
+    k = len(short.outage_start_ns)
+    assert k > 1000
+    np.testing.assert_array_equal(short.outage_start_ns, long.outage_start_ns[:k])
+    np.testing.assert_array_equal(short.outage_end_ns, long.outage_end_ns[:k])

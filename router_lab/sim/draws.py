@@ -232,8 +232,14 @@ def measured_profile_s(path: str | None, group: str) -> np.ndarray:
     if "service_ms" not in frame.columns:
         raise RouterLabError(f"{path}: no column 'service_ms'; expected measured service times in ms")
     values = pd.to_numeric(frame["service_ms"], errors="coerce").to_numpy(dtype=np.float64)
-    if len(values) == 0 or not np.all(np.isfinite(values) & (values >= 0)):
-        raise RouterLabError(f"{path}: column 'service_ms' must hold non-negative numbers (ms)")
+    if len(values) == 0:
+        raise RouterLabError(f"{path}: column 'service_ms' is empty; expected measured service times in ms")
+    bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
+    if bad.size:
+        value = frame["service_ms"].iloc[bad[0]]
+        value = value.item() if hasattr(value, "item") else value
+        raise RouterLabError(f"{path}: column 'service_ms', row {bad[0] + 1}: got {value!r}; expected a "
+                             "non-negative number of ms")
     return values / 1000.0
 
 

@@ -46,95 +46,118 @@ CHECKS = ("outcome_code", "end_after_arrival",
 LOCAL, CLOUD, CASCADE, FALLBACK, REJECTED, FAILED = range(6)
 
 
+CHUNK = 1 << 16  # element-wise checks run over this many requests at a time (little memory)
+
+
 def _count(bad: np.ndarray) -> int:
     return int(np.count_nonzero(bad))
 
 
-def _station(enter: np.ndarray, start: np.ndarray, done: np.ndarray, service: np.ndarray,
-             units: int) -> tuple[int, int, int, int]:
-    """(start < enter, done != start + service, FIFO breaks, excess over ``units``) for a station."""
-    ran = np.flatnonzero(start >= 0)
-    s, e = start[ran], enter[ran]
-    bad_start = _count((s < e) | (e < 0))
-    bad_done = _count(done[ran] != s + service[ran]) + _count(done[start < 0] != -1)
-    if len(ran) and not bool((e[1:] >= e[:-1]).all()):  # admission order: entry time, then request
+def _station(enter: np.ndarray, start: np.ndarray, done: np.ndarray, units: int) -> tuple[int, int]:
+    """(FIFO breaks, excess over ``units``) for one station, keeping few per-request temporaries."""
+    ran = start >= 0
+    e = enter[ran]
+    order = None
+    if len(e) and not bool((e[1:] >= e[:-1]).all()):  # admission order: entry time, then request
         order = np.argsort(e, kind="stable")
-        s = s[order]
+    del e
+    s = start[ran] if order is None else start[ran][order]
     bad_fifo = _count(s[1:] < s[:-1])
     if bad_fifo:
-        s = np.sort(s)
-    finished = np.sort(done[ran], kind="stable")  # in service at t: #{start <= t} - #{done <= t}
-    in_service = np.searchsorted(s, s, side="right") - np.searchsorted(finished, s, side="right")
-    bad_units = _count(in_service > units)
-    return bad_start, bad_done, bad_fifo, bad_units
+        s.sort()
+    finished = done[ran]
+    del ran
+    if units == 1 and not bad_fifo:  # one unit: each starts once the one before it is done
+        if order is not None:
+            finished = finished[order]
+        return bad_fifo, _count(s[1:] < finished[:-1])
+    del order
+    finished.sort(kind="stable")  # in service at s_k (the last of equal starts): k + 1 - #{done <= s_k}
+    bad_units = 0
+    for lo in range(0, len(s), CHUNK):
+        in_service = np.arange(lo + 1, lo + 1 + len(s[lo:lo + CHUNK]))
+        in_service -= np.searchsorted(finished, s[lo:lo + CHUNK], side="right")
+        bad_units += _count(in_service > units)
+    return bad_fifo, bad_units
 
 
 def audit(rec: Records, draws: Draws, sc: Scenario, sizes: RowSizes) -> dict[str, int]:
     """Per check (:data:`CHECKS`), how many requests or events break it (all 0 when consistent)."""
-    n = {}
-    out, route, end, arrival = rec.outcome, rec.route, rec.end_ns, rec.arrival_ns
-    overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-    n["outcome_code"] = _count((out < LOCAL) | (out > FAILED))
-    n["end_after_arrival"] = _count(end < arrival)
+    n = dict.fromkeys(CHECKS, 0)
+    n["device_fifo"], n["device_units"] = _station(rec.device_enter_ns, rec.device_start_ns,
+                                                   rec.device_done_ns, sc.device.units)
+    n["cloud_fifo"], n["cloud_units"] = _station(rec.cloud_enter_ns, rec.cloud_start_ns,
+                                                 rec.cloud_done_ns, sc.cloud.units)
+    ctx = _Context(sc, draws, sizes)
+    for lo in range(0, len(rec), CHUNK):
+        ctx.chunk(rec, slice(lo, lo + CHUNK), n)
+    return n
 
-    # The device.
-    d_enter, d_start, d_done = rec.device_enter_ns, rec.device_start_ns, rec.device_done_ns
-    entered = d_enter >= 0
-    n["device_enter"] = _count(d_enter[entered] < arrival[entered] + overhead) + _count(~entered & (d_start >= 0))
-    (n["device_start"], n["device_done"], n["device_fifo"],
-     n["device_units"]) = _station(d_enter, d_start, d_done, draws.device_service_ns, sc.device.units)
 
-    # The network and the cloud: a request reaches the cloud when its upload completes.
-    cascade = route == Route.CASCADE
-    sent_at = arrival + overhead
-    np.copyto(sent_at, d_done, where=cascade)
-    c_enter, c_start, c_done = rec.cloud_enter_ns, rec.cloud_start_ns, rec.cloud_done_ns
-    reached = c_enter >= 0
-    n["cloud_enter"] = (_count(c_enter[reached] != sent_at[reached] + draws.uplink_ns[reached])
-                        + _count(reached & (~rec.sent | draws.uplink_failed)) + _count(~reached & (c_start >= 0)))
-    (n["cloud_start"], n["cloud_done"], n["cloud_fifo"],
-     n["cloud_units"]) = _station(c_enter, c_start, c_done, draws.cloud_service_ns, sc.cloud.units)
+class _Context:
+    """The scenario's constants for the element-wise checks, and one chunk's checks."""
 
-    n["end_after_stages"] = _count((end < d_done) | (end < d_enter) | (end < c_enter))
+    def __init__(self, sc: Scenario, draws: Draws, sizes: RowSizes) -> None:
+        self.sc, self.d, self.input_bytes = sc, draws, sizes.input_bytes
+        self.overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
+        self.timeout = timeout_ns(sc)
+        self.energy = np.float32(sc.device.energy_per_inference_j)
+        self.max_attempts = sc.network.max_retries + 1
+        self.fail_mode = sc.sim.on_cloud_failure == "fail"
 
-    # The outcome agrees with the stages visited and the end time.
-    by_cloud = (out == CLOUD) | (out == CASCADE)
-    answer_at = c_done + draws.downlink_ns
-    ran_device = d_start >= 0
-    bad = np.zeros(len(rec), dtype=bool)
-    local = out == LOCAL
-    bad |= local & (~ran_device | (route == Route.CLOUD) | rec.sent | reached | (end != d_done))
-    bad |= by_cloud & ((c_done < 0) | (end != answer_at) | ~rec.sent)
-    bad |= (out == CLOUD) & ((route != Route.CLOUD) | entered)
-    bad |= (out == CASCADE) & (~cascade | ~ran_device)
-    fallback = out == FALLBACK
-    bad |= fallback & (route == Route.CLOUD) & (~ran_device | (end != d_done))
-    bad |= fallback & cascade & (~ran_device | (end < d_done))
-    bad |= fallback & (route == Route.LOCAL)
-    bad |= (out == REJECTED) & (~entered | ran_device | (end != d_enter))
-    failed = out == FAILED
-    refused = failed & entered  # the battery was empty
-    bad |= refused & (ran_device | (end != d_enter))
-    bad |= failed & ~entered & ((route != Route.CLOUD) | (sc.sim.on_cloud_failure != "fail"))
-    n["outcome_stages"] = _count(bad)
+    def chunk(self, rec: Records, k: slice, n: dict[str, int]) -> None:  # noqa: PLR0915 - one flat list of checks
+        d = self.d
+        out, route, end, arrival = rec.outcome[k], rec.route[k], rec.end_ns[k], rec.arrival_ns[k]
+        n["outcome_code"] += _count((out < LOCAL) | (out > FAILED))
+        n["end_after_arrival"] += _count(end < arrival)
 
-    timeout = timeout_ns(sc)
-    n["timeout"] = 0 if timeout is None else _count(by_cloud & (end - sent_at > timeout))
-    answered = np.flatnonzero(by_cloud)
-    if draws.has_outages and len(answered):
-        lost_up = draws.first_down(sent_at[answered], c_enter[answered]) != NEVER
-        lost_down = draws.first_down(c_done[answered], end[answered]) != NEVER
-        n["outage"] = _count(lost_up | lost_down)
-    else:
-        n["outage"] = 0
+        # The device: entered after the router, started after entering, done = start + service.
+        d_enter, d_start, d_done = rec.device_enter_ns[k], rec.device_start_ns[k], rec.device_done_ns[k]
+        entered, ran_device = d_enter >= 0, d_start >= 0
+        n["device_enter"] += _count(entered & (d_enter < arrival + self.overhead)) + _count(~entered & ran_device)
+        n["device_start"] += _count(ran_device & (d_start < d_enter))
+        n["device_done"] += _count(d_done != np.where(ran_device, d_start + d.device_service_ns[k], -1))
 
-    attempts = rec.attempts
-    n["attempts"] = (_count(rec.sent != (attempts > 0)) + _count(attempts > draws.uplink_attempts)
-                     + _count(attempts < 0) + _count(attempts > sc.network.max_retries + 1))
-    n["bytes"] = _count(rec.offdevice_bytes != sizes.input_bytes[rec.row] * attempts)
-    n["sensitive"] = _count(rec.sensitive & (rec.sent | (route != Route.LOCAL)))
-    no_answer = (out == REJECTED) | failed
-    energy = np.float32(sc.device.energy_per_inference_j)
-    n["quality_cost_energy"] = (_count(no_answer & (rec.quality != 0)) + _count((c_start < 0) & (rec.cost_usd != 0))
-                                + _count(rec.energy_j != np.where(ran_device, energy, np.float32(0))))
-    return {name: int(n[name]) for name in CHECKS}
+        # The network and the cloud: a request reaches the cloud exactly when its upload completes.
+        cascade = route == Route.CASCADE
+        sent_at = np.where(cascade, d_done, arrival + self.overhead)
+        sent = rec.sent[k]
+        c_enter, c_start, c_done = rec.cloud_enter_ns[k], rec.cloud_start_ns[k], rec.cloud_done_ns[k]
+        reached, ran_cloud = c_enter >= 0, c_start >= 0
+        n["cloud_enter"] += (_count(reached & ((c_enter != sent_at + d.uplink_ns[k]) | ~sent | d.uplink_failed[k]))
+                             + _count(~reached & ran_cloud))
+        n["cloud_start"] += _count(ran_cloud & (c_start < c_enter))
+        n["cloud_done"] += _count(c_done != np.where(ran_cloud, c_start + d.cloud_service_ns[k], -1))
+        n["end_after_stages"] += _count((end < d_done) | (end < d_enter) | (end < c_enter))
+
+        # The outcome agrees with the stages visited and the end time.
+        by_cloud = (out == CLOUD) | (out == CASCADE)
+        to_cloud = route == Route.CLOUD
+        bad = (out == LOCAL) & (~ran_device | to_cloud | sent | reached | (end != d_done))
+        bad |= by_cloud & ((c_done < 0) | (end != c_done + d.downlink_ns[k]) | ~sent)
+        bad |= (out == CLOUD) & (~to_cloud | entered)
+        bad |= (out == CASCADE) & (~cascade | ~ran_device)
+        fallback = out == FALLBACK
+        bad |= fallback & ((route == Route.LOCAL) | ~ran_device | np.where(to_cloud, end != d_done, end < d_done))
+        bad |= (out == REJECTED) & (~entered | ran_device | (end != d_enter))
+        failed = out == FAILED
+        bad |= failed & np.where(entered, ran_device | (end != d_enter), ~to_cloud | (not self.fail_mode))
+        n["outcome_stages"] += _count(bad)
+
+        if self.timeout is not None:
+            n["timeout"] += _count(by_cloud & (end - sent_at > self.timeout))
+        if d.has_outages:
+            answered = np.flatnonzero(by_cloud)
+            lost_up = d.first_down(sent_at[answered], c_enter[answered]) != NEVER
+            lost_down = d.first_down(c_done[answered], end[answered]) != NEVER
+            n["outage"] += _count(lost_up | lost_down)
+
+        attempts = rec.attempts[k]
+        n["attempts"] += (_count(sent != (attempts > 0)) + _count(attempts > d.uplink_attempts[k])
+                          + _count(attempts < 0) + _count(attempts > self.max_attempts))
+        n["bytes"] += _count(rec.offdevice_bytes[k] != self.input_bytes[rec.row[k]] * attempts)
+        n["sensitive"] += _count(rec.sensitive[k] & (sent | (route != Route.LOCAL)))
+        no_answer = (out == REJECTED) | failed
+        n["quality_cost_energy"] += (_count(no_answer & (rec.quality[k] != 0))
+                                     + _count(~ran_cloud & (rec.cost_usd[k] != 0))
+                                     + _count(rec.energy_j[k] != np.where(ran_device, self.energy, np.float32(0))))

@@ -182,5 +182,8 @@ def test_answers_never_cross_an_outage_and_outages_cut_transfers_in_flight(synth
     cut_upload = fallback & rec.sent & (rec.cloud_enter_ns < 0) & ~d.uplink_failed
     assert cut_upload.sum() > 0 and at_outage_start[cut_upload].all()
     assert (rec.attempts[cut_upload] <= d.uplink_attempts[cut_upload]).all()
+    in_transit_ms = (rec.device_enter_ns[cut_upload] - sent[cut_upload]) / 1e6
+    np.testing.assert_allclose(rec.network_ms[cut_upload], in_transit_ms, rtol=1e-6)
+    assert (rec.network_ms[cut_upload] * 1e6 < d.uplink_ns[cut_upload]).all()  # cut short
     cut_answer = fallback & (rec.cloud_done_ns >= 0) & at_outage_start
     assert cut_answer.sum() > 0 and (rec.cost_usd[cut_answer] > 0).all()  # billed, never delivered

@@ -139,6 +139,14 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
     offdevice *= tl.attempts
     network_ms = draws.uplink_ns.astype(np.float32)
     network_ms[~tl.sent] = 0.0
+    cut = np.flatnonzero(tl.sent & (tl.cloud_enter_ns < 0) & ~draws.uplink_failed)
+    if cut.size:  # uploads cut by an outage: in transit until it began (when the requester learnt it)
+        learnt = np.where(tl.device_enter_ns[cut] >= 0, tl.device_enter_ns[cut], tl.end_ns[cut])
+        cascade = route[cut] == Route.CASCADE
+        learnt[cascade] = tl.end_ns[cut[cascade]]
+        sent_at = np.where(cascade, tl.device_done_ns[cut], draws.arrival_ns[cut] + int(round(
+            sc.device.router_overhead_ms * NS_PER_MS)))
+        network_ms[cut] = (learnt - sent_at).astype(np.float32)
     np.add(network_ms, draws.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
     network_ms /= NS_PER_MS
     rec = Records(

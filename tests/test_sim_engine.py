@@ -11,7 +11,7 @@ from router_lab.errors import RouterLabError
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.policies.base import Policy, Route, SystemState
 from router_lab.sim.commands import simulate_config
-from router_lab.sim.draws import NS_PER_S, draw
+from router_lab.sim.draws import NEVER, NS_PER_S, draw
 from router_lab.sim.engine_fast import run_fast
 from router_lab.sim.engine_simpy import run_simpy
 from router_lab.sim.engines import engine_name, run
@@ -213,3 +213,19 @@ def test_outage_timeline_does_not_depend_on_how_far_it_was_drawn(digits):
     assert k > 1000
     np.testing.assert_array_equal(short.outage_start_ns, long.outage_start_ns[:k])
     np.testing.assert_array_equal(short.outage_end_ns, long.outage_end_ns[:k])
+
+
+def test_first_down_is_the_moment_a_transfer_is_cut(digits):
+    """Windows are [start, end): a transfer is cut if it starts in one or one begins inside it."""
+    d = draw(make_scenario(network={"mean_up_s": 5.0, "mean_down_s": 1.0}, sim={"n_requests": 50}), digits, 1)
+    (s0, s1), (e0, _) = d.outage_start_ns[:2], d.outage_end_ns[:2]
+    cases = [((s0 - 10, s0 + 5), s0), ((s0 - 10, s0), NEVER), ((s0, s0), s0), ((s0 + 3, s0 + 4), s0 + 3),
+             ((e0, e0 + 1), NEVER if s1 > e0 + 1 else s1), ((e0 - 1, s1 + 1), e0 - 1), ((e0, s1 + 1), s1),
+             ((0, 0), NEVER if s0 > 0 else 0)]
+    for (begin, end), expected in cases:
+        assert d.first_down(int(begin), int(end)) == expected, (begin, end)
+    begins = np.array([int(b) for (b, _), _ in cases])
+    ends = np.array([int(e) for (_, e), _ in cases])
+    np.testing.assert_array_equal(d.first_down(begins, ends), [int(x) for _, x in cases])
+    late = int(d.outages.known_ns) + 10**12  # beyond what is drawn: drawn on demand, same answer twice
+    assert d.first_down(late, late + 10**10) == d.first_down(np.array([late]), np.array([late + 10**10]))[0]

@@ -81,7 +81,7 @@ class Outages:
 
     def cover(self, t_ns: int) -> None:
         """Draw windows until the timeline is known beyond ``t_ns``."""
-        if t_ns < self.known_ns:
+        if t_ns < self.known_ns or self.known_ns == NEVER:  # known already, or never any outage to draw
             return
         starts, ends, t = [self.starts], [self.ends], self.known_ns
         while t <= t_ns:
@@ -96,7 +96,8 @@ class Outages:
 
     def down(self, t_ns: np.ndarray | int) -> np.ndarray | bool:
         """Whether the network is in an outage at time(s) ``t_ns``."""
-        self.cover(int(np.max(t_ns)) if np.ndim(t_ns) else int(t_ns))
+        if np.size(t_ns):
+            self.cover(int(np.max(t_ns)))
         k = np.searchsorted(self.starts, t_ns, side="right") - 1
         kk = np.maximum(k, 0)
         ends = self.ends[kk] if len(self.ends) else np.zeros_like(kk)
@@ -105,16 +106,25 @@ class Outages:
     def first_down(self, begin_ns: np.ndarray | int, end_ns: np.ndarray | int) -> np.ndarray | int:
         """The first moment in ``[begin, end)`` the network is down (``begin`` itself when it is
         down then, else the first outage start inside), or NEVER; vectorised or scalar."""
-        scalar = not np.ndim(begin_ns)
-        begin, end = np.atleast_1d(begin_ns), np.atleast_1d(end_ns)
-        if not len(begin):
+        if not np.ndim(begin_ns):  # the event-driven engine's per-request call
+            begin, end = int(begin_ns), int(end_ns)
+            self.cover(end)
+            starts, m = self.starts, len(self.starts)
+            k = int(starts.searchsorted(begin, side="right"))  # windows starting at or before begin
+            if k and begin < self.ends[k - 1]:
+                return begin
+            return int(starts[k]) if k < m and starts[k] < end else NEVER
+        if not len(begin_ns):
             return np.empty(0, dtype=np.int64)
-        self.cover(int(end.max()))
-        k = np.searchsorted(self.starts, begin, side="right")  # windows starting at or before begin
-        down_now = (k > 0) & (begin < self.ends[np.maximum(k - 1, 0)])
-        nxt = np.append(self.starts, NEVER)[k]
-        hit = np.where(down_now, begin, np.where(nxt < end, nxt, NEVER))
-        return int(hit[0]) if scalar else hit
+        self.cover(int(np.max(end_ns)))
+        starts, m = self.starts, len(self.starts)
+        if not m:
+            return np.full(len(begin_ns), NEVER, dtype=np.int64)
+        k = np.searchsorted(starts, begin_ns, side="right")
+        down_now = (k > 0) & (begin_ns < self.ends[np.maximum(k - 1, 0)])
+        nxt = starts[np.minimum(k, m - 1)]
+        inside = (k < m) & (nxt < end_ns)
+        return np.where(down_now, begin_ns, np.where(inside, nxt, NEVER))
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ CHECKS = ("outcome_code", "end_after_arrival",
 LOCAL, CLOUD, CASCADE, FALLBACK, REJECTED, FAILED = range(6)
 
 
-CHUNK = 1 << 16  # element-wise checks run over this many requests at a time (little memory)
+CHUNK = 1 << 14  # element-wise checks run over this many requests at a time (little memory)
 
 
 def _count(bad: np.ndarray) -> int:
@@ -72,13 +72,17 @@ def _station(enter: np.ndarray, start: np.ndarray, done: np.ndarray, units: int)
             finished = finished[order]
         return bad_fifo, _count(s[1:] < finished[:-1])
     del order
-    finished.sort(kind="stable")  # in service at s_k (the last of equal starts): k + 1 - #{done <= s_k}
-    bad_units = 0
-    for lo in range(0, len(s), CHUNK):
-        in_service = np.arange(lo + 1, lo + 1 + len(s[lo:lo + CHUNK]))
-        in_service -= np.searchsorted(finished, s[lo:lo + CHUNK], side="right")
-        bad_units += _count(in_service > units)
-    return bad_fifo, bad_units
+    # In service at t: #{start <= t} - #{done <= t}; one merge of the two (nearly) sorted runs, dones
+    # first at equal times (a unit freed at t serves the next request at t).
+    key = np.concatenate([finished * 2, s * 2 + 1])
+    del finished, s
+    key.sort(kind="stable")
+    key &= 1
+    steps = key.astype(np.int8)
+    del key
+    steps *= 2
+    steps -= 1
+    return bad_fifo, _count(np.cumsum(steps, dtype=np.int32) > units)
 
 
 def audit(rec: Records, draws: Draws, sc: Scenario, sizes: RowSizes) -> dict[str, int]:
@@ -94,6 +98,31 @@ def audit(rec: Records, draws: Draws, sc: Scenario, sizes: RowSizes) -> dict[str
     return n
 
 
+ENTERED, RAN_DEVICE, SENT, REACHED, RAN_CLOUD = 1, 2, 4, 8, 16  # the stages a request visited
+R_LOCAL, R_CLOUD, R_CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
+
+
+def _allowed(outcome: int, route: int, visited: int, fail_mode: bool) -> bool:
+    """Whether an outcome can come from a route and a set of visited stages (the model's rules)."""
+    if (visited & RAN_DEVICE and not visited & ENTERED) or (visited & REACHED and not visited & SENT) or (
+            visited & RAN_CLOUD and not visited & REACHED):
+        return False
+    device, cloud = visited & (ENTERED | RAN_DEVICE), visited & (SENT | REACHED | RAN_CLOUD)
+    ran, refused, everywhere = ENTERED | RAN_DEVICE, ENTERED, SENT | REACHED | RAN_CLOUD
+    on_device = route in (R_LOCAL, R_CASCADE)
+    if outcome == LOCAL:
+        return on_device and device == ran and not cloud
+    if outcome == CLOUD:
+        return route == R_CLOUD and not device and cloud == everywhere
+    if outcome == CASCADE:
+        return route == R_CASCADE and device == ran and cloud == everywhere
+    if outcome == FALLBACK:
+        return device == ran and (route == R_CASCADE or (route == R_CLOUD and not fail_mode))
+    if outcome in (REJECTED, FAILED) and device == refused:  # the device queue was full / battery empty
+        return (on_device and not cloud) or (route == R_CLOUD and not fail_mode)
+    return outcome == FAILED and not device and route == R_CLOUD and fail_mode
+
+
 class _Context:
     """The scenario's constants for the element-wise checks, and one chunk's checks."""
 
@@ -103,45 +132,54 @@ class _Context:
         self.timeout = timeout_ns(sc)
         self.energy = np.float32(sc.device.energy_per_inference_j)
         self.max_attempts = sc.network.max_retries + 1
-        self.fail_mode = sc.sim.on_cloud_failure == "fail"
+        fail_mode = sc.sim.on_cloud_failure == "fail"
+        # allowed[outcome, route, visited]; an unknown outcome (6) or route (3) is never allowed.
+        self.allowed = np.array([[[o < 6 and r < 3 and _allowed(o, r, v, fail_mode) for v in range(32)]
+                                  for r in range(4)] for o in range(7)]).ravel()
 
-    def chunk(self, rec: Records, k: slice, n: dict[str, int]) -> None:  # noqa: PLR0915 - one flat list of checks
+    def chunk(self, rec: Records, k: slice, n: dict[str, int]) -> None:
         d = self.d
         out, route, end, arrival = rec.outcome[k], rec.route[k], rec.end_ns[k], rec.arrival_ns[k]
-        n["outcome_code"] += _count((out < LOCAL) | (out > FAILED))
+        n["outcome_code"] += _count(out.view(np.uint8) > FAILED)
         n["end_after_arrival"] += _count(end < arrival)
 
         # The device: entered after the router, started after entering, done = start + service.
         d_enter, d_start, d_done = rec.device_enter_ns[k], rec.device_start_ns[k], rec.device_done_ns[k]
         entered, ran_device = d_enter >= 0, d_start >= 0
-        n["device_enter"] += _count(entered & (d_enter < arrival + self.overhead)) + _count(~entered & ran_device)
+        n["device_enter"] += _count(entered & (d_enter < arrival + self.overhead))
         n["device_start"] += _count(ran_device & (d_start < d_enter))
         n["device_done"] += _count(d_done != np.where(ran_device, d_start + d.device_service_ns[k], -1))
 
         # The network and the cloud: a request reaches the cloud exactly when its upload completes.
-        cascade = route == Route.CASCADE
+        cascade = route == R_CASCADE
         sent_at = np.where(cascade, d_done, arrival + self.overhead)
         sent = rec.sent[k]
         c_enter, c_start, c_done = rec.cloud_enter_ns[k], rec.cloud_start_ns[k], rec.cloud_done_ns[k]
         reached, ran_cloud = c_enter >= 0, c_start >= 0
-        n["cloud_enter"] += (_count(reached & ((c_enter != sent_at + d.uplink_ns[k]) | ~sent | d.uplink_failed[k]))
-                             + _count(~reached & ran_cloud))
+        n["cloud_enter"] += _count(reached & ((c_enter != sent_at + d.uplink_ns[k]) | d.uplink_failed[k]))
         n["cloud_start"] += _count(ran_cloud & (c_start < c_enter))
         n["cloud_done"] += _count(c_done != np.where(ran_cloud, c_start + d.cloud_service_ns[k], -1))
         n["end_after_stages"] += _count((end < d_done) | (end < d_enter) | (end < c_enter))
 
-        # The outcome agrees with the stages visited and the end time.
+        # The outcome agrees with the route and the stages visited (a table), and with the end time.
+        visited = entered.view(np.uint8) | (ran_device.view(np.uint8) << 1)
+        visited |= sent.view(np.uint8) << 2
+        visited |= reached.view(np.uint8) << 3
+        visited |= ran_cloud.view(np.uint8) << 4
+        key = np.minimum(out.view(np.uint8), 6).astype(np.int16)
+        key *= 4
+        key += np.minimum(route.view(np.uint8), 3)
+        key *= 32
+        key += visited
+        bad = ~self.allowed[key]
         by_cloud = (out == CLOUD) | (out == CASCADE)
-        to_cloud = route == Route.CLOUD
-        bad = (out == LOCAL) & (~ran_device | to_cloud | sent | reached | (end != d_done))
-        bad |= by_cloud & ((c_done < 0) | (end != c_done + d.downlink_ns[k]) | ~sent)
-        bad |= (out == CLOUD) & (~to_cloud | entered)
-        bad |= (out == CASCADE) & (~cascade | ~ran_device)
-        fallback = out == FALLBACK
-        bad |= fallback & ((route == Route.LOCAL) | ~ran_device | np.where(to_cloud, end != d_done, end < d_done))
-        bad |= (out == REJECTED) & (~entered | ran_device | (end != d_enter))
+        expected = np.where(by_cloud, c_done + d.downlink_ns[k], d_done)  # local answers, fallbacks
         failed = out == FAILED
-        bad |= failed & np.where(entered, ran_device | (end != d_enter), ~to_cloud | (not self.fail_mode))
+        refused = (out == REJECTED) | (failed & entered)
+        np.copyto(expected, d_enter, where=refused)  # refused at the device: ends on entering
+        loose = (out == FALLBACK) & cascade  # the device's answer stands, learnt when the cloud failed
+        bad |= ~loose & ~(failed & ~entered) & (end != expected)
+        bad |= loose & (end < d_done)
         n["outcome_stages"] += _count(bad)
 
         if self.timeout is not None:
@@ -154,10 +192,9 @@ class _Context:
 
         attempts = rec.attempts[k]
         n["attempts"] += (_count(sent != (attempts > 0)) + _count(attempts > d.uplink_attempts[k])
-                          + _count(attempts < 0) + _count(attempts > self.max_attempts))
+                          + _count(attempts.view(np.uint8) > self.max_attempts))  # negative: > 127
         n["bytes"] += _count(rec.offdevice_bytes[k] != self.input_bytes[rec.row[k]] * attempts)
-        n["sensitive"] += _count(rec.sensitive[k] & (sent | (route != Route.LOCAL)))
-        no_answer = (out == REJECTED) | failed
-        n["quality_cost_energy"] += (_count(no_answer & (rec.quality[k] != 0))
+        n["sensitive"] += _count(rec.sensitive[k] & (sent | (route != R_LOCAL)))
+        n["quality_cost_energy"] += (_count(refused & (rec.quality[k] != 0)) + _count(failed & (rec.quality[k] != 0))
                                      + _count(~ran_cloud & (rec.cost_usd[k] != 0))
                                      + _count(rec.energy_j[k] != np.where(ran_device, self.energy, np.float32(0))))

@@ -140,7 +140,9 @@ class FastRun:
         cascade = ~self.direct_mask[idx]
         send = d.arrival_ns[idx]
         send += self.overhead_ns
-        send[cascade] = tl.device_done_ns[idx[cascade]]
+        later = np.flatnonzero(cascade)  # (index arrays: much faster than boolean indexing here)
+        send[later] = tl.device_done_ns[idx[later]]
+        del later
         fails: list[tuple[np.ndarray, np.ndarray]] = []  # (positions in idx, when the requester learns it)
         arrive = d.uplink_ns[idx]
         arrive += send  # when the upload would complete
@@ -156,7 +158,7 @@ class FastRun:
             tl.sent[idx[hit]] = True
             tl.attempts[idx[hit]] = attempts_begun(cut[hit] - send[hit], d.uplink_attempts[idx[hit]], self.retry_ns)
             del cut
-        sending = idx[going]
+        sending = np.compress(going, idx)
         tl.sent[sending] = True
         tl.attempts[sending] = d.uplink_attempts[sending]
         del sending
@@ -168,7 +170,8 @@ class FastRun:
         if going.all():
             g = np.arange(len(idx), dtype=np.int32)
         else:
-            g, arrive = _indices(going), arrive[going]
+            g = _indices(going)
+            arrive = arrive.take(g)
         g, arrive = _in_time_order(g, arrive)
         del going
         ci = idx[g]

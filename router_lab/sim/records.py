@@ -125,20 +125,20 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
     answered = by_cloud | (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)
     quality = dataset.device_quality().astype(np.float32)[row]
     np.copyto(quality, dataset.cloud_quality().astype(np.float32)[row], where=by_cloud)
-    quality[~answered] = 0.0
+    quality *= answered  # 0 without an answer (multiplying: branch-free, unlike a masked assignment)
     sizes = RowSizes.of(dataset)
     cloud = sc.cloud
     per_request = (cloud.cost_per_request_usd
                    + sizes.tokens_in * (cloud.cost_per_1k_input_tokens_usd / 1000)
                    + sizes.tokens_out * (cloud.cost_per_1k_output_tokens_usd / 1000)).astype(np.float32)
     cost = per_request[row]
-    cost[tl.cloud_start_ns < 0] = 0.0  # billed when the cloud ran it (even if the client gave up)
+    cost *= tl.cloud_start_ns >= 0  # billed when the cloud ran it (even if the client gave up)
     energy = (tl.device_start_ns >= 0).astype(np.float32)
     energy *= sc.device.energy_per_inference_j
     offdevice = sizes.input_bytes[row]  # int64: bytes x attempts (<= 101) cannot wrap
     offdevice *= tl.attempts
     network_ms = draws.uplink_ns.astype(np.float32)
-    network_ms[~tl.sent] = 0.0
+    network_ms *= tl.sent
     cut = np.flatnonzero(tl.sent & (tl.cloud_enter_ns < 0) & ~draws.uplink_failed)
     if cut.size:  # uploads cut by an outage: in transit until it began (when the requester learnt it)
         learnt = np.where(tl.device_enter_ns[cut] >= 0, tl.device_enter_ns[cut], tl.end_ns[cut])

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from test_sim_properties import littles_law_on_every_run  # noqa: F401 - autouse fixture
+from test_sim_properties import accounting_checked_on_every_run  # noqa: F401 - autouse fixture
 
 from router_lab.errors import RouterLabError
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.policies.base import Policy, Route
 from router_lab.runtime.policy import NAN, Decision, RoutingPolicy
 from router_lab.sim.commands import simulate_config
-from router_lab.sim.draws import NS_PER_S
+from router_lab.sim.draws import NEVER, NS_PER_S, draw
 from router_lab.sim.engine_fast import run_fast
+from router_lab.sim.engine_simpy import run_simpy
 from router_lab.sim.engines import engine_name, run
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Outcome
@@ -133,7 +134,7 @@ def test_warmup_is_excluded_and_batch_means_give_an_interval(digits):
     assert m["n_requests"] == int((rec.arrival_ns >= 100 * NS_PER_S).sum()) < 4000
     lo, hi = m["ci95"]["latency_mean_ms"]
     assert m["ci_method"] == "batch_means" and lo < hi
-    assert m["littles_law_residual"] < 1e-9 and m["sensitive_offloaded"] == 0
+    assert m["accounting_violations"] == 0 and m["sensitive_offloaded"] == 0
 
 
 def test_replications_use_spawned_seeds_and_cover_the_pooled_mean(digits, tmp_path):
@@ -175,3 +176,59 @@ def test_requests_are_sampled_from_the_test_split_by_default(digits):
     assert set(digits.frame["split"].to_numpy()[rec.row]) == {"test"}
     everything = make_scenario(sim={"n_requests": 3000, "split": "all"})
     assert len(set(run(everything, policy(digits, "always_local"), digits, 0).row)) > 1000
+
+
+def test_client_timeout_bounds_an_uploads_retries(digits):
+    """Retries that would run past cloud.timeout_s end in a timeout at sent + timeout."""
+    sc = make_scenario(network={"loss": 0.9, "max_retries": 50, "retry_timeout_ms": 500.0, "rtt_ms": 20.0},
+                       cloud={"timeout_s": 2.0, "rate_limit_rpm": None},
+                       sim={"n_requests": 2000, "on_cloud_failure": "fail"})
+    rec = run(sc, policy(digits, "always_cloud"), digits, 4)
+    sent_at = rec.arrival_ns + int(round(sc.device.router_overhead_ms * 1e6))
+    failed = rec.sent & (rec.outcome == Outcome.FAILED)
+    assert failed.sum() > 1000
+    assert (rec.end_ns[failed] - sent_at[failed] <= 2 * NS_PER_S).all()
+    assert (rec.end_ns[failed] - sent_at[failed] == 2 * NS_PER_S).mean() > 0.9  # almost all time out
+    assert rec.attempts.max() == 4  # attempts begin at 0, 0.5, 1.0 and 1.5 s: none after the timeout
+    answered = rec.outcome == Outcome.CLOUD
+    assert (rec.end_ns[answered] - sent_at[answered] <= 2 * NS_PER_S).all()
+
+
+def test_outages_are_drawn_only_as_far_as_the_run_uses_the_network(digits):
+    """A 250 s run on a network flapping every ~20 ms draws ~12,500 outages (it used to draw 5 M)."""
+    sc = make_scenario(workload={"rate_per_s": 4.0}, network={"mean_up_s": 0.01, "mean_down_s": 0.01},
+                       sim={"duration_s": 250.0, "n_requests": 10})
+    d = draw(sc, digits, 0)
+    assert 250 / 0.02 / 2 < len(d.outage_start_ns) < 2 * 250 / 0.02
+    fast = run_fast(sc, policy(digits, "random"), digits, 0)
+    slow = run_simpy(sc, policy(digits, "random"), digits, 0)
+    np.testing.assert_array_equal(fast.end_ns, slow.end_ns)
+    assert (fast.outcome == Outcome.FALLBACK).sum() > 100  # the outages are there, and cut transfers
+
+
+def test_outage_timeline_does_not_depend_on_how_far_it_was_drawn(digits):
+    sc = make_scenario(network={"mean_up_s": 3.0, "mean_down_s": 1.0}, sim={"n_requests": 200})
+    short, long = draw(sc, digits, 9), draw(sc, digits, 9)
+    long.outages.cover(10**15)  # ~11 days of windows, drawn in a few large steps
+    for t in range(0, 10**13, 10**12):
+        short.outages.cover(t)  # many small steps
+    k = len(short.outage_start_ns)
+    assert k > 1000
+    np.testing.assert_array_equal(short.outage_start_ns, long.outage_start_ns[:k])
+    np.testing.assert_array_equal(short.outage_end_ns, long.outage_end_ns[:k])
+
+
+def test_first_down_is_the_moment_a_transfer_is_cut(digits):
+    """Windows are [start, end): a transfer is cut if it starts in one or one begins inside it."""
+    d = draw(make_scenario(network={"mean_up_s": 5.0, "mean_down_s": 1.0}, sim={"n_requests": 50}), digits, 1)
+    (s0, s1), (e0, _) = d.outage_start_ns[:2], d.outage_end_ns[:2]
+    cases = [((s0 - 10, s0 + 5), s0), ((s0 - 10, s0), NEVER), ((s0, s0), s0), ((s0 + 3, s0 + 4), s0 + 3),
+             ((e0, e0 + 1), NEVER if s1 > e0 + 1 else s1), ((e0 - 1, s1 + 1), e0 - 1), ((e0, s1 + 1), s1),
+             ((0, 0), NEVER if s0 > 0 else 0)]
+    for (begin, end), expected in cases:
+        assert d.first_down(int(begin), int(end)) == expected, (begin, end)
+    begins = np.array([int(b) for (b, _), _ in cases])
+    ends = np.array([int(e) for (_, e), _ in cases])
+    np.testing.assert_array_equal(d.first_down(begins, ends), [int(x) for _, x in cases])
+    late = int(d.outages.known_ns) + 10**12  # beyond what is drawn: drawn on demand, same answer twice
+    assert d.first_down(late, late + 10**10) == d.first_down(np.array([late]), np.array([late + 10**10]))[0]

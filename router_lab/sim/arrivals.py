@@ -126,8 +126,10 @@ def trace(w: TraceWorkloadConfig, n_max: int, t_max_s: float | None, rng: np.ran
         times = pd.to_numeric(frame[w.column], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(times) | (times < 0))
         if bad.size:
+            value = frame[w.column].iloc[bad[0]]
+            value = value.item() if hasattr(value, "item") else value  # a plain repr, not np.float64(...)
             raise RouterLabError(f"{w.path}: column {w.column!r}, row {bad[0] + 1}: got "
-                                 f"{frame[w.column].iloc[bad[0]]!r}; expected a non-negative number of seconds")
+                                 f"{value!r}; expected a non-negative number of seconds")
         times = np.sort(times, kind="stable")
     if times.size == 0:
         raise RouterLabError(f"{w.path or 'dataset timestamp'}: no arrival times; expected at least one row")

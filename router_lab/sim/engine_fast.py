@@ -3,7 +3,9 @@
 One pass runs the device (Lindley / Kiefer-Wolfowitz over every request that needs it), then the
 network and the cloud; cloud failures that fall back to the device feed the next pass, until the
 fallbacks stop changing (usually one or two passes).  On the same draws it gives the simpy
-engine's results to the nanosecond (times are integers, and both share the station rule).
+engine's results to the nanosecond (times are integers, and both share the station rule and the
+tie rule: requests entering a station or the rate limiter at the same nanosecond are admitted in
+order of request number, first visits and fallbacks alike).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, Route
 from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, draw
+from router_lab.sim.draws import NEVER, NS_PER_MS, Draws, attempts_begun, draw, retry_ns, timeout_ns
 from router_lab.sim.engine_simpy import WINDOW_NS, device_battery
 from router_lab.sim.load import check_load
 from router_lab.sim.records import Outcome, Records, Timeline, finish
@@ -40,12 +42,28 @@ class Fallbacks:
 
 
 def _in_time_order(idx: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort a stream by time (stable, so ties keep their order; ``at`` is sorted in place)."""
+    """Sort a stream by time (stable, so ties keep their order; ``at`` is sorted in place).
+
+    With ``idx`` in increasing request order, ties end up in request order (the tie rule).
+    """
     if len(at) < 2 or bool((at[1:] >= at[:-1]).all()):
         return idx, at
     idx = idx[np.argsort(at, kind="stable")]
     at.sort(kind="stable")  # the same values as at[order], without a second copy
     return idx, at
+
+
+def _merge(idx: np.ndarray, at: np.ndarray, fb_idx: np.ndarray, fb_at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge fallbacks into a stream sorted by (time, request) whose requests increase with time.
+
+    The result is sorted by (time, request number): the tie rule, without sorting the whole stream.
+    """
+    order = np.lexsort((fb_idx, fb_at))
+    fb_idx, fb_at = fb_idx[order], fb_at[order]
+    lo = np.searchsorted(at, fb_at, side="left")
+    hi = np.searchsorted(at, fb_at, side="right")
+    before = np.clip(np.searchsorted(idx, fb_idx), lo, hi)  # stream entries ahead of each fallback
+    return np.insert(idx, before, fb_idx), np.insert(at, before, fb_at)
 
 
 def _indices(mask: np.ndarray) -> np.ndarray:
@@ -73,18 +91,18 @@ class FastRun:
         self.sc, self.d, self.dec = sc, draws, decisions
         self.route = decisions.route
         self.overhead_ns = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-        self.timeout_ns = None if sc.cloud.timeout_s is None else int(round(sc.cloud.timeout_s * NS_PER_S))
-        self.direct = _indices(self.route == Route.CLOUD)
-        self.device_first = _indices(self.route != Route.CLOUD)
+        self.timeout_ns = timeout_ns(sc)
+        self.retry_ns = retry_ns(sc)
+        self.direct_mask = self.route == Route.CLOUD
+        self.device_first = _indices(~self.direct_mask)
 
     def device_pass(self, tl: Timeline, fb: Fallbacks) -> None:
         """Every request that runs on the device: local and cascade routes, and cloud fallbacks."""
         d, dev = self.d, self.sc.device
-        idx = np.concatenate([self.device_first, fb.index]) if len(fb.index) else self.device_first
-        enter = d.arrival_ns[self.device_first] + self.overhead_ns
+        idx = self.device_first
+        enter = d.arrival_ns[idx] + self.overhead_ns
         if len(fb.index):
-            enter = np.concatenate([enter, fb.at_ns])
-        idx, enter = _in_time_order(idx, enter)
+            idx, enter = _merge(idx, enter, fb.index, fb.at_ns)
         service = d.device_service_ns[idx]
         tl.device_enter_ns[idx] = enter
         start = fifo_starts(enter, service, dev.units, dev.queue_limit, device_battery(self.sc), scratch=True)
@@ -114,29 +132,46 @@ class FastRun:
     def cloud_pass(self, tl: Timeline) -> Fallbacks:
         """Network and cloud for direct cloud routes and escalated cascades; returns new fallbacks."""
         d, cloud, T = self.d, self.sc.cloud, self.timeout_ns
-        esc = _indices(self.dec.escalate & (self.route == Route.CASCADE) & (tl.device_start_ns >= 0))
-        idx = np.concatenate([self.direct, esc])
-        send = np.concatenate([d.arrival_ns[self.direct] + self.overhead_ns, tl.device_done_ns[esc]])
-        cascade = np.concatenate([np.zeros(len(self.direct), bool), np.ones(len(esc), bool)])
+        # Direct cloud routes and escalated cascades, in request order (so ties keep request order).
+        to_cloud = self.dec.escalate & (self.route == Route.CASCADE) & (tl.device_start_ns >= 0)
+        to_cloud |= self.direct_mask
+        idx = _indices(to_cloud)
+        del to_cloud
+        cascade = ~self.direct_mask[idx]
+        send = d.arrival_ns[idx]
+        send += self.overhead_ns
+        later = np.flatnonzero(cascade)  # (index arrays: much faster than boolean indexing here)
+        send[later] = tl.device_done_ns[idx[later]]
+        del later
         fails: list[tuple[np.ndarray, np.ndarray]] = []  # (positions in idx, when the requester learns it)
-        going = ~d.network_down(send) if len(d.outage_start_ns) else np.ones(len(idx), bool)
-        fails.append((np.flatnonzero(~going), send[~going]))  # an outage: known at once, nothing sent
-        tl.sent[idx[going]] = True
         arrive = d.uplink_ns[idx]
-        lost = np.flatnonzero(going & d.uplink_failed[idx])
-        fails.append((lost, send[lost] + arrive[lost]))
+        arrive += send  # when the upload would complete
+        going = np.ones(len(idx), bool)
+        if d.has_outages:
+            cut = d.first_down(send, arrive)
+            down = np.flatnonzero(cut == send)
+            fails.append((down, send[down]))  # down when sending: known at once, nothing sent
+            going[down] = False
+            hit = np.flatnonzero(going & (cut != NEVER))  # an outage begins during the upload
+            fails.append((hit, cut[hit]))
+            going[hit] = False
+            tl.sent[idx[hit]] = True
+            tl.attempts[idx[hit]] = attempts_begun(cut[hit] - send[hit], d.uplink_attempts[idx[hit]], self.retry_ns)
+            del cut
+        sending = np.compress(going, idx)
+        tl.sent[sending] = True
+        tl.attempts[sending] = d.uplink_attempts[sending]
+        del sending
+        lost = np.flatnonzero(going & d.uplink_failed[idx])  # every attempt lost, or the timeout first
+        fails.append((lost, arrive[lost]))
         going[lost] = False
-        if T is not None:
-            late = np.flatnonzero(going & (arrive >= T))  # gave up before the upload completed
-            fails.append((late, send[late] + T))
-            going[late] = False
-        arrive += send
         del send  # recomputed below where needed: it would double this pass's peak memory
         # Requests reaching the cloud, in arrival order.
         if going.all():
             g = np.arange(len(idx), dtype=np.int32)
         else:
-            g, arrive = _indices(going), arrive[going]
+            g = _indices(going)
+            arrive = arrive.take(g)
         g, arrive = _in_time_order(g, arrive)
         del going
         ci = idx[g]
@@ -154,6 +189,8 @@ class FastRun:
         refused = np.flatnonzero(start < 0)
         if refused.size:  # (then `arrive` was not overwritten: only a queue limit or the rate limit refuse)
             refused_at = arrive[refused] + d.downlink_ns[ci[refused]]
+            if d.has_outages:
+                np.minimum(refused_at, d.first_down(arrive[refused], refused_at), out=refused_at)
             if T is not None:
                 refused_at = np.minimum(refused_at, self.sent_at(tl, ci[refused], cascade[g[refused]]) + T)
             fails.append((g[refused], refused_at))
@@ -164,14 +201,23 @@ class FastRun:
         start += service  # now the completion times
         del service
         tl.cloud_done_ns[ci] = start
-        answer = start
+        answer = start.copy() if d.has_outages else start
         answer += d.downlink_ns[ci]
-        if T is not None:
-            gave_up_at = self.sent_at(tl, ci, cascade[g])
-            gave_up_at += T
-            late = np.flatnonzero(answer > gave_up_at)  # billed, but the client gave up
-            fails.append((g[late], gave_up_at[late]))
-            del gave_up_at
+        cut = d.first_down(start, answer) if d.has_outages else None  # the answer lost in an outage
+        del start
+        if T is not None or cut is not None:
+            late = np.zeros(len(g), bool) if cut is None else cut != NEVER
+            if T is None:
+                fail_at = cut
+            else:
+                fail_at = self.sent_at(tl, ci, cascade[g])
+                fail_at += T
+                late |= answer > fail_at
+                if cut is not None:
+                    np.minimum(fail_at, cut, out=fail_at)
+            late = np.flatnonzero(late)
+            fails.append((g[late], fail_at[late]))  # billed, but the answer never arrives
+            del fail_at, cut
             keep = np.ones(len(g), bool)
             keep[late] = False
             g, ci, answer = g[keep], ci[keep], answer[keep]

@@ -11,6 +11,12 @@ finishes, request number), then asks ``decide(request, signals)`` with what a de
 learned when its answer (or refusal) arrives, a cascade's upload only once the device has answered.
 Each decision's signals and reason, and each failure's time and kind, go to the records
 (:class:`~router_lab.sim.records.DecisionLog`) so that ``router-lab replay`` can drive a bundle the same way.
+
+Tie rule (shared with the fast path): events at the same nanosecond are processed in order of
+request number, so requests entering a station (device or cloud, first visits and fallbacks
+alike) or the rate limiter at the same nanosecond are admitted in order of request number.  Every
+event of request ``i`` has simpy priority ``1 + i`` (simpy orders by time, then priority), which
+gives exactly that order, also for events scheduled at the current time.
 """
 
 from __future__ import annotations
@@ -26,7 +32,17 @@ from router_lab.policies.base import Policy, Route
 from router_lab.runtime.policy import REASON_CODES, Signals
 from router_lab.runtime.policy import Outcome as Learned
 from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes, draw
+from router_lab.sim.draws import (
+    NEVER,
+    NS_PER_MS,
+    NS_PER_S,
+    Draws,
+    RowSizes,
+    attempts_begun,
+    draw,
+    retry_ns,
+    timeout_ns,
+)
 from router_lab.sim.load import check_load
 from router_lab.sim.records import (
     FAIL_ERRORS,
@@ -48,6 +64,18 @@ ANSWERED_BY = {Outcome.LOCAL: "local", Outcome.FALLBACK: "local", Outcome.CLOUD:
                Outcome.CASCADE: "cloud"}
 
 LOCAL, CLOUD, CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
+
+
+class At(simpy.Event):
+    """An event ``delay`` ns from now for request ``i``, ordered among simultaneous events by ``i``
+    (the tie rule); inlined like ``simpy.Timeout`` for speed."""
+
+    def __init__(self, env: simpy.Environment, delay: int, i: int) -> None:
+        self.env = env
+        self.callbacks = []
+        self._value = i
+        self._ok = True
+        env.schedule(self, 1 + i, delay)
 
 
 def device_battery(sc: Scenario) -> Battery | None:
@@ -76,7 +104,9 @@ class SimpyRun:
         self.device = FifoStation(sc.device.units, sc.device.queue_limit, device_battery(sc))
         self.cloud = FifoStation(sc.cloud.units, sc.cloud.queue_limit)
         self.overhead_ns = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-        self.timeout_ns = None if sc.cloud.timeout_s is None else int(round(sc.cloud.timeout_s * NS_PER_S))
+        self.timeout_ns = timeout_ns(sc)
+        self.retry_ns = retry_ns(sc)
+        self.outages = draws.has_outages
         self.rpm = sc.cloud.rate_limit_rpm
         self.window, self.window_count = -1, 0
         self.fail_mode = sc.sim.on_cloud_failure
@@ -91,7 +121,6 @@ class SimpyRun:
     # -- the arrival process -------------------------------------------------------------------
     def arrivals(self, bar):  # noqa: ANN001, ANN201 - a simpy process generator
         env, d = self.env, self.d
-        timeout = env.timeout
         n = len(d)
         for c0 in range(0, n, CHUNK):
             c1 = min(n, c0 + CHUNK)
@@ -101,8 +130,8 @@ class SimpyRun:
             escs = self.dec.escalate[c0:c1].tolist()
             requests = self.requests(c0, c1) if self.stateful else None
             for k in range(c1 - c0):
-                yield timeout(t0s[k] - env.now)
                 i = c0 + k
+                yield At(env, t0s[k] - env.now, i)
                 route = self.decide(i, requests[k]) if self.stateful else routes[k]
                 if route == CLOUD:
                     self.send(i, t0s[k], cascade=False)
@@ -135,17 +164,23 @@ class SimpyRun:
     def send(self, i: int, at: int, cascade: bool) -> None:
         """Upload request ``i`` at time ``at`` (now, or a cascade's device completion)."""
         d = self.d
-        if len(d.outage_start_ns) and d.network_down(at):
+        uplink = int(d.uplink_ns[i])
+        cut = d.first_down(at, at + uplink) if self.outages else NEVER
+        if cut == at:  # down when sending: nothing is sent
             self.fail(i, at, cascade, "network")
             return
-        self.tl.sent[i] = True
-        uplink = int(d.uplink_ns[i])
-        if d.uplink_failed[i]:
-            self.fail(i, at + uplink, cascade, "network")
-        elif self.timeout_ns is not None and uplink >= self.timeout_ns:
-            self.fail(i, at + self.timeout_ns, cascade, "timeout")
+        tl = self.tl
+        tl.sent[i] = True
+        if cut != NEVER:  # an outage begins during the upload
+            tl.attempts[i] = attempts_begun(cut - at, int(d.uplink_attempts[i]), self.retry_ns)
+            self.fail(i, cut, cascade, "network")
+            return
+        tl.attempts[i] = d.uplink_attempts[i]
+        if d.uplink_failed[i]:  # every attempt lost, or the timeout came first (then uplink = timeout)
+            timed_out = self.timeout_ns is not None and uplink >= self.timeout_ns
+            self.fail(i, at + uplink, cascade, "timeout" if timed_out else "network")
         else:
-            event = self.env.timeout(at + uplink - self.env.now, i)
+            event = At(self.env, at + uplink - self.env.now, i)
             event.callbacks.append(self.cloud_arrive)
 
     def cloud_arrive(self, event: simpy.Event) -> None:
@@ -155,28 +190,35 @@ class SimpyRun:
         tl.cloud_enter_ns[i] = now
         cascade = int(self.route[i]) == CASCADE
         sent_at = int(tl.device_done_ns[i]) if cascade else int(d.arrival_ns[i]) + self.overhead_ns
-        refused_at = now + int(d.downlink_ns[i])  # the refusal travels back, unless the client gave up
-        if self.timeout_ns is not None:
-            refused_at = min(refused_at, sent_at + self.timeout_ns)
+        downlink = int(d.downlink_ns[i])
+        refused_at, refused = now + downlink, "rejected"  # the refusal travels back, unless an
+        if self.outages:  # outage or the timeout comes first
+            cut = d.first_down(now, refused_at)
+            if cut < refused_at:
+                refused_at, refused = cut, "network"
+        gave_up_at = NEVER if self.timeout_ns is None else sent_at + self.timeout_ns
+        if gave_up_at <= refused_at:
+            refused_at, refused = gave_up_at, "timeout"
         if self.rpm is not None:
             window = now // WINDOW_NS
             if window != self.window:
                 self.window, self.window_count = window, 0
             self.window_count += 1
             if self.window_count > self.rpm:
-                self.fail(i, refused_at, cascade, "rejected")
+                self.fail(i, refused_at, cascade, refused)
                 return
         service = int(d.cloud_service_ns[i])
         start = self.cloud.admit(now, service)
         if start < 0:
-            self.fail(i, refused_at, cascade, "rejected")
+            self.fail(i, refused_at, cascade, refused)
             return
         done = start + service
         tl.cloud_start_ns[i] = start
         tl.cloud_done_ns[i] = done
-        answer = done + int(d.downlink_ns[i])
-        if self.timeout_ns is not None and answer - sent_at > self.timeout_ns:
-            self.fail(i, sent_at + self.timeout_ns, cascade, "timeout")
+        answer = done + downlink
+        cut = d.first_down(done, answer) if self.outages else NEVER
+        if cut != NEVER or answer > gave_up_at:  # lost in an outage, or the client gave up first
+            self.fail(i, min(cut, gave_up_at), cascade, "timeout" if gave_up_at <= cut else "network")
             return
         tl.end_ns[i] = answer
         tl.outcome[i] = Outcome.CASCADE if cascade else Outcome.CLOUD
@@ -203,7 +245,7 @@ class SimpyRun:
         elif at == self.env.now:
             self.fall_back(i, at)
         else:
-            event = self.env.timeout(at - self.env.now, i)
+            event = At(self.env, at - self.env.now, i)
             event.callbacks.append(self.fall_back_event)
 
     def fall_back_event(self, event: simpy.Event) -> None:
@@ -255,7 +297,7 @@ class SimpyRun:
         self.costs = cost_table(self.sc, RowSizes.of(self.dataset))
         self.session_of = session_lookup(self.dataset)
         self.has_sessions = "session_id" in self.dataset.frame.columns
-        self.has_outages = bool(len(self.d.outage_start_ns))
+        self.has_outages = bool(self.outages)
         self.signal_log: list[tuple[int, int, bool, int]] = []
         bar = progress_bar(len(self.d), progress)
         self.env.process(self.arrivals(bar))

@@ -7,6 +7,7 @@ from batch means over consecutive batches of requests.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from router_lab.errors import RouterLabError
+from router_lab.sim.audit import CHECKS
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S
 from router_lab.sim.records import Outcome, Records
 from router_lab.sim.scenario import Scenario
@@ -22,6 +24,7 @@ CI_KEYS = ("accuracy", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "l
            "slo_miss_rate", "cloud_fraction", "cost_per_1k_usd", "energy_per_request_j",
            "device_utilization", "cloud_utilization")
 ANSWERED = (Outcome.LOCAL, Outcome.CLOUD, Outcome.CASCADE, Outcome.FALLBACK)
+log = logging.getLogger(__name__)
 
 
 def _measure(rec: Records, keep: np.ndarray, sc: Scenario) -> dict[str, Any]:
@@ -67,26 +70,6 @@ def _busy_s(start_ns: np.ndarray, done_ns: np.ndarray) -> float:
     return float((done_ns[ran] - start_ns[ran]).sum() / NS_PER_S)
 
 
-def littles_law_residual(rec: Records) -> float:
-    """|L - lambda W| / (lambda W) over the whole run, with L the time-average number in system.
-
-    L integrates the step function N(t) built from the arrival and end events; it equals
-    lambda W only if every request leaves exactly once and never before it arrived.
-    """
-    times = np.concatenate([rec.arrival_ns, rec.end_ns])
-    steps = np.concatenate([np.ones(len(rec)), -np.ones(len(rec))])
-    order = np.lexsort((-steps, times))  # at equal times, arrivals first
-    times, in_system = times[order], np.cumsum(steps[order])
-    if in_system.min() < 0 or in_system[-1] != 0:
-        return float("inf")
-    span = float(times[-1] - times[0])
-    if span <= 0:
-        return 0.0
-    area = float(np.sum(in_system[:-1] * np.diff(times).astype(np.float64)))
-    lam_w = len(rec) / span * float(rec.latency_ns.astype(np.float64).mean())
-    return abs(area / span - lam_w) / lam_w if lam_w > 0 else 0.0
-
-
 def _ci95(values: np.ndarray) -> list[float]:
     values = values[np.isfinite(values)]
     if len(values) < 2:
@@ -101,7 +84,13 @@ def _pooled(runs: Sequence[Records]) -> Records:
         return runs[0]
     columns = {name: np.concatenate([getattr(r, name) for r in runs])
                for name, value in vars(runs[0]).items() if isinstance(value, np.ndarray)}
-    return Records(**columns, sensitive_blocked=sum(r.sensitive_blocked for r in runs), engine=runs[0].engine)
+    return Records(**columns, sensitive_blocked=sum(r.sensitive_blocked for r in runs), engine=runs[0].engine,
+                   violations=accounting_violations(runs))
+
+
+def accounting_violations(runs: Sequence[Records]) -> dict[str, int]:
+    """Per accounting check (``sim.audit``), the violations summed over the runs (all 0 normally)."""
+    return {name: int(sum(r.violations.get(name, 0) for r in runs)) for name in CHECKS}
 
 
 def summarize(records: Records | Sequence[Records], scenario: Scenario) -> dict[str, Any]:
@@ -132,7 +121,11 @@ def summarize(records: Records | Sequence[Records], scenario: Scenario) -> dict[
     summary["n_requests_total"] = int(sum(len(r) for r in runs))
     summary["sensitive_offloaded"] = int(sum(int((r.sensitive & r.sent).sum()) for r in runs))
     summary["sensitive_blocked"] = int(sum(r.sensitive_blocked for r in runs))
-    summary["littles_law_residual"] = max(littles_law_residual(r) for r in runs)
+    violations = accounting_violations(runs)  # one number in metrics.json (a report column); details logged
+    summary["accounting_violations"] = sum(violations.values())
+    if summary["accounting_violations"]:
+        log.warning("simulator accounting checks failed (a simulator bug): %s",
+                    {k: v for k, v in violations.items() if v})
     summary["engine"] = runs[0].engine
     summary["slo_ms"] = scenario.sim.slo_ms
     return _json_safe(summary)

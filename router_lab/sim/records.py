@@ -1,19 +1,21 @@
 """Per-request records of a run, columnar and compact: the engines' timeline plus derived columns.
 
 Engines fill a :class:`Timeline` (exact int64 nanoseconds, -1 where a stage was not visited);
-:func:`finish` derives correctness, cost, energy and bytes the same way for every engine.
+:func:`finish` derives correctness, cost, energy and bytes the same way for every engine, and runs
+the accounting checks of :mod:`router_lab.sim.audit` on the result (``Records.violations``).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 
 from router_lab.data.contract import Dataset
 from router_lab.runtime.policy import REASONS, Route
+from router_lab.sim.audit import audit
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
 from router_lab.sim.scenario import Scenario
 
@@ -69,6 +71,7 @@ class Timeline:
             setattr(self, name, np.empty(n, dtype=np.int64))
         self.outcome = np.empty(n, dtype=np.int8)
         self.sent = np.empty(n, dtype=bool)  # an upload was attempted (the network was up)
+        self.attempts = np.empty(n, dtype=np.int8)  # upload attempts begun (0: none)
         self.reset()
 
     def reset(self) -> None:
@@ -77,6 +80,7 @@ class Timeline:
             getattr(self, name).fill(NOT_VISITED)
         self.outcome.fill(Outcome.LOCAL)
         self.sent.fill(False)
+        self.attempts.fill(0)
 
 
 @dataclass(frozen=True)
@@ -100,11 +104,13 @@ class Records:
     quality: np.ndarray  # float32 quality of the answer (0 without one)
     cost_usd: np.ndarray  # float32
     energy_j: np.ndarray  # float32 device inference energy
-    offdevice_bytes: np.ndarray  # int32 bytes uploaded (every attempt)
+    offdevice_bytes: np.ndarray  # int64 bytes uploaded (every attempt begun)
+    attempts: np.ndarray  # int8 upload attempts begun (0: nothing sent)
     sensitive_blocked: int = 0  # sensitive requests a policy tried to send off the device
     engine: str = ""
     overhead_ns: int = 0  # router overhead: a request is decided at arrival_ns + overhead_ns
     decision_log: DecisionLog | None = None  # stateful policies (simpy engine) only
+    violations: dict[str, int] = field(default_factory=dict)  # accounting checks (sim.audit): all 0
 
     def __len__(self) -> int:
         return len(self.arrival_ns)
@@ -164,25 +170,33 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
     answered = by_cloud | (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)
     quality = dataset.device_quality().astype(np.float32)[row]
     np.copyto(quality, dataset.cloud_quality().astype(np.float32)[row], where=by_cloud)
-    quality[~answered] = 0.0
+    quality *= answered  # 0 without an answer (multiplying: branch-free, unlike a masked assignment)
     sizes = RowSizes.of(dataset)
     cost = cost_table(sc, sizes)[row]
-    cost[tl.cloud_start_ns < 0] = 0.0  # billed when the cloud ran it (even if the client gave up)
+    cost *= tl.cloud_start_ns >= 0  # billed when the cloud ran it (even if the client gave up)
     energy = (tl.device_start_ns >= 0).astype(np.float32)
     energy *= sc.device.energy_per_inference_j
-    offdevice = sizes.input_bytes.astype(np.int32)[row]
-    offdevice *= draws.uplink_attempts
-    offdevice[~tl.sent] = 0
+    offdevice = sizes.input_bytes[row]  # int64: bytes x attempts (<= 101) cannot wrap
+    offdevice *= tl.attempts
     network_ms = draws.uplink_ns.astype(np.float32)
-    network_ms[~tl.sent] = 0.0
+    network_ms *= tl.sent
+    cut = np.flatnonzero(tl.sent & (tl.cloud_enter_ns < 0) & ~draws.uplink_failed)
+    if cut.size:  # uploads cut by an outage: in transit until it began (when the requester learnt it)
+        learnt = np.where(tl.device_enter_ns[cut] >= 0, tl.device_enter_ns[cut], tl.end_ns[cut])
+        cascade = route[cut] == Route.CASCADE
+        learnt[cascade] = tl.end_ns[cut[cascade]]
+        sent_at = np.where(cascade, tl.device_done_ns[cut], draws.arrival_ns[cut] + int(round(
+            sc.device.router_overhead_ms * NS_PER_MS)))
+        network_ms[cut] = (learnt - sent_at).astype(np.float32)
     np.add(network_ms, draws.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
     network_ms /= NS_PER_MS
-    return Records(
+    rec = Records(
         arrival_ns=draws.arrival_ns, row=row, route=route, outcome=outcome, sensitive=sensitive, sent=tl.sent,
         device_enter_ns=tl.device_enter_ns, device_start_ns=tl.device_start_ns,
         device_done_ns=tl.device_done_ns, cloud_enter_ns=tl.cloud_enter_ns,
         cloud_start_ns=tl.cloud_start_ns, cloud_done_ns=tl.cloud_done_ns, end_ns=tl.end_ns,
-        network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice,
+        network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice, attempts=tl.attempts,
         sensitive_blocked=int(sensitive_blocked), engine=engine,
         overhead_ns=int(round(sc.device.router_overhead_ms * NS_PER_MS)), decision_log=decision_log,
     )
+    return replace(rec, violations=audit(rec, draws, sc, sizes))

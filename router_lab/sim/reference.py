@@ -2,7 +2,9 @@
 
 The textbook way to write the model, kept as the benchmark's baseline and as an independent check
 of the engine (same draws, same rules, nothing shared but the draws and the record derivation).
-Supports everything except the device battery and queue limits on the stations.
+Supports everything except the device battery and queue limits on the stations.  It follows the
+shared network rules (``sim.draws``); simultaneous events run in simpy's own order, not by the
+engines' tie rule, so it is compared with the engine on scenarios without ties.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, Route
 from router_lab.sim.decisions import decide_up_front
-from router_lab.sim.draws import NS_PER_MS, NS_PER_S, draw
+from router_lab.sim.draws import (
+    NEVER,
+    NS_PER_MS,
+    NS_PER_S,
+    attempts_begun,
+    draw,
+    retry_ns,
+    timeout_ns,
+)
 from router_lab.sim.records import Outcome, Records, Timeline, finish
 from router_lab.sim.scenario import Scenario
 
@@ -31,8 +41,18 @@ def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np
     cloud = simpy.Resource(env, sc.cloud.units)
     tl = Timeline(len(d))
     overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-    timeout_ns = None if sc.cloud.timeout_s is None else int(round(sc.cloud.timeout_s * NS_PER_S))
+    timeout = timeout_ns(sc)
+    retry = retry_ns(sc)
     limiter = {"window": -1, "count": 0}
+
+    def later(delay: int, i: int, last: bool = False) -> simpy.Event:
+        """A timeout for request ``i``; simultaneous ones fire in order of request number (the tie
+        rule), after simpy's own events at that time; ``last``: after request i's other events (the
+        client's timeout: an answer arriving exactly at the timeout is in time)."""
+        event = env.event()
+        event._ok, event._value = True, None
+        env.schedule(event, 2 + 2 * i + last, delay)
+        return event
 
     def on_device(i: int, outcome: Outcome):  # noqa: ANN202 - simpy process
         tl.device_enter_ns[i] = env.now
@@ -43,8 +63,19 @@ def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np
         tl.device_done_ns[i] = tl.end_ns[i] = env.now
         tl.outcome[i] = outcome
 
+    def back(i: int, answered: simpy.Event, ok: bool):  # noqa: ANN202 - the answer (or refusal) travels back
+        downlink = int(d.downlink_ns[i])
+        cut = d.first_down(env.now, env.now + downlink) if d.has_outages else NEVER
+        if cut != NEVER:  # lost in an outage: the connection drops when it begins
+            yield later(cut - env.now, i)
+            ok = False
+        else:
+            yield later(downlink, i)
+        if not answered.triggered:
+            answered.succeed(ok)
+
     def in_cloud(i: int, answered: simpy.Event):  # noqa: ANN202 - the server side of one request
-        yield env.timeout(int(d.uplink_ns[i]))
+        yield later(int(d.uplink_ns[i]), i)
         tl.cloud_enter_ns[i] = env.now
         if sc.cloud.rate_limit_rpm is not None:
             window = env.now // WINDOW_NS
@@ -52,30 +83,31 @@ def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np
                 limiter["window"], limiter["count"] = window, 0
             limiter["count"] += 1
             if limiter["count"] > sc.cloud.rate_limit_rpm:
-                yield env.timeout(int(d.downlink_ns[i]))
-                answered.succeed(False)
+                yield env.process(back(i, answered, False))
                 return
         with cloud.request() as slot:
             yield slot
             tl.cloud_start_ns[i] = env.now
             yield env.timeout(int(d.cloud_service_ns[i]))
             tl.cloud_done_ns[i] = env.now
-        yield env.timeout(int(d.downlink_ns[i]))
-        if not answered.triggered:
-            answered.succeed(True)
+        yield env.process(back(i, answered, True))
 
     def via_cloud(i: int, cascade: bool):  # noqa: ANN202 - the client side
         ok = False
-        if not (len(d.outage_start_ns) and d.network_down(env.now)):
+        uplink = int(d.uplink_ns[i])
+        cut = d.first_down(env.now, env.now + uplink) if d.has_outages else NEVER
+        if cut != env.now:  # else the network is down: nothing is sent
             tl.sent[i] = True
-            if d.uplink_failed[i]:
-                yield env.timeout(int(d.uplink_ns[i]))
-            elif timeout_ns is not None and d.uplink_ns[i] >= timeout_ns:
-                yield env.timeout(timeout_ns)  # gave up before the upload completed
+            tl.attempts[i] = d.uplink_attempts[i]
+            if cut != NEVER:  # an outage begins during the upload
+                tl.attempts[i] = attempts_begun(cut - env.now, int(d.uplink_attempts[i]), retry)
+                yield later(cut - env.now, i)
+            elif d.uplink_failed[i]:  # every attempt lost, or the client's timeout came first
+                yield later(uplink, i)
             else:
                 answered = env.event()
                 env.process(in_cloud(i, answered))
-                waits = [answered] if timeout_ns is None else [answered, env.timeout(timeout_ns)]
+                waits = [answered] if timeout is None else [answered, later(timeout, i, last=True)]
                 result = yield env.any_of(waits)
                 ok = answered in result and answered.value is True
         if ok:
@@ -99,7 +131,7 @@ def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np
 
     def source():  # noqa: ANN202
         for i, t in enumerate((d.arrival_ns + overhead).tolist()):
-            yield env.timeout(t - env.now)
+            yield later(t - env.now, i)
             env.process(request(i))
 
     env.process(source())

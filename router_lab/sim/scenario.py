@@ -29,6 +29,7 @@ SERVICES = ("deterministic", "exponential", "lognormal", "profile")
 ENGINES = ("simpy", "fast", "auto")
 SPLIT_CHOICES = ("auto", "all", "train", "val", "test")
 FAILURE_MODES = ("fallback", "fail")
+MAX_RETRIES = 100  # network.max_retries in [0, MAX_RETRIES]: attempts (<= 101) fit the int8 counters
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ def validate(sc: Scenario) -> Scenario:
     for name in ("uplink_mbps", "downlink_mbps"):
         _non_negative(f"network.{name}", getattr(n, name), positive=True)
     _probability("network.loss", n.loss)
-    if n.max_retries < 0:
-        raise _fail("network.max_retries", n.max_retries, "a non-negative integer")
+    if not 0 <= n.max_retries <= MAX_RETRIES:
+        raise _fail("network.max_retries", n.max_retries, f"an integer in [0, {MAX_RETRIES}]")
     if n.mean_up_s > 0 and n.mean_down_s == 0:
         raise _fail("network.mean_down_s", n.mean_down_s, "a positive mean outage length when mean_up_s > 0")
     _check_service("cloud", c)

@@ -1,0 +1,200 @@
+"""Accounting checks every run's records must pass: conservation laws a wrong model can fail.
+
+:func:`audit` counts, per check, the requests (or station events) that break it; a correct engine
+gives zero everywhere.  The checks re-derive what the draws and the model's rules imply, with no
+knowledge of how an engine computed its timeline:
+
+- ``outcome_code``: every request ends in exactly one known outcome; ``end_after_arrival``.
+- per station (``device_*``, ``cloud_*``): ``enter`` (device: at or after arrival + router overhead;
+  cloud: exactly when the upload completes, ``sent + uplink``), ``start >= enter``, ``done = start +
+  the drawn service time``, ``fifo`` (in order of entry, ties by request number, starts never
+  decrease) and ``units`` (never more than ``units`` requests in service at once).
+- ``end_after_stages``: the end is at or after the device's completion and both entries.
+- ``outcome_stages``: the outcome matches the stages visited and the end time (a local answer ends
+  when the device is done, a cloud answer when its download is done, a refusal when it entered, ...).
+- ``timeout``: no cloud answer arrives later than ``sent + cloud.timeout_s``.
+- ``outage``: no cloud answer's upload or download overlaps a network outage.
+- ``attempts``: an upload was sent iff it has attempts, at most the drawn ones (<= max_retries + 1);
+  ``bytes``: off-device bytes = input bytes x attempts.
+- ``sensitive``: a sensitive request never leaves the device.
+- ``quality_cost_energy``: no answer scores 0; only cloud work is billed; energy per device inference.
+
+Vectorised; the FIFO and unit checks sort each station's requests once (nearly sorted data, so
+the stable sort is cheap).  Run on every run by :func:`router_lab.sim.records.finish`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from router_lab.policies.base import Route
+from router_lab.sim.draws import NEVER, NS_PER_MS, Draws, RowSizes, timeout_ns
+from router_lab.sim.scenario import Scenario
+
+if TYPE_CHECKING:  # records imports this module
+    from router_lab.sim.records import Records
+
+CHECKS = ("outcome_code", "end_after_arrival",
+          "device_enter", "device_start", "device_done", "device_fifo", "device_units",
+          "cloud_enter", "cloud_start", "cloud_done", "cloud_fifo", "cloud_units",
+          "end_after_stages", "outcome_stages", "timeout", "outage", "attempts", "bytes", "sensitive",
+          "quality_cost_energy")
+
+# Outcome codes (records.Outcome; not imported to keep this module free of a cycle).
+LOCAL, CLOUD, CASCADE, FALLBACK, REJECTED, FAILED = range(6)
+
+
+CHUNK = 1 << 14  # element-wise checks run over this many requests at a time (little memory)
+
+
+def _count(bad: np.ndarray) -> int:
+    return int(np.count_nonzero(bad))
+
+
+def _station(enter: np.ndarray, start: np.ndarray, done: np.ndarray, units: int) -> tuple[int, int]:
+    """(FIFO breaks, excess over ``units``) for one station, keeping few per-request temporaries."""
+    ran = np.flatnonzero(start >= 0)  # (take with indices: much faster than boolean indexing)
+    e = enter.take(ran)
+    order = None
+    if len(e) and not bool((e[1:] >= e[:-1]).all()):  # admission order: entry time, then request
+        order = np.argsort(e, kind="stable")
+    del e
+    s = start.take(ran) if order is None else start.take(ran.take(order))
+    bad_fifo = _count(s[1:] < s[:-1])
+    if bad_fifo:
+        s.sort()
+    finished = done.take(ran)
+    del ran
+    if units == 1 and not bad_fifo:  # one unit: each starts once the one before it is done
+        if order is not None:
+            finished = finished[order]
+        return bad_fifo, _count(s[1:] < finished[:-1])
+    del order
+    # In service at t: #{start <= t} - #{done <= t}; one merge of the two (nearly) sorted runs, dones
+    # first at equal times (a unit freed at t serves the next request at t).
+    key = np.concatenate([finished * 2, s * 2 + 1])
+    del finished, s
+    key.sort(kind="stable")
+    key &= 1
+    steps = key.astype(np.int8)
+    del key
+    steps *= 2
+    steps -= 1
+    return bad_fifo, _count(np.cumsum(steps, dtype=np.int32) > units)
+
+
+def audit(rec: Records, draws: Draws, sc: Scenario, sizes: RowSizes) -> dict[str, int]:
+    """Per check (:data:`CHECKS`), how many requests or events break it (all 0 when consistent)."""
+    n = dict.fromkeys(CHECKS, 0)
+    n["device_fifo"], n["device_units"] = _station(rec.device_enter_ns, rec.device_start_ns,
+                                                   rec.device_done_ns, sc.device.units)
+    n["cloud_fifo"], n["cloud_units"] = _station(rec.cloud_enter_ns, rec.cloud_start_ns,
+                                                 rec.cloud_done_ns, sc.cloud.units)
+    ctx = _Context(sc, draws, sizes)
+    for lo in range(0, len(rec), CHUNK):
+        ctx.chunk(rec, slice(lo, lo + CHUNK), n)
+    return n
+
+
+ENTERED, RAN_DEVICE, SENT, REACHED, RAN_CLOUD = 1, 2, 4, 8, 16  # the stages a request visited
+R_LOCAL, R_CLOUD, R_CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
+
+
+def _allowed(outcome: int, route: int, visited: int, fail_mode: bool) -> bool:
+    """Whether an outcome can come from a route and a set of visited stages (the model's rules)."""
+    if (visited & RAN_DEVICE and not visited & ENTERED) or (visited & REACHED and not visited & SENT) or (
+            visited & RAN_CLOUD and not visited & REACHED):
+        return False
+    device, cloud = visited & (ENTERED | RAN_DEVICE), visited & (SENT | REACHED | RAN_CLOUD)
+    ran, refused, everywhere = ENTERED | RAN_DEVICE, ENTERED, SENT | REACHED | RAN_CLOUD
+    on_device = route in (R_LOCAL, R_CASCADE)
+    if outcome == LOCAL:
+        return on_device and device == ran and not cloud
+    if outcome == CLOUD:
+        return route == R_CLOUD and not device and cloud == everywhere
+    if outcome == CASCADE:
+        return route == R_CASCADE and device == ran and cloud == everywhere
+    if outcome == FALLBACK:
+        return device == ran and (route == R_CASCADE or (route == R_CLOUD and not fail_mode))
+    if outcome in (REJECTED, FAILED) and device == refused:  # the device queue was full / battery empty
+        return (on_device and not cloud) or (route == R_CLOUD and not fail_mode)
+    return outcome == FAILED and not device and route == R_CLOUD and fail_mode
+
+
+class _Context:
+    """The scenario's constants for the element-wise checks, and one chunk's checks."""
+
+    def __init__(self, sc: Scenario, draws: Draws, sizes: RowSizes) -> None:
+        self.sc, self.d, self.input_bytes = sc, draws, sizes.input_bytes
+        self.overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
+        self.timeout = timeout_ns(sc)
+        self.energy = np.float32(sc.device.energy_per_inference_j)
+        self.max_attempts = sc.network.max_retries + 1
+        fail_mode = sc.sim.on_cloud_failure == "fail"
+        # allowed[outcome, route, visited]; an unknown outcome (6) or route (3) is never allowed.
+        self.allowed = np.array([[[o < 6 and r < 3 and _allowed(o, r, v, fail_mode) for v in range(32)]
+                                  for r in range(4)] for o in range(7)]).ravel()
+
+    def chunk(self, rec: Records, k: slice, n: dict[str, int]) -> None:
+        d = self.d
+        out, route, end, arrival = rec.outcome[k], rec.route[k], rec.end_ns[k], rec.arrival_ns[k]
+        n["outcome_code"] += _count(out.view(np.uint8) > FAILED)
+        n["end_after_arrival"] += _count(end < arrival)
+
+        # The device: entered after the router, started after entering, done = start + service.
+        d_enter, d_start, d_done = rec.device_enter_ns[k], rec.device_start_ns[k], rec.device_done_ns[k]
+        entered, ran_device = d_enter >= 0, d_start >= 0
+        n["device_enter"] += _count(entered & (d_enter < arrival + self.overhead))
+        n["device_start"] += _count(ran_device & (d_start < d_enter))
+        n["device_done"] += _count(d_done != np.where(ran_device, d_start + d.device_service_ns[k], -1))
+
+        # The network and the cloud: a request reaches the cloud exactly when its upload completes.
+        cascade = route == R_CASCADE
+        sent_at = np.where(cascade, d_done, arrival + self.overhead)
+        sent = rec.sent[k]
+        c_enter, c_start, c_done = rec.cloud_enter_ns[k], rec.cloud_start_ns[k], rec.cloud_done_ns[k]
+        reached, ran_cloud = c_enter >= 0, c_start >= 0
+        n["cloud_enter"] += _count(reached & ((c_enter != sent_at + d.uplink_ns[k]) | d.uplink_failed[k]))
+        n["cloud_start"] += _count(ran_cloud & (c_start < c_enter))
+        n["cloud_done"] += _count(c_done != np.where(ran_cloud, c_start + d.cloud_service_ns[k], -1))
+        n["end_after_stages"] += _count((end < d_done) | (end < d_enter) | (end < c_enter))
+
+        # The outcome agrees with the route and the stages visited (a table), and with the end time.
+        visited = entered.view(np.uint8) | (ran_device.view(np.uint8) << 1)
+        visited |= sent.view(np.uint8) << 2
+        visited |= reached.view(np.uint8) << 3
+        visited |= ran_cloud.view(np.uint8) << 4
+        key = np.minimum(out.view(np.uint8), 6).astype(np.int16)
+        key *= 4
+        key += np.minimum(route.view(np.uint8), 3)
+        key *= 32
+        key += visited
+        bad = ~self.allowed[key]
+        by_cloud = (out == CLOUD) | (out == CASCADE)
+        expected = np.where(by_cloud, c_done + d.downlink_ns[k], d_done)  # local answers, fallbacks
+        failed = out == FAILED
+        refused = (out == REJECTED) | (failed & entered)
+        np.copyto(expected, d_enter, where=refused)  # refused at the device: ends on entering
+        loose = (out == FALLBACK) & cascade  # the device's answer stands, learnt when the cloud failed
+        bad |= ~loose & ~(failed & ~entered) & (end != expected)
+        bad |= loose & (end < d_done)
+        n["outcome_stages"] += _count(bad)
+
+        if self.timeout is not None:
+            n["timeout"] += _count(by_cloud & (end - sent_at > self.timeout))
+        if d.has_outages:
+            answered = np.flatnonzero(by_cloud)
+            lost_up = d.first_down(sent_at[answered], c_enter[answered]) != NEVER
+            lost_down = d.first_down(c_done[answered], end[answered]) != NEVER
+            n["outage"] += _count(lost_up | lost_down)
+
+        attempts = rec.attempts[k]
+        n["attempts"] += (_count(sent != (attempts > 0)) + _count(attempts > d.uplink_attempts[k])
+                          + _count(attempts.view(np.uint8) > self.max_attempts))  # negative: > 127
+        n["bytes"] += _count(rec.offdevice_bytes[k] != self.input_bytes[rec.row[k]] * attempts)
+        n["sensitive"] += _count(rec.sensitive[k] & (sent | (route != R_LOCAL)))
+        n["quality_cost_energy"] += (_count(refused & (rec.quality[k] != 0)) + _count(failed & (rec.quality[k] != 0))
+                                     + _count(~ran_cloud & (rec.cost_usd[k] != 0))
+                                     + _count(rec.energy_j[k] != np.where(ran_device, self.energy, np.float32(0))))

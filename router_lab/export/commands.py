@@ -92,6 +92,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     router_bytes = convert_router(spec, opts.opset, opts.ml_opset).SerializeToString()
     report = validate_router(router_bytes, ROUTER_FILE, spec, dataset, opts)
     files[ROUTER_FILE] = (router_bytes, {"source_router": str(source)})
+    target_reports, target_files = _targets(opts, router_bytes, report, spec, dataset)
     graph_report = None
     weights = device_model_path(dataset)
     if opts.device_graph and spec.mode != "text" and weights.is_file():
@@ -103,17 +104,44 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         graph_report = validate_device_graph(graph_bytes, DEVICE_GRAPH_FILE, device_model, spec, dataset, opts)
         files[DEVICE_GRAPH_FILE] = (graph_bytes, {"source_router": str(source), "device_model": str(weights)})
     summary = validation_json(report, graph_report, source, dataset)
+    if target_reports:
+        summary["targets"] = target_reports
+        summary["passed"] = summary["passed"] and target_reports.get("onnx", {"passed": True})["passed"]
     atomic_write_json(folder / VALIDATION_FILE, summary)
     print(format_summary(report, graph_report, folder))
+    if target_reports:
+        from router_lab.export.targets import format_targets
+
+        print(format_targets(target_reports))
     if not summary["passed"]:
         failed = report.failed + [f"device_graph.{g}" for g in (graph_report.failed if graph_report else [])]
+        failed += [] if target_reports.get("onnx", {"passed": True})["passed"] else ["targets.onnx"]
         raise RouterLabError(f"export: validation failed ({', '.join(failed)}); no model written; "
                              f"see {folder / VALIDATION_FILE}")
     for name, (data, extra) in files.items():
         kind = "device_graph" if name == DEVICE_GRAPH_FILE else "router"
         write_model(folder / name, data, kind, validation=VALIDATION_FILE, **extra)
-    print(f"wrote {', '.join(files)} (+ manifests, {VALIDATION_FILE}) to {folder}")
+    for item in target_files:  # the files of the targets that passed (ORT format, int8, configs)
+        if item.is_model:
+            write_model(folder / item.name, item.data, "router", validation=VALIDATION_FILE, role=item.role,
+                        source_router=str(source))
+        else:
+            atomic_write_bytes(folder / item.name, item.data)
+    names = [*files, *(f.name for f in target_files)]
+    print(f"wrote {', '.join(names)} (+ manifests, {VALIDATION_FILE}) to {folder}")
     return summary
+
+
+def _targets(opts: Any, router_bytes: bytes, report: ValidationReport, spec: RouterSpec,
+             dataset: Dataset) -> tuple[dict[str, Any], list[Any]]:
+    """export.targets: each target's report and the files of those that passed (none when the float
+    router itself failed its gates: nothing is converted from a model that is not written)."""
+    from router_lab.export.targets import check_target_names, run_targets, target_input
+
+    names = check_target_names(opts.targets)
+    if not report.passed:
+        return {}, []
+    return run_targets(names, target_input(router_bytes, spec, dataset, opts))
 
 
 def write_model(path: Path, data: bytes, kind: str, **extra: Any) -> Path:

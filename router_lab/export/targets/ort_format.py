@@ -10,11 +10,12 @@ ORT Mobile build has).  Files: ``router.ort`` and ``router.required_operators_an
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import logging
 import pathlib
 import re
+import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -26,6 +27,7 @@ from router_lab.export.targets import TargetFile, TargetInput, TargetResult, jud
 from router_lab.export.targets.onnx_target import python_runtime_figures
 
 CONFIG_SUFFIX = "required_operators_and_types.config"
+USABILITY_TIMEOUT_S = 120
 # Operator domains whose CPU kernels the stock full packages (onnxruntime-android on Maven,
 # onnxruntime-c / onnxruntime-objc pods, onnxruntime-react-native) include; the retired reduced
 # pre-built packages (onnxruntime-mobile, onnxruntime-mobile-c/objc) had a reduced ai.onnx set only.
@@ -84,41 +86,26 @@ def operators(model_bytes: bytes) -> dict[str, list[str]]:
 
 
 def mobile_usability(model_bytes: bytes, stem: str) -> dict[str, Any]:
-    """What ``check_onnx_model_mobile_usability`` says about NNAPI and Core ML for this model."""
-    from onnxruntime.tools.mobile_helpers.usability_checker import analyze_model
-
-    logger = logging.getLogger("router_lab.export.mobile_usability")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    logger.handlers = [handler]
-    result: dict[str, Any] = {}
+    """What ``python -m onnxruntime.tools.check_onnx_model_mobile_usability`` says about NNAPI and
+    Core ML for this model (run in its own process: the tool's shape inference can crash)."""
     with tempfile.TemporaryDirectory(prefix="router_lab_usability_") as tmp:
         path = pathlib.Path(tmp) / f"{stem}.onnx"
         path.write_bytes(model_bytes)
-        for skip_optimize in (False, True):  # the optimised graph may fail its strict shape inference
-            out.seek(0)
-            out.truncate()
-            # the tool prints to stderr, also from a __del__ when it fails: keep all of it inside
-            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-                try:
-                    result["may_use_nnapi_or_coreml"] = bool(analyze_model(path, skip_optimize, logger))
-                    result["checked"] = ("without basic optimisation" if skip_optimize
-                                         else "after basic optimisation")
-                except Exception as exc:  # noqa: BLE001 - the tool's own failures are reported
-                    result["error"] = f"{type(exc).__name__}: {one_line(str(exc))[:160]}"
-                gc.collect()
-            if "checked" in result:
-                break
-    logger.handlers = []
-    verdicts = re.findall(r"Model should perform well with (.+?) as is: (\w+)", out.getvalue())
-    result["execution_providers"] = {ep: verdict for ep, verdict in verdicts}
-    unsupported = sorted({op for line in re.findall(r"Unsupported ops: (.+)", out.getvalue())
-                          for op in line.split(",")})
-    result["unsupported_ops"] = unsupported
-    if verdicts:
-        result.pop("error", None)
+        try:
+            done = subprocess.run([sys.executable, "-m", "onnxruntime.tools.check_onnx_model_mobile_usability",
+                                   "--log_level", "info", str(path)], capture_output=True, text=True,
+                                  timeout=USABILITY_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            return {"error": f"no answer within {USABILITY_TIMEOUT_S} s"}
+    log = done.stdout + done.stderr
+    verdicts = re.findall(r"Model should perform well with (.+?) as is: (\w+)", log)
+    unsupported = sorted({op for line in re.findall(r"Unsupported ops: (.+)", log) for op in line.strip().split(",")})
+    result: dict[str, Any] = {"execution_providers": dict(verdicts), "unsupported_ops": unsupported}
+    if "should be used with the CPU EP" in log:
+        result["advice"] = "use the CPU execution provider"
+    if done.returncode != 0 or not verdicts:
+        result["error"] = (f"the tool exited with status {done.returncode}"
+                           + (" (crashed)" if done.returncode < 0 else "") + " before its verdicts")
     return result
 
 

@@ -84,6 +84,9 @@ def output_dir(cfg: DictConfig) -> Path:
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Convert the trained router (and the digits device graph), validate, write if every gate passes."""
     opts = cfg.export
+    from router_lab.export.targets import check_target_names
+
+    check_target_names(opts.targets)  # a bad target name fails before anything is converted
     source = router_source(cfg)
     spec = load_router_spec(source)
     dataset = validation_dataset(cfg)

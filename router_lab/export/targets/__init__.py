@@ -118,7 +118,7 @@ def _example(inp: TargetInput, score: np.ndarray, mask: np.ndarray, reference: n
     """The row whose score differs most from the reference (what to show when a target is refused)."""
     index = np.flatnonzero(mask)[int(np.argmax(np.abs(score[mask] - reference[mask])))]
     row = inp.rows[index]
-    shown = repr(row)[:120] if inp.is_text else f"row {int(index)} of the held-out split"
+    shown = ascii(row)[:120] if inp.is_text else f"row {int(index)} of the held-out split"
     return {"case": inp.case_names[index] or "dataset", "input": shown,
             "reference_score": float(reference[index]), "target_score": float(score[index]),
             "reference_decision": bool(reference[index] >= inp.threshold),

@@ -109,6 +109,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     summary = validation_json(report, graph_report, source, dataset)
     if target_reports:
         summary["targets"] = target_reports
+        summary["router_estimator"] = spec.estimator_name
         summary["passed"] = summary["passed"] and target_reports.get("onnx", {"passed": True})["passed"]
     atomic_write_json(folder / VALIDATION_FILE, summary)
     print(format_summary(report, graph_report, folder))

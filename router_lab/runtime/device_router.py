@@ -84,7 +84,9 @@ class DeviceRouter:
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 1) -> DeviceRouter:
-        """Load ``path`` (an .onnx file or an export folder), verified against its manifest."""
+        """Load ``path`` (an .onnx or .ort file -- onnxruntime reads the ORT format from the same
+        bytes -- or an export folder), verified against its manifest (``router.ort`` has
+        ``router.ort.manifest.json``)."""
         model_path = resolve_model_path(path)
         data, manifest = read_verified(model_path)
         session = open_session(data, str(model_path), threads)

@@ -26,6 +26,7 @@ from router_lab.export.targets import (
     target_input,
 )
 from router_lab.export.targets.adversarial_text import ADVERSARIAL_TEXTS
+from router_lab.export.targets.ort_format import convert_to_ort
 from router_lab.export.targets.web import harness_problem
 from router_lab.runtime import DeviceRouter
 from router_lab.runtime.manifest import manifest_path
@@ -104,6 +105,10 @@ def test_ort_target_writes_the_ort_file_and_a_reduced_build_config_naming_the_op
     notes = " ".join(reports["ort"]["notes"])
     assert "stock full ORT Mobile packages" in notes and "custom minimal build" in notes
     assert "check_onnx_model_mobile_usability: NNAPI NO" in notes  # ai.onnx.ml runs on the CPU EP only
+    # onnxruntime's converter writes its kernel-type table in hash-map order: the .ort bytes are a
+    # permutation from one conversion to the next (same size, same config), not byte-identical
+    again, again_config = convert_to_ort(inp.model_bytes, "router")
+    assert len(again) == len(by_name["router.ort"].data) and again_config.encode() == config.encode()
 
 
 def test_int8_without_quantizable_operators_is_a_no_op_not_a_gain(numeric) -> None:

@@ -190,9 +190,10 @@ def run_targets(names: Any, inp: TargetInput) -> tuple[dict[str, dict[str, Any]]
     files: list[TargetFile] = []
     for name in check_target_names(names):
         result = TARGETS[name](inp)
-        written = [f for f in result.files if result.passed]
-        reports[name] = {**result.report, "files": {f.name: f.role for f in written}
-                         or result.report.get("files", {})}
+        written = list(result.files) if result.passed else []
+        # files: what this target ships -- its own files, or (web, onnx) the router.onnx it validated
+        shipped = {f.name: f.role for f in written} or result.report.get("files", {})
+        reports[name] = {**result.report, "files": shipped if result.passed else {}}
         files.extend(written)
     return reports, files
 

@@ -5,6 +5,8 @@ Converted with ``onnxruntime.tools.convert_onnx_models_to_ort`` (optimisation st
 reduction on), validated by loading the ``.ort`` bytes in Python onnxruntime (the same kernels an
 ORT Mobile build has).  Files: ``router.ort`` and ``router.required_operators_and_types.config``
 (pass it to ORT's ``build.py --minimal_build --include_ops_by_config … --enable_reduced_operator_type_support``).
+Unlike the .onnx files, the .ort bytes are not reproducible: the converter writes its kernel-type
+table in hash-map order (same size and content, permuted); the config file is byte-stable.
 """
 
 from __future__ import annotations

@@ -248,3 +248,24 @@ def test_export_with_an_unknown_target_writes_nothing(digits, datasets_dir, cli,
         "router-lab: error: export.targets: got ['onnx', 'tpu']; expected a list of int8, onnx, ort, web "
         "(e.g. export.targets=[onnx,ort,web,int8])"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_report_shows_the_target_matrix_of_a_folder_of_exports(exported_targets, tmp_path) -> None:
+    from conftest import run_cli
+
+    done = run_cli("report", str(exported_targets.parent), f"report.out_dir={tmp_path / 'report'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    matrix = (tmp_path / "report" / "target_matrix.md").read_text()
+    header, _, row = matrix.splitlines()[:3]
+    assert header == "| router | folder | onnx | ort | web | int8 |"
+    cells = [c.strip() for c in row.strip("|").split("|")]
+
+    def kb(name: str) -> str:
+        return f"{(exported_targets / name).stat().st_size / 1024:,.1f} KB"
+
+    assert cells[0] == "mlp" and cells[2].startswith(f"pass · {kb('router.onnx')} · ") and cells[5] == "refused"
+    assert cells[3].startswith(f"pass · {kb('router.ort')}")
+    assert cells[4].startswith("pass" if harness_problem() is None else "skipped")
+    assert "- mlp / int8: refused — dataset: score" in matrix and matrix in done.stdout.replace("\r", "")
+    csv = (tmp_path / "report" / "target_matrix.csv").read_text().splitlines()
+    assert csv[0].startswith("router,folder,dataset,target,status,passed,bytes,p50_us,p99_us") and len(csv) == 5

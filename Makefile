@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB := router_lab/export/web
+WEB_STAMP := $(WEB)/node_modules/.installed
 
 .PHONY: demo test lint bench clean
 
@@ -14,19 +16,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
+# The web export target's harness: onnxruntime-web pinned by package-lock.json. Where npm is
+# missing (or the registry is unreachable) the web target is skipped with a message, never failed.
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then \
+		npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error && touch $@ \
+		|| echo "npm ci failed in $(WEB): the web export target will be skipped"; \
+	else echo "node/npm not found: the web export target will be skipped (install Node.js >= 18 to validate it)"; fi
+
 # build digits -> train -> export + validate (ONNX) -> compare_policies multirun -> report.html
-demo: $(STAMP)
+demo: $(STAMP) $(WEB_STAMP)
 	$(BIN)/python -m router_lab.demo
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP) $(WEB_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) outputs/* datasets/*.parquet datasets/*.card.json datasets/*.device_model.json
+	rm -rf $(VENV) $(WEB)/node_modules outputs/* datasets/*.parquet datasets/*.card.json datasets/*.device_model.json
 	@touch outputs/.gitkeep

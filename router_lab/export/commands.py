@@ -102,6 +102,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """Write the routing bundle of the configured policy: the policy's models (converted and
     validated; written only if every gate passes), policy.json and the bundle manifest."""
     opts = cfg.export
+    from router_lab.export.targets import check_target_names
+
+    check_target_names(opts.targets)  # a bad target name fails before anything is converted
     sign_key = signing_key(cfg)
     policy_cfg = cfg.policy
     refuse_upper_bounds(policy_cfg)
@@ -155,6 +158,7 @@ def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts:
     report = validate_router(router_bytes, ROUTER_FILE, spec, dataset, opts)
     models: dict[str, tuple[bytes, dict[str, Any]]] = {
         ROUTER_FILE: (router_bytes, {"source_router": str(source), "threshold": spec.threshold})}
+    target_reports, target_files = _targets(opts, router_bytes, report, spec, dataset)
     graph_report = None
     weights = device_model_path(dataset)
     if opts.device_graph and spec.mode != "text" and weights.is_file():
@@ -167,10 +171,19 @@ def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts:
         models[DEVICE_GRAPH_FILE] = (graph_bytes, {"source_router": str(source), "device_model": str(weights),
                                                    "threshold": spec.threshold})
     summary = validation_json(report, graph_report, source, dataset)
+    if target_reports:
+        summary["targets"] = target_reports
+        summary["router_estimator"] = spec.estimator_name
+        summary["passed"] = summary["passed"] and target_reports.get("onnx", {"passed": True})["passed"]
     atomic_write_json(folder / VALIDATION_FILE, summary)
     print(format_summary(report, graph_report, folder))
+    if target_reports:
+        from router_lab.export.targets import format_targets
+
+        print(format_targets(target_reports))
     if not summary["passed"]:
         failed = report.failed + [f"device_graph.{g}" for g in (graph_report.failed if graph_report else [])]
+        failed += [] if target_reports.get("onnx", {"passed": True})["passed"] else ["targets.onnx"]
         raise RouterLabError(f"export: validation failed ({', '.join(failed)}); no model written; "
                              f"see {folder / VALIDATION_FILE}")
     for name, (data, extra) in models.items():
@@ -180,7 +193,27 @@ def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts:
             manifest = sign_manifest(manifest, sign_key)
         files[name] = (data, kind)
         files[manifest_path(folder / name).name] = (json_bytes(manifest), "model_manifest")
+    for item in target_files:  # the files of the targets that passed (ORT format, int8, configs)
+        files[item.name] = (item.data, "target")
+        if item.is_model:
+            manifest = make_manifest(item.data, item.name, "router", validation=VALIDATION_FILE, role=item.role,
+                                     source_router=str(source), threshold=spec.threshold)
+            if sign_key is not None:
+                manifest = sign_manifest(manifest, sign_key)
+            files[manifest_path(folder / item.name).name] = (json_bytes(manifest), "model_manifest")
     return summary
+
+
+def _targets(opts: Any, router_bytes: bytes, report: ValidationReport, spec: RouterSpec,
+             dataset: Dataset) -> tuple[dict[str, Any], list[Any]]:
+    """export.targets: each target's report and the files of those that passed (none when the float
+    router itself failed its gates: nothing is converted from a model that is not written)."""
+    from router_lab.export.targets import check_target_names, run_targets, target_input
+
+    names = check_target_names(opts.targets)
+    if not report.passed:
+        return {}, []
+    return run_targets(names, target_input(router_bytes, spec, dataset, opts))
 
 
 def signing_key(cfg: DictConfig) -> Path | None:

@@ -6,7 +6,7 @@ export may be written; latency figures are measured with ``latency_calls`` singl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -28,6 +28,10 @@ class ExportSection:
     max_model_bytes: int | None = None  # optional gate on the .onnx file size
     max_p99_us: float | None = None  # optional gate on onnxruntime single-request p99
     device_graph: bool = True  # also export the digits device model and the combined device graph
+    # device targets the router is converted to and validated for (router_lab/export/targets/):
+    # onnx (Python onnxruntime), ort (ORT Mobile format + reduced-build config), web
+    # (onnxruntime-web under Node.js), int8 (dynamic quantization); each is written only if it passes
+    targets: list[str] = field(default_factory=lambda: ["onnx"])
 
 
 SCHEMAS: list[tuple[str, str, type]] = []

@@ -1,9 +1,17 @@
 """ONNX conversion of the text router with the raw prompt string as the graph's input.
 
-The graph lower-cases with StringNormalizer under locale "C" (which exists on every device; the
-default "en_US.UTF-8" does not, and onnxruntime then refuses to load the model), tokenises with
-onnxruntime's Tokenizer (RE2) and counts n-grams with TfIdfVectorizer.  Input: ``text``, a string
-tensor of shape [N, 1]; output ``probabilities`` [N, 2], column 1 = P(device answer wrong).
+The graph must give scikit-learn's numbers in every runtime, and runtimes differ in their string
+handling: onnxruntime-web (WebAssembly, musl) lower-cases all of Unicode where desktop onnxruntime
+under the "C" locale folds only A–Z (so "İ" and the Kelvin sign "K" become ASCII "i" / "k" in one and
+not the other), and a JavaScript string reaches the WebAssembly runtime as a C string, cut at its
+first NUL.  So the graph (1) reads the prompt up to its first NUL (StringSplit),
+exactly as ``AsciiLowercase`` does, and (2) never lower-cases non-ASCII text: every tokenizer runs
+on the raw prompt with case-insensitive ASCII classes, word tokens (ASCII only) are lower-cased by
+StringNormalizer under locale "C" (which exists on every device; skl2onnx's default "en_US.UTF-8"
+does not, and onnxruntime then refuses the model), and character tokens by a LabelEncoder that
+maps A–Z to a–z and leaves every other character alone.  Tokenising is onnxruntime's Tokenizer
+(RE2), n-gram counting TfIdfVectorizer.  Input: ``text``, a string tensor [N, 1]; output
+``probabilities`` [N, 2], column 1 = P(device answer wrong).
 """
 
 from __future__ import annotations
@@ -16,11 +24,21 @@ from onnx import TensorProto
 from sklearn.pipeline import Pipeline
 
 from router_lab.errors import RouterLabError
-from router_lab.train.text import AsciiLowercase, TextCounts
+from router_lab.train.text import (
+    CHAR_PATTERN,
+    COUNT_PATTERNS,
+    WORD_PATTERN,
+    AsciiLowercase,
+    TextCounts,
+)
 
 TEXT_INPUT = "text"
 STRING_LOCALE = "C"  # present everywhere; makes case folding ASCII-only, as AsciiLowercase does
-TEXT_OPSET = 19  # Equal on strings (used by the count features) needs opset >= 19
+TEXT_OPSET = 20  # StringSplit (the NUL cut) needs 20; Equal on strings 19
+CUT_NODE = "router_lab_cut_at_nul"
+# Each tokenizer's pattern as it runs on the raw prompt: the same tokens, of either ASCII case.
+RAW_PATTERNS: dict[str, str] = {p: p.replace("a-z", "A-Za-z")
+                                for p in (WORD_PATTERN, CHAR_PATTERN, *COUNT_PATTERNS.values())}
 ML_OPSET = 3
 _registered = False
 
@@ -32,14 +50,112 @@ def _lower_shape(operator: Any) -> None:
 
 
 def _lower_convert(scope: Any, operator: Any, container: Any) -> None:
-    shape = scope.get_unique_variable_name("flat_shape")
-    flat = scope.get_unique_variable_name("flat_text")
+    """AsciiLowercase in the graph: the prompt up to its first NUL; case is folded per token (below)."""
+    names = scope.get_unique_variable_name
+    shape, flat, parts, lengths, axis, false, empty, column, pad, padded, first = (names(v) for v in (
+        "flat_shape", "flat_text", "nul_parts", "nul_lengths", "axis", "false", "empty", "text_column",
+        "pad", "padded_parts", "first_part"))
     container.add_initializer(shape, TensorProto.INT64, [1], [-1])
-    container.add_node("Reshape", [operator.inputs[0].full_name, shape], flat,
-                       name=scope.get_unique_operator_name("Reshape"))
-    container.add_node("StringNormalizer", flat, operator.outputs[0].full_name,
-                       name=scope.get_unique_operator_name("StringNormalizer"), op_version=10,
-                       case_change_action="LOWER", is_case_sensitive=True, locale=STRING_LOCALE)
+    container.add_initializer(axis, TensorProto.INT64, [1], [1])
+    container.add_initializer(false, TensorProto.BOOL, [], [False])
+    container.add_initializer(empty, TensorProto.STRING, [], [b""])
+    container.add_initializer(first, TensorProto.INT64, [], [0])
+    op = scope.get_unique_operator_name
+    container.add_node("Reshape", [operator.inputs[0].full_name, shape], flat, name=op("Reshape"))
+    # split once at NUL: [N, k] parts, k = 0 when every prompt is empty, so add a column of ""
+    # and take column 0 -- the text before the first NUL ("" for an empty prompt)
+    container.add_node("StringSplit", flat, [parts, lengths], name=CUT_NODE, op_version=20,
+                       delimiter="\x00", maxsplit=1)
+    container.add_node("Unsqueeze", [flat, axis], column, name=op("Unsqueeze"), op_version=13)
+    container.add_node("Where", [false, column, empty], pad, name=op("Where"), op_version=16)
+    container.add_node("Concat", [parts, pad], padded, name=op("Concat"), axis=1, op_version=13)
+    container.add_node("Gather", [padded, first], operator.outputs[0].full_name, axis=1, name=op("Gather"),
+                       op_version=13)
+
+
+def _fold_case_nodes(tokens: str, text: str, pattern: str, out: str, graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Nodes lower-casing A–Z (only) in a Tokenizer's [N, T] output ``tokens`` into ``out``."""
+    from onnx import helper
+
+    def name(suffix: str) -> str:
+        return f"{tokens}_{suffix}"
+
+    empty = name("empty")
+    graph.initializer.append(helper.make_tensor(empty, TensorProto.STRING, [], [b""]))
+    if pattern == CHAR_PATTERN:  # one character per token: A–Z -> a–z, every other character kept
+        upper = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+        return [
+            helper.make_node("LabelEncoder", [tokens], [name("az_to_lower")], domain="ai.onnx.ml",
+                             name=name("LabelEncoder"), keys_strings=upper,
+                             values_strings=[c.lower() for c in upper], default_string=""),
+            helper.make_node("Equal", [name("az_to_lower"), empty], [name("not_upper")], name=name("Equal")),
+            helper.make_node("Where", [name("not_upper"), tokens, name("az_to_lower")], [out], name=name("Where")),
+        ]
+    # ASCII-only tokens: StringNormalizer folds them identically in every runtime.  It takes
+    # [1, C]: flatten, with an extra pad column (from the prompt itself) so that C > 0 even for a
+    # batch of token-less prompts.
+    flat_shape, axis, false = name("flat_shape"), name("axis"), name("false")
+    graph.initializer.extend([helper.make_tensor(flat_shape, TensorProto.INT64, [2], [1, -1]),
+                              helper.make_tensor(axis, TensorProto.INT64, [1], [1]),
+                              helper.make_tensor(false, TensorProto.BOOL, [], [False])])
+    return [
+        helper.make_node("Unsqueeze", [text, axis], [name("text_column")], name=name("Unsqueeze")),
+        helper.make_node("Where", [false, name("text_column"), empty], [name("pad")], name=name("Where")),
+        helper.make_node("Concat", [tokens, name("pad")], [name("padded")], axis=1, name=name("Concat")),
+        helper.make_node("Shape", [name("padded")], [name("shape")], name=name("Shape")),
+        helper.make_node("Reshape", [name("padded"), flat_shape], [name("row")], name=name("Reshape")),
+        helper.make_node("StringNormalizer", [name("row")], [name("lowered_row")], name=name("StringNormalizer"),
+                         case_change_action="LOWER", is_case_sensitive=True, locale=STRING_LOCALE),
+        helper.make_node("Reshape", [name("lowered_row"), name("shape")], [out], name=name("Reshape_back")),
+    ]
+
+
+def fold_case_per_token(model: onnx.ModelProto) -> None:
+    """Make every tokenizer read the raw (NUL-cut) prompt with its case-insensitive pattern, and
+    lower-case A–Z in the tokens that feed the n-gram counts (see the module docstring)."""
+    from onnx import helper
+
+    graph = model.graph
+    cut = next(n for n in graph.node if n.name == CUT_NODE)
+    concat = next(n for n in graph.node if cut.output[0] in n.input and n.op_type == "Concat")
+    text = next(n for n in graph.node if concat.output[0] in n.input).output[0]  # the Gather: column 0
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        nodes.append(node)
+        if node.op_type != "Tokenizer" or node.input[0] != text:
+            continue
+        attr = next(a for a in node.attribute if a.name == "tokenexp")
+        pattern = attr.s.decode()
+        if pattern not in RAW_PATTERNS:
+            raise RouterLabError(f"text export: token pattern {pattern!r} has no runtime-neutral form; "
+                                 f"expected one of {sorted(RAW_PATTERNS)}")
+        attr.s = RAW_PATTERNS[pattern].encode()
+        users = consumers.get(node.output[0], [])
+        if not any(u.op_type == "Flatten" for u in users):
+            continue  # a count: the number of tokens does not depend on their case
+        if pattern != CHAR_PATTERN and not _ascii_only(pattern):
+            raise RouterLabError(f"text export: n-gram token pattern {pattern!r} may match non-ASCII text; "
+                                 "expected an ASCII class or one character per token")
+        folded = f"{node.output[0]}_ascii_lower"
+        # onnx's shape inference knows no com.microsoft Tokenizer: state its output type, or the
+        # LabelEncoder's inference reads a missing type (onnx 1.23 crashes)
+        graph.value_info.append(helper.make_tensor_value_info(node.output[0], TensorProto.STRING, [None, None]))
+        nodes.extend(_fold_case_nodes(node.output[0], text, pattern, folded, graph))
+        for user in users:
+            user.input[:] = [folded if i == node.output[0] else i for i in user.input]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    for entry in model.opset_import:  # LabelEncoder on strings (keys_strings) needs ai.onnx.ml 2
+        if entry.domain == "ai.onnx.ml":
+            entry.version = max(entry.version, 2)
+
+
+def _ascii_only(pattern: str) -> bool:
+    return pattern.startswith("[") and pattern.endswith("]+") and pattern.isascii() and "^" not in pattern
 
 
 def _counts_shape(operator: Any) -> None:
@@ -116,6 +232,7 @@ def convert_text_router(estimator: Pipeline, metadata: dict[str, str] | None = N
                                 options=options, target_opset={"": max(opset, TEXT_OPSET), "ai.onnx.ml": ML_OPSET})
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
         raise RouterLabError(f"text export: skl2onnx could not convert the text router ({exc})") from exc
+    fold_case_per_token(model)
     for key, value in sorted((metadata or {}).items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = str(key), str(value)

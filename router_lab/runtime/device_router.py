@@ -85,9 +85,10 @@ class DeviceRouter:
     @classmethod
     def load(cls, path: str | Path, threads: int = 1,
              trusted_keys: list[str | Path | bytes] | None = None) -> DeviceRouter:
-        """Load ``path`` (an .onnx file or an export folder), verified against its manifest; with
-        ``trusted_keys`` (Ed25519 public keys, PEM files or bytes) only a manifest signed by one
-        of them is accepted (``router_lab.runtime.signing``)."""
+        """Load ``path`` (an .onnx or .ort file -- onnxruntime reads the ORT format from the same
+        bytes -- or an export folder), verified against its manifest (``router.ort`` has
+        ``router.ort.manifest.json``); with ``trusted_keys`` (Ed25519 public keys, PEM files or
+        bytes) only a manifest signed by one of them is accepted (``router_lab.runtime.signing``)."""
         model_path = resolve_model_path(path)
         data, manifest = read_verified(model_path, trusted_keys)
         router = cls.from_bytes(data, str(model_path), manifest, threads)

@@ -57,11 +57,13 @@ def as_strings(texts: Any) -> np.ndarray:
 
 
 def ascii_lower(text: str) -> str:
-    return text.translate(_ASCII_LOWER)
+    """The prompt up to its first NUL (as every runtime reads it: a JavaScript string reaches the
+    WebAssembly runtime as a C string), A–Z lower-cased and nothing else."""
+    return text.split("\x00", 1)[0].translate(_ASCII_LOWER)
 
 
 class AsciiLowercase(BaseEstimator, TransformerMixin):
-    """Lower-case A–Z only (as ONNX StringNormalizer does with locale "C"); output shape (n,)."""
+    """Cut at the first NUL and lower-case A–Z only (see :func:`ascii_lower`); output shape (n,)."""
 
     def fit(self, X: Any, y: Any = None) -> AsciiLowercase:  # noqa: N803 - sklearn's name
         return self

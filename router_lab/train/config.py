@@ -24,7 +24,7 @@ def plain_config(cfg: Any, default: dict[str, Any] | None = None) -> dict[str, A
 
 
 # Keys of a router config that are about training, not the estimator's hyper-parameters.
-ROUTER_KEYS = frozenset({"name", "calibration", "calibration_cv", "label_margin"})
+ROUTER_KEYS = frozenset({"name", "calibration", "calibration_cv", "label_margin", "label"})
 
 
 @dataclass
@@ -32,7 +32,10 @@ class RouterConfig:
     name: str = MISSING  # estimator registry key: logistic, gbdt, random_forest, mlp (, text)
     calibration: str = "none"  # none | sigmoid | isotonic (CalibratedClassifierCV; isotonic: offline only, export refuses it)
     calibration_cv: int = 3  # folds of the calibration
-    label_margin: float = 0.0  # score datasets: label 1 when cloud_score - device_score > margin
+    label_margin: float = 0.0  # score datasets, label win: 1 when cloud_score - device_score > margin
+    # what the router learns: expected_gain (P(cloud right, device wrong) - P(cloud wrong, device
+    # right); for scores E[cloud - device]) | win (cloud right and device wrong) | device_wrong
+    label: str = "expected_gain"
 
 
 @dataclass
@@ -76,6 +79,9 @@ class MlpRouterConfig(RouterConfig):
 @dataclass
 class TargetConfig:
     name: str = MISSING  # budget | accuracy | tradeoff (router_lab.train.thresholds.TARGETS)
+    # budget/accuracy: DELTA (e.g. 0.05) = the goal holds on new traffic with probability >= 1 -
+    # DELTA (a finite-sample bound on the validation rows); null = the point estimate on `val`
+    guarantee: float | None = None
 
 
 @dataclass
@@ -105,9 +111,19 @@ class TrainSection:
     model_path: str | None = None  # evaluate: a trained router (run folder or router.json)
     modes: list[str] | None = None  # evaluate: one router per mode; None: [text] for router=text,
     # else input and (where the dataset has confidence columns) input+confidence
-    split: str = "test"  # evaluate: the held-out split the curves are measured on (folds=0)
-    folds: int = 0  # evaluate: >= 2 cross-fits instead: every row scored by routers of the other folds
-    repeats: int = 1  # evaluate: cross-fits with different fold assignments, pooled
+
+
+@dataclass
+class EvaluateSection:
+    """Options of `router-lab evaluate` (`evaluate.*` on the command line)."""
+
+    protocol: str = "crossfit"  # crossfit: every row scored by routers that never saw it, `folds` x
+    # `repeats`; split: the routers of one seeded split (or model_path) on the `split` rows only
+    folds: int = 5
+    repeats: int = 3  # fold assignments; metrics are means over them (the README's figures: 10)
+    split: str = "test"  # protocol=split: the held-out rows the curves are measured on
+    n_boot: int = 1000  # bootstrap resamples over rows (seeded) for every interval
+    level: float = 0.95  # of the intervals
     pgr_fractions: list[float] = field(default_factory=lambda: [0.2, 0.5])  # pgr_at_<pct> columns
 
 

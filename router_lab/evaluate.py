@@ -44,6 +44,9 @@ class Evaluation:
     table: pd.DataFrame  # one row per policy and mode, metric, metric_lo, metric_hi (evaluation.csv)
     curves: pd.DataFrame  # every point of every curve (curves.csv)
     differences: pd.DataFrame  # policy - baseline per metric, with its paired interval (differences.csv)
+    # policy -> metric -> its value under no resampling (index 0) and each bootstrap resample; the
+    # resamples depend only on the seed and the rows, so evaluations with one seed can be paired
+    replicates: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,8 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
     table = pd.DataFrame(table_rows).assign(protocol=protocol, level=level, n_boot=n_boot)
     curves = [_curve_points(_pooled([part[i] for part in repeats]), dataset) for i in range(len(repeats[0]))]
     differences = pd.DataFrame(diff_rows, columns=["policy", "mode", "versus", "metric", "difference", "lo", "hi"])
-    return Evaluation(table=table, curves=pd.concat(curves, ignore_index=True), differences=differences)
+    return Evaluation(table=table, curves=pd.concat(curves, ignore_index=True), differences=differences,
+                      replicates={run.policy: replicates[i] for i, run in enumerate(repeats[0])})
 
 
 def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:

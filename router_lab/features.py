@@ -59,7 +59,7 @@ def default_modes(router_name: str, dataset: Dataset) -> list[str]:
     ``text`` for the text router; else ``input``, and ``input+confidence`` where the dataset has
     device confidence columns."""
     if router_name == "text":
-        return ["text"]
+        return ["text"]  # text+category where the app knows each request's category
     return ["input", "input+confidence"] if dataset.confidence_columns else ["input"]
 
 
@@ -149,6 +149,8 @@ def exported_router_inputs(dataset: Dataset, metadata: dict[str, Any], source: s
     if metadata["input_dtype"] == "string":
         if "text" not in dataset.frame.columns:
             raise RouterLabError(f"{dataset.source}: no 'text' column; {source} is a text router")
+        if metadata.get("mode") == "text+category":  # the category folded into the string
+            return router_inputs(dataset, "text+category")[0]
         return dataset.frame["text"].astype(str).to_numpy(dtype=object)
     names = list(metadata["feature_names"])
     missing = [n for n in names if n not in dataset.frame.columns]

@@ -94,7 +94,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     files[ROUTER_FILE] = (router_bytes, {"source_router": str(source)})
     graph_report = None
     weights = device_model_path(dataset)
-    if opts.device_graph and spec.mode != "text" and weights.is_file():
+    if opts.device_graph and not spec.mode.startswith("text") and weights.is_file():
         from router_lab.data.digits import load_device_model
 
         device_model = load_device_model(weights)

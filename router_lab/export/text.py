@@ -31,12 +31,42 @@ def _lower_shape(operator: Any) -> None:
     operator.outputs[0].type = StringTensorType([operator.inputs[0].get_first_dimension()])
 
 
+def _truncate(scope: Any, container: Any, flat: str, max_chars: int) -> str:
+    """The first ``max_chars`` characters of each string of ``flat`` [N]: the Tokenizer cuts every
+    string into chunks of up to max_chars characters (RE2 reads UTF-8 characters, as Python's
+    slicing does) and the first chunk is kept; a column of "" first makes empty strings work."""
+    name = scope.get_unique_operator_name
+    chunks, padded, first, out = (scope.get_unique_variable_name(v) for v in
+                                  ("chunks", "padded", "first_chunk", "bounded_text"))
+    pad = scope.get_unique_variable_name("pad_column")
+    container.add_node("Tokenizer", flat, chunks, op_domain="com.microsoft", op_version=1,
+                       name=name("Tokenizer"), tokenexp=f"(?s).{{1,{int(max_chars)}}}", pad_value="",
+                       mark=0, mincharnum=1)
+    shape, pad_shape = scope.get_unique_variable_name("shape"), scope.get_unique_variable_name("pad_shape")
+    ones = scope.get_unique_variable_name("ones")
+    container.add_node("Shape", flat, shape, name=name("Shape"))
+    container.add_initializer(ones, TensorProto.INT64, [1], [1])
+    container.add_node("Concat", [shape, ones], pad_shape, name=name("Concat"), axis=0)
+    empty = scope.get_unique_variable_name("empty_string")
+    container.add_initializer(empty, TensorProto.STRING, [1, 1], [b""])
+    container.add_node("Expand", [empty, pad_shape], pad, name=name("Expand"))
+    container.add_node("Concat", [chunks, pad], padded, name=name("Concat"), axis=1)
+    index = scope.get_unique_variable_name("zero")
+    container.add_initializer(index, TensorProto.INT64, [], [0])
+    container.add_node("Gather", [padded, index], first, name=name("Gather"), axis=1)
+    container.add_node("Identity", first, out, name=name("Identity"))
+    return out
+
+
 def _lower_convert(scope: Any, operator: Any, container: Any) -> None:
     shape = scope.get_unique_variable_name("flat_shape")
     flat = scope.get_unique_variable_name("flat_text")
     container.add_initializer(shape, TensorProto.INT64, [1], [-1])
     container.add_node("Reshape", [operator.inputs[0].full_name, shape], flat,
                        name=scope.get_unique_operator_name("Reshape"))
+    bound = int(getattr(operator.raw_operator, "max_chars", 0) or 0)
+    if bound:
+        flat = _truncate(scope, container, flat, bound)
     container.add_node("StringNormalizer", flat, operator.outputs[0].full_name,
                        name=scope.get_unique_operator_name("StringNormalizer"), op_version=10,
                        case_change_action="LOWER", is_case_sensitive=True, locale=STRING_LOCALE)

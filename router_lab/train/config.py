@@ -129,19 +129,28 @@ class EvaluateSection:
 
 @dataclass
 class TextRouterConfig(RouterConfig):
-    """`router=text`: raw prompt → word/character n-gram TF-IDF + counts → logistic regression.
+    """`router=text`: raw prompt → word n-gram TF-IDF + counts → logistic regression.
+
+    Defaults measured on GSM8K (cross-fitted, see the README): word 1-2-grams with counts beat
+    adding character n-grams (which also cost the most time per prompt), and a fixed C=1 beat C
+    chosen by inner cross-validation on ~700 training prompts (the choice is noisy at that size).
     """
 
     name: str = "text"
-    word_ngram_max: int = 1  # word n-grams 1..max (0 turns word features off)
+    word_ngram_max: int = 2  # word n-grams 1..max (0 turns word features off)
     char_ngram_min: int = 2
-    char_ngram_max: int = 3  # character n-grams min..max (0 turns them off)
-    max_features_word: int = 5000  # vocabulary caps keep the ONNX file small
+    char_ngram_max: int = 0  # character n-grams min..max (0: off)
+    max_features_word: int = 20000  # vocabulary caps keep the ONNX file small
     max_features_char: int = 10000
-    min_df: int = 2  # drop n-grams seen in fewer training prompts
-    binary: bool = True  # n-gram presence (1) instead of counts
-    counts: bool = True  # add log(1 + count) of characters, words and numbers
-    C: float = 0.1  # inverse L2 regularisation of the logistic regression (strong: ~800 prompts)
+    min_df: int = 1  # drop n-grams seen in fewer training prompts
+    binary: bool = False  # n-gram presence (1) instead of counts
+    counts: bool = True  # add log(1 + count) of characters, words, numbers, decimals, sentences, symbols
+    max_chars: int = 1024  # the router reads only a prompt's first max_chars characters (0: all),
+    # in scikit-learn and in the ONNX graph alike: a bounded cost for any prompt
+    C: float = 1.0  # inverse L2 regularisation of the logistic regression (when inner_cv < 2)
+    inner_cv: int = 0  # >= 2: choose C from C_grid by this many folds of the training rows
+    C_grid: list[float] = field(default_factory=lambda: [0.3, 1.0, 3.0])
+    inner_cv_scoring: str = "roc_auc"  # how inner CV compares C values (a scikit-learn scorer name)
     class_weight: str | None = None  # None or "balanced"
     max_iter: int = 2000
 

@@ -74,7 +74,10 @@ def fit_router_estimator(estimator: Any, X: Any, dataset: Dataset, label: str, m
     if np.unique(target.y).size < 2:
         raise RouterLabError(f"router.label={label}: the training rows all have one label; a router "
                              "needs both cases to learn from")
-    fit_params = {} if target.weight is None else {weight_key(estimator): target.weight}
+    search = hasattr(estimator, "best_estimator_") or hasattr(estimator, "param_grid")
+    fit_params: dict[str, Any] = {} if target.weight is None else {weight_key(estimator): target.weight}
+    if search:
+        fit_params["groups"] = target.rows  # a request's rows stay in one inner fold
     with warnings.catch_warnings():
         # an MLP that stops at max_iter still routes; its test metrics say how well
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -82,11 +85,12 @@ def fit_router_estimator(estimator: Any, X: Any, dataset: Dataset, label: str, m
             estimator.fit(X[target.rows], target.y, **fit_params)
         except ValueError as exc:  # e.g. calibration folds with too few rows of a class
             raise RouterLabError(f"router {name}: fit failed ({exc})") from exc
-    return estimator
+    return estimator.best_estimator_ if search else estimator
 
 
 def weight_key(estimator: Any) -> str:
     """The fit keyword that carries sample weights to ``estimator``'s classifier."""
+    estimator = getattr(estimator, "estimator", estimator) if hasattr(estimator, "param_grid") else estimator
     if hasattr(estimator, "steps"):
         return f"{estimator.steps[-1][0]}__sample_weight"
     return "sample_weight"
@@ -109,8 +113,9 @@ def train_router(dataset: Dataset, router_cfg: Any = None, target_cfg: Any = Non
     random_state = int(np.random.default_rng(fit_seq).integers(2**31 - 1))
     estimator = make_router_estimator(router_params, random_state)
     train = masks["train"]
-    fit_router_estimator(estimator, X, dataset, label, margin, np.flatnonzero(train),
-                         str(router_params.get("name")))
+    searched = hasattr(estimator, "param_grid")
+    estimator = fit_router_estimator(estimator, X, dataset, label, margin, np.flatnonzero(train),
+                                     str(router_params.get("name")))
     scores = estimator.predict_proba(X)[:, 1]
     device_q, cloud_q = dataset.device_quality(), dataset.cloud_quality()
     allowed = ~dataset.column_or("sensitive", False).astype(bool)
@@ -138,6 +143,9 @@ def train_router(dataset: Dataset, router_cfg: Any = None, target_cfg: Any = Non
         "val_auroc": _finite(auroc(scores[val], helps[val])),
         "test_auroc": _finite(auroc(scores[test], helps[test])),
     }
+    if searched:  # the hyper-parameters inner cross-validation chose
+        metrics["inner_cv_choice"] = {k.split("__")[-1]: v for k, v in estimator.get_params().items()
+                                      if k == "classifier__C"}
     if choice.guarantee is not None:
         metrics["guarantee"] = choice.guarantee
     return TrainedRouter(

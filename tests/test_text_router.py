@@ -192,7 +192,9 @@ def test_bad_text_router_params_are_one_line_errors() -> None:
     with pytest.raises(RouterLabError, match="every text feature is off"):
         make_text_router({"word_ngram_max": 0, "char_ngram_max": 0, "counts": False})
     with pytest.raises(RouterLabError, match="char_ngram_min: got 5"):
-        make_text_router({"char_ngram_min": 5})
+        make_text_router({"char_ngram_max": 3, "char_ngram_min": 5})
+    with pytest.raises(RouterLabError, match="router.max_chars: got 5000"):
+        make_text_router({"max_chars": 5000})
 
 
 def test_export_refuses_a_non_text_estimator() -> None:
@@ -257,7 +259,7 @@ def test_simulator_routes_text_requests_and_tokens_set_cloud_cost(trained) -> No
 def test_a_prompt_is_read_only_up_to_max_chars(trained, onnx_file: Path) -> None:
     _, router = trained
     bound = router.estimator.steps[0][1].max_chars
-    assert bound == 1024  # the default: GSM8K's longest prompts fit (see the README for the cost)
+    assert bound == 1000  # the default: GSM8K's longest prompts fit (see the README for the cost)
     long_prompt = "How many apples? " * 300 + "ZEBRA " * 200
     head = long_prompt[:bound]
     sk = router.estimator.predict_proba(np.array([long_prompt, head], dtype=object))[:, 1]
@@ -269,11 +271,15 @@ def test_a_prompt_is_read_only_up_to_max_chars(trained, onnx_file: Path) -> None
 def test_inner_cv_chooses_c_from_the_grid_and_ships_a_plain_pipeline(trained) -> None:
     from sklearn.pipeline import Pipeline
 
-    _, router = trained
+    ds, _ = trained
+    grid = [0.01, 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        router = train_router(ds, {"name": "text", "inner_cv": 2, "C_grid": grid}, None, mode="text", seed=0)
     assert isinstance(router.estimator, Pipeline)  # what export converts, not the search
     chosen = router.metrics["inner_cv_choice"]["C"]
-    assert chosen in router.params["C_grid"]
-    assert router.estimator.steps[-1][1].C == chosen
+    assert chosen in grid and router.estimator.steps[-1][1].C == chosen
+    assert "inner_cv_choice" not in trained[1].metrics  # off by default
 
 
 def test_category_folded_into_the_text_is_learned_and_exports(trained, folder: Path) -> None:

@@ -145,7 +145,7 @@ class TextRouterConfig(RouterConfig):
     min_df: int = 1  # drop n-grams seen in fewer training prompts
     binary: bool = False  # n-gram presence (1) instead of counts
     counts: bool = True  # add log(1 + count) of characters, words, numbers, decimals, sentences, symbols
-    max_chars: int = 1024  # the router reads only a prompt's first max_chars characters (0: all),
+    max_chars: int = 1000  # the router reads only a prompt's first max_chars characters (0: all),
     # in scikit-learn and in the ONNX graph alike: a bounded cost for any prompt
     C: float = 1.0  # inverse L2 regularisation of the logistic regression (when inner_cv < 2)
     inner_cv: int = 0  # >= 2: choose C from C_grid by this many folds of the training rows

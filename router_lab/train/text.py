@@ -40,6 +40,7 @@ COUNT_PATTERNS: dict[str, str] = {
     "n_sentences": "[.?!]",
     "n_symbols": "[%$]",
 }
+MAX_CHARS_LIMIT = 1000  # RE2's largest counted repetition, {1,1000}: the graph's cut (export/text.py)
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 # The estimator's parameters and defaults: the `router=text` schema minus its training keys.
@@ -101,8 +102,9 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
         raise RouterLabError(f"router: unknown key(s) {', '.join(unknown)} for the text router; "
                              f"expected some of {', '.join(DEFAULT_PARAMS)}")
     full = {**DEFAULT_PARAMS, **params}
-    if int(full["max_chars"]) < 0:
-        raise RouterLabError(f"router.max_chars: got {full['max_chars']}; expected >= 0 (0 = no bound)")
+    if not 0 <= int(full["max_chars"]) <= MAX_CHARS_LIMIT:
+        raise RouterLabError(f"router.max_chars: got {full['max_chars']}; expected 0 (no bound) to "
+                             f"{MAX_CHARS_LIMIT} (the ONNX graph cuts with an RE2 repetition, at most 1000)")
     if full["word_ngram_max"] < 0 or full["char_ngram_max"] < 0:
         raise RouterLabError("router.word_ngram_max and router.char_ngram_max: expected >= 0 (0 = off)")
     if full["char_ngram_max"] and not 1 <= full["char_ngram_min"] <= full["char_ngram_max"]:

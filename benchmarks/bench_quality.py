@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
                                              cloud_model="gpt-4-1106-preview"), folder)
         start = time.perf_counter()
         base = cross_fitted(gsm8k, {"name": "plain_tfidf_lr", "label": "device_wrong"}, None, ("text",), **common)
-        rows += [{**r, "router": "plain word TF-IDF + LR (text)"} for r in _rows_of("gsm8k", "device_wrong", base, {"random", "learned"})]
+        rows += [{**r, "router": "plain word TF-IDF + LR (text)"} if r["policy"] == "learned" else r
+                 for r in _rows_of("gsm8k", "device_wrong", base, {"random", "learned"})]
         print(f"gsm8k baseline: {time.perf_counter() - start:.0f} s", file=sys.stderr)
         base_apgr = _replicates_apgr(base)
         for label in LABELS:

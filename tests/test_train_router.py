@@ -224,3 +224,13 @@ def test_train_cli_bad_values_are_one_line_errors(cli):
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], (args, result.stderr)
+
+
+def test_calibrated_expected_gain_router_passes_the_weights_to_its_classifier(synthetic_small):
+    import warnings
+
+    with warnings.catch_warnings():
+        # scikit-learn warns "sample weights will only be used for the calibration" otherwise
+        warnings.simplefilter("error", UserWarning)
+        router = train_router(synthetic_small, {"name": "logistic", "calibration": "sigmoid"}, None, "input", 0)
+    assert router.metrics["test_auroc"] > 0.6

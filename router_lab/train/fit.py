@@ -7,12 +7,15 @@ metrics are measured on `test` (a seeded stratified split when the dataset has n
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn import config_context
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
 
 from router_lab.data.builders import stratified_split
@@ -78,14 +81,28 @@ def fit_router_estimator(estimator: Any, X: Any, dataset: Dataset, label: str, m
     fit_params: dict[str, Any] = {} if target.weight is None else {weight_key(estimator): target.weight}
     if search:
         fit_params["groups"] = target.rows  # a request's rows stay in one inner fold
-    with warnings.catch_warnings():
+    calibrated = isinstance(estimator, CalibratedClassifierCV) and target.weight is not None
+    if calibrated:  # weights must reach the classifier inside, not only the calibration
+        fit_params = {"sample_weight": target.weight}
+    with warnings.catch_warnings(), config_context(enable_metadata_routing=calibrated):
         # an MLP that stops at max_iter still routes; its test metrics say how well
         warnings.simplefilter("ignore", ConvergenceWarning)
+        if calibrated:
+            request_weights(estimator.estimator)
         try:
             estimator.fit(X[target.rows], target.y, **fit_params)
         except ValueError as exc:  # e.g. calibration folds with too few rows of a class
             raise RouterLabError(f"router {name}: fit failed ({exc})") from exc
     return estimator.best_estimator_ if search else estimator
+
+
+def request_weights(estimator: Any) -> None:
+    """Route sample weights to the final classifier of ``estimator`` (and to no step before it)."""
+    steps = [step for _, step in estimator.steps] if hasattr(estimator, "steps") else [estimator]
+    for step in steps[:-1]:
+        if "sample_weight" in inspect.signature(step.fit).parameters:
+            step.set_fit_request(sample_weight=False)
+    steps[-1].set_fit_request(sample_weight=True)
 
 
 def weight_key(estimator: Any) -> str:

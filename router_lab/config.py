@@ -22,7 +22,7 @@ from router_lab.report.config import ReportSection
 from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
 from router_lab.sim.config import SimSection
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
-from router_lab.train.config import TrainSection
+from router_lab.train.config import EvaluateSection, TrainSection
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Config:
     # Plain sections, one per stage that needs run options.
     sim: SimSection = field(default_factory=SimSection)
     train: TrainSection = field(default_factory=TrainSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     export: ExportSection = field(default_factory=ExportSection)
     report: ReportSection = field(default_factory=ReportSection)
     seed: int = 0  # the experiment's seed; every Generator is derived from it

@@ -57,7 +57,7 @@ def check_config(cfg: DictConfig, overrides: list[str] | None = None) -> None:
     _check_added_keys(cfg, "")
     _check_top_level(str(cfg.get("command", "")), overrides)
     _check_finite(cfg, "")
-    _check_train(cfg.train)
+    _check_evaluate(OmegaConf.select(cfg, "evaluate", default=None))
     _check_export(cfg.export)
 
 
@@ -138,16 +138,23 @@ def _fail(field: str, value: Any, expected: str) -> RouterLabError:
     return RouterLabError(f"{field}: got {value!r}; expected {expected}")
 
 
-def _check_train(section: Any) -> None:
-    if section.folds != 0 and section.folds < 2:
-        raise _fail("train.folds", section.folds, "0 (the held-out split) or an integer >= 2")
+def _check_evaluate(section: Any) -> None:
+    """`evaluate.*` (the train section holds only mode, modes and model_path now)."""
+    if section is None:
+        return
+    if section.folds < 2:
+        raise _fail("evaluate.folds", section.folds, "an integer >= 2")
     if section.repeats < 1:
-        raise _fail("train.repeats", section.repeats, "an integer >= 1")
+        raise _fail("evaluate.repeats", section.repeats, "an integer >= 1")
     if section.split not in SPLITS:
-        raise _fail("train.split", section.split, f"one of {', '.join(SPLITS)}")
+        raise _fail("evaluate.split", section.split, f"one of {', '.join(SPLITS)}")
+    if section.n_boot < 1:
+        raise _fail("evaluate.n_boot", section.n_boot, "an integer >= 1")
+    if not 0 < section.level < 1:
+        raise _fail("evaluate.level", section.level, "a fraction in (0, 1)")
     for i, fraction in enumerate(section.pgr_fractions or []):
         if not 0 < fraction <= 1:
-            raise _fail(f"train.pgr_fractions[{i}]", fraction, "a fraction in (0, 1]")
+            raise _fail(f"evaluate.pgr_fractions[{i}]", fraction, "a fraction in (0, 1]")
 
 
 def _check_export(section: Any) -> None:

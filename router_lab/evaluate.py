@@ -22,15 +22,17 @@ from router_lab.data.builders import resolve_dataset, stratified_split
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
-from router_lab.features import default_modes, device_wrong
+from router_lab.features import cloud_wins, default_modes, outcome_strata
 from router_lab.io import atomic_path, run_dir
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
+from router_lab.train.bootstrap import percentile_interval, resample_counts, weighted_metrics
 from router_lab.train.config import plain_config
-from router_lab.train.curves import auroc, curve_metrics, performance_gap_recovered, routing_curve
+from router_lab.train.curves import routing_curve
 from router_lab.train.fit import train_router, with_splits
 
 EVALUATION_FILE = "evaluation.csv"
+DIFFERENCES_FILE = "differences.csv"
 CURVES_FILE = "curves.csv"
 PLOT_FILE = "routing_curves.png"
 # The policy that uses a router of each feature mode (other modes pre-route like `learned`).
@@ -39,8 +41,12 @@ POLICY_FOR_MODE = {"input": "learned", "input+confidence": "learned_cascade"}
 
 @dataclass(frozen=True)
 class Evaluation:
-    table: pd.DataFrame  # one row per policy and mode (evaluation.csv)
+    table: pd.DataFrame  # one row per policy and mode, metric, metric_lo, metric_hi (evaluation.csv)
     curves: pd.DataFrame  # every point of every curve (curves.csv)
+    differences: pd.DataFrame  # policy - baseline per metric, with its paired interval (differences.csv)
+    # policy -> metric -> its value under no resampling (index 0) and each bootstrap resample; the
+    # resamples depend only on the seed and the rows, so evaluations with one seed can be paired
+    replicates: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,42 +88,85 @@ def run_policies(dataset: Dataset, routers: dict[str, TrainedRouter], indices: n
     return runs
 
 
-def summarise_run(run: PolicyRun, dataset: Dataset, labels: np.ndarray,
-                  pgr_fractions: Sequence[float] = (0.2, 0.5)) -> tuple[dict[str, Any], pd.DataFrame]:
-    """One policy's summary row (APGR, PGR@, CPT, AUROC, operating point) and its curve's points."""
-    rows = run.rows
+METRICS = ("apgr", "pgr_at_20", "pgr_at_50", "cpt_50", "cpt_80", "auc_quality", "auroc_cloud_wins",
+           "cloud_fraction", "quality", "pgr", "device_quality", "cloud_quality")
+# The baselines every policy is compared with, paired on the same bootstrap resamples.
+BASELINES = ("confidence", "random")
+
+
+def _metric_names(pgr_fractions: Sequence[float]) -> list[str]:
+    pgr_at = [f"pgr_at_{round(100 * f)}" for f in pgr_fractions]
+    return ["apgr", *pgr_at, *[m for m in METRICS if m != "apgr" and not m.startswith("pgr_at_")]]
+
+
+def _by_row(run: PolicyRun, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The run's scores and sent flags in the order of ``rows`` (each row scored once)."""
+    position = np.searchsorted(rows, run.rows)
+    scores, sent = np.empty(len(rows)), np.zeros(len(rows), dtype=bool)
+    scores[position], sent[position] = run.scores, run.sent
+    return scores, sent
+
+
+def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: float = 0.0,
+              pgr_fractions: Sequence[float] = (0.2, 0.5), protocol: str = "test", seed: int = 0,
+              n_boot: int = 1000, level: float = 0.95) -> Evaluation:
+    """Each policy's metrics (the mean over repeats, every repeat scoring the same rows once) with
+    seeded percentile-bootstrap intervals over rows, and paired differences against the baselines."""
+    rows = np.sort(repeats[0][0].rows)
+    helps = cloud_wins(dataset, label_margin)[rows]
     device_q, cloud_q = dataset.device_quality()[rows], dataset.cloud_quality()[rows]
     allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
-    curve = routing_curve(run.scores, device_q, cloud_q, allowed)
-    quality = float(np.where(run.sent, cloud_q, device_q).mean())
-    row = {"policy": run.policy, "mode": run.mode, "estimator": run.estimator,
-           **curve_metrics(curve, tuple(pgr_fractions)), "auroc": auroc(run.scores, labels[rows]),
-           "cloud_fraction": float(run.sent.mean()), "quality": quality,
-           "pgr": float(performance_gap_recovered(quality, curve.device_quality, curve.cloud_quality)),
-           "upper_bound": run.upper_bound, "n_rows": int(len(rows))}
-    points = pd.DataFrame({"policy": run.policy, "mode": run.mode, "threshold": curve.thresholds,
-                           "cloud_fraction": curve.cloud_fraction, "quality": curve.quality,
-                           "pgr": curve.pgr()})
-    return row, points
+    boot_seq = np.random.SeedSequence(int(seed)).spawn(3)[2]
+    W = np.vstack([np.ones(len(rows)), resample_counts(len(rows), n_boot, np.random.default_rng(boot_seq))])
+    names = _metric_names(pgr_fractions)
+    replicates: list[dict[str, np.ndarray]] = []  # per policy: metric -> (1 + n_boot,) mean over repeats
+    for i in range(len(repeats[0])):
+        per_repeat = [weighted_metrics(*_by_row(part[i], rows), device_q, cloud_q, allowed, helps, W,
+                                       pgr_fractions) for part in repeats]
+        replicates.append({m: np.mean([r[m] for r in per_repeat], axis=0) for m in names})
+    table_rows, diff_rows = [], []
+    for i, run in enumerate(repeats[0]):
+        row: dict[str, Any] = {"policy": run.policy, "mode": run.mode, "estimator": run.estimator}
+        for m in names:
+            row[m] = float(replicates[i][m][0])
+            row[f"{m}_lo"], row[f"{m}_hi"] = percentile_interval(replicates[i][m][1:], level)
+        table_rows.append({**row, "upper_bound": run.upper_bound, "n_rows": int(len(rows)),
+                           "n_repeats": len(repeats)})
+        for j, base in enumerate(repeats[0]):
+            if base.policy not in BASELINES or j == i or run.upper_bound or run.policy == "random":
+                continue
+            for m in names:
+                diff = replicates[i][m] - replicates[j][m]
+                lo, hi = percentile_interval(diff[1:], level)
+                diff_rows.append({"policy": run.policy, "mode": run.mode, "versus": base.policy,
+                                  "metric": m, "difference": float(diff[0]), "lo": lo, "hi": hi})
+    table = pd.DataFrame(table_rows).assign(protocol=protocol, level=level, n_boot=n_boot)
+    curves = [_curve_points(_pooled([part[i] for part in repeats]), dataset) for i in range(len(repeats[0]))]
+    differences = pd.DataFrame(diff_rows, columns=["policy", "mode", "versus", "metric", "difference", "lo", "hi"])
+    return Evaluation(table=table, curves=pd.concat(curves, ignore_index=True), differences=differences,
+                      replicates={run.policy: replicates[i] for i, run in enumerate(repeats[0])})
 
 
-def summarise(runs: list[PolicyRun], dataset: Dataset, label_margin: float = 0.0,
-              pgr_fractions: Sequence[float] = (0.2, 0.5), protocol: str = "test") -> Evaluation:
-    labels = device_wrong(dataset, label_margin)
-    rows, curves = zip(*(summarise_run(run, dataset, labels, pgr_fractions) for run in runs), strict=True)
-    table = pd.DataFrame(list(rows)).assign(protocol=protocol)
-    return Evaluation(table=table, curves=pd.concat(curves, ignore_index=True))
+def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
+    """The points of a policy's routing curve (all its scored rows pooled), for curves.csv and the plot."""
+    rows = run.rows
+    allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
+    curve = routing_curve(run.scores, dataset.device_quality()[rows], dataset.cloud_quality()[rows], allowed)
+    return pd.DataFrame({"policy": run.policy, "mode": run.mode, "threshold": curve.thresholds,
+                         "cloud_fraction": curve.cloud_fraction, "quality": curve.quality,
+                         "pgr": curve.pgr()})
 
 
 def evaluate_routers(dataset: Dataset, routers: dict[str, TrainedRouter], split: str = "test",
                      seed: int = 0, pgr_fractions: Sequence[float] = (0.2, 0.5),
-                     label_margin: float = 0.0) -> Evaluation:
+                     label_margin: float = 0.0, n_boot: int = 1000, level: float = 0.95) -> Evaluation:
     """Every policy on the rows of ``split`` (the routers were trained on the other splits)."""
     indices = np.flatnonzero(dataset.split_mask(split))
     if indices.size == 0:
         raise RouterLabError(f"{dataset.source}: the '{split}' split is empty; expected held-out rows")
     runs = run_policies(dataset, routers, indices, np.random.SeedSequence(seed))
-    return summarise(runs, dataset, label_margin, pgr_fractions, protocol=f"split={split}")
+    return summarise([runs], dataset, label_margin, pgr_fractions, protocol=f"split={split}",
+                     seed=seed, n_boot=n_boot, level=level)
 
 
 def fold_assignment(labels: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -138,30 +187,34 @@ def _pooled(parts: list[PolicyRun]) -> PolicyRun:
 
 
 def cross_fitted(dataset: Dataset, router_cfg: Any, target_cfg: Any, modes: Sequence[str],
-                 folds: int = 5, repeats: int = 1, seed: int = 0,
-                 pgr_fractions: Sequence[float] = (0.2, 0.5)) -> Evaluation:
+                 folds: int = 5, repeats: int = 3, seed: int = 0,
+                 pgr_fractions: Sequence[float] = (0.2, 0.5), n_boot: int = 1000,
+                 level: float = 0.95) -> Evaluation:
     """Every row scored by routers trained on the other folds (train/val drawn from those), for
-    ``repeats`` different fold assignments, pooled: the same protocol on all rows, far less split
-    luck than one small test split."""
+    ``repeats`` different fold assignments: the metrics are means over repeats, with bootstrap
+    intervals over rows (see :func:`summarise`)."""
     if folds < 2 or repeats < 1:
-        raise RouterLabError(f"train.folds: got {folds} (repeats {repeats}); expected folds >= 2 and repeats >= 1")
+        raise RouterLabError(f"evaluate.folds: got {folds} (evaluate.repeats {repeats}); expected "
+                             "folds >= 2 and repeats >= 1")
     margin = float(plain_config(router_cfg, {}).get("label_margin", 0.0))
-    labels = device_wrong(dataset, margin)
+    strata = outcome_strata(dataset, margin)
     parts: list[list[PolicyRun]] = []
     for repeat_seq in np.random.SeedSequence(seed).spawn(repeats):
         split_seq, *fold_seqs = repeat_seq.spawn(folds + 1)
-        fold_of = fold_assignment(labels, folds, np.random.default_rng(split_seq))
+        fold_of = fold_assignment(strata, folds, np.random.default_rng(split_seq))
+        folds_runs: list[list[PolicyRun]] = []
         for fold, fold_seq in enumerate(fold_seqs):
             held = fold_of == fold
-            train_val = stratified_split(labels[~held], [0.75, 0.25, 0.0], np.random.default_rng(fold_seq))
+            train_val = stratified_split(strata[~held], [0.75, 0.25, 0.0], np.random.default_rng(fold_seq))
             split = np.full(len(dataset), "test", dtype=object)
             split[~held] = train_val
             fold_ds = dataclasses.replace(dataset, frame=dataset.frame.assign(split=split))
             fit_seed = int(np.random.default_rng(fold_seq).integers(2**31 - 1))
             routers = {mode: train_router(fold_ds, router_cfg, target_cfg, mode, fit_seed) for mode in modes}
-            parts.append(run_policies(fold_ds, routers, np.flatnonzero(held), fold_seq))
-    runs = [_pooled([part[i] for part in parts]) for i in range(len(parts[0]))]
-    return summarise(runs, dataset, margin, pgr_fractions, protocol=f"cross-fit {folds} folds x {repeats}")
+            folds_runs.append(run_policies(fold_ds, routers, np.flatnonzero(held), fold_seq))
+        parts.append([_pooled([f[i] for f in folds_runs]) for i in range(len(folds_runs[0]))])
+    return summarise(parts, dataset, margin, pgr_fractions, f"cross-fit {folds} folds x {repeats}",
+                     seed=seed, n_boot=n_boot, level=level)
 
 
 def plot_curves(evaluation: Evaluation, path: str | Path, title: str) -> Path:
@@ -221,32 +274,69 @@ def evaluation_modes(cfg: DictConfig, dataset: Dataset) -> list[str]:
     return list(cfg.train.modes) if cfg.train.modes else default_modes(cfg.router.name, dataset)
 
 
+PROTOCOLS = ("crossfit", "split")
+
+
+def format_table(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "cpt_50", "auroc_cloud_wins")) -> str:
+    """The summary table: each metric as ``value [lo, hi]``, plus the operating point."""
+    table = evaluation.table
+    out = table[["policy", "mode"]].copy()
+    for m in metrics:
+        out[m] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in
+                  zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"], strict=True)]
+    out["cloud_fraction"] = table["cloud_fraction"].map(lambda v: f"{v:.3f}")
+    out["quality"] = table["quality"].map(lambda v: f"{v:.3f}")
+    return out.to_string(index=False)
+
+
+def format_differences(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "cpt_50")) -> str:
+    d = evaluation.differences
+    d = d[d.metric.isin(metrics)]
+    if d.empty:
+        return ""
+    shown = d.assign(text=[f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for v, lo, hi in
+                           zip(d.difference, d.lo, d.hi, strict=True)])
+    wide = shown.pivot_table(index=["policy", "mode", "versus"], columns="metric", values="text",
+                             aggfunc="first", sort=False)
+    return wide[[m for m in metrics if m in wide.columns]].reset_index().to_string(index=False)
+
+
 def evaluate_command(cfg: DictConfig) -> Evaluation:
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
-    section = cfg.train
+    section = cfg.evaluate
     fractions = [float(f) for f in section.pgr_fractions]
-    if section.folds:
-        if _model_path(cfg):
-            raise RouterLabError("train.folds: cross-fitting trains its own routers; drop model_path "
-                                 "(or train.folds) to evaluate a trained router")
+    protocol = str(section.protocol)
+    if protocol not in PROTOCOLS:
+        raise RouterLabError(f"evaluate.protocol: got {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    n_boot, level = int(section.n_boot), float(section.level)
+    if n_boot < 1 or not 0 < level < 1:
+        raise RouterLabError(f"evaluate.n_boot / evaluate.level: got {n_boot} / {level}; expected "
+                             ">= 1 resamples and a level in (0, 1)")
+    if protocol == "crossfit" and not _model_path(cfg):
         evaluation = cross_fitted(dataset, cfg.router, cfg.target,
                                   evaluation_modes(cfg, dataset), int(section.folds), int(section.repeats),
-                                  int(cfg.seed), fractions)
-    else:
+                                  int(cfg.seed), fractions, n_boot, level)
+    else:  # a trained router (model_path) can only be judged on held-out rows of the split
         margin = float(OmegaConf.select(cfg, "router.label_margin", default=0.0) or 0.0)
         dataset = with_splits(dataset, int(cfg.seed), margin)
         routers = evaluation_routers(cfg, dataset)
-        evaluation = evaluate_routers(dataset, routers, section.split, int(cfg.seed), fractions, margin)
+        evaluation = evaluate_routers(dataset, routers, section.split, int(cfg.seed), fractions, margin,
+                                      n_boot, level)
     folder = run_dir()
     with atomic_path(folder / EVALUATION_FILE) as tmp:
         evaluation.table.to_csv(tmp, index=False)
+    with atomic_path(folder / DIFFERENCES_FILE) as tmp:
+        evaluation.differences.to_csv(tmp, index=False)
     with atomic_path(folder / CURVES_FILE) as tmp:
         evaluation.curves.to_csv(tmp, index=False)
-    protocol = evaluation.table["protocol"].iloc[0]
-    plot_curves(evaluation, folder / PLOT_FILE, f"{dataset.name}: routing curves ({protocol})")
-    shown = ["policy", "mode", "apgr", *[c for c in evaluation.table.columns if c.startswith("pgr_at_")],
-             "cpt_50", "cpt_80", "auroc", "cloud_fraction", "quality"]
-    print(f"{dataset.name}, {protocol}, {int(evaluation.table['n_rows'].iloc[0]):,} scored rows")
-    print(evaluation.table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {folder}/{{{EVALUATION_FILE}, {CURVES_FILE}, {PLOT_FILE}}}")
+    described = evaluation.table["protocol"].iloc[0]
+    plot_curves(evaluation, folder / PLOT_FILE, f"{dataset.name}: routing curves ({described})")
+    print(f"{dataset.name}, {described}, {int(evaluation.table['n_rows'].iloc[0]):,} rows, "
+          f"{round(100 * level)} % bootstrap intervals ({n_boot} resamples over rows)")
+    print(format_table(evaluation))
+    diffs = format_differences(evaluation)
+    if diffs:
+        print("paired differences (policy - versus):")
+        print(diffs)
+    print(f"wrote {folder}/{{{EVALUATION_FILE}, {DIFFERENCES_FILE}, {CURVES_FILE}, {PLOT_FILE}}}")
     return evaluation

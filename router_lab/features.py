@@ -7,6 +7,7 @@ device runs) and ``input+confidence`` (plus the device model's confidence featur
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,10 @@ from router_lab.errors import RouterLabError
 
 FeatureMode = Callable[[Dataset], tuple[np.ndarray, tuple[str, ...]]]
 FEATURE_MODES: dict[str, FeatureMode] = {}
+# What a router learns (`router.label`): the expected gain of escalating (default, measured best on
+# digits and GSM8K), whether the cloud wins, or whether the device is wrong (the old default).
+LABELS = ("expected_gain", "win", "device_wrong")
+DEFAULT_LABEL = "expected_gain"
 
 
 def register_feature_mode(name: str, build: FeatureMode) -> FeatureMode:
@@ -54,7 +59,7 @@ def default_modes(router_name: str, dataset: Dataset) -> list[str]:
     ``text`` for the text router; else ``input``, and ``input+confidence`` where the dataset has
     device confidence columns."""
     if router_name == "text":
-        return ["text"]
+        return ["text"]  # text+category where the app knows each request's category
     return ["input", "input+confidence"] if dataset.confidence_columns else ["input"]
 
 
@@ -79,11 +84,63 @@ def quality_gain(dataset: Dataset) -> np.ndarray:
 
 
 def device_wrong(dataset: Dataset, margin: float = 0.0) -> np.ndarray:
-    """The router's label (1 = use the cloud): the device's answer is wrong, or, for score
-    datasets, the cloud's score beats the device's by more than ``margin``."""
+    """1 where the device's answer is wrong (for score datasets: its score is below 0.5)."""
+    return (dataset.device_quality() < 0.5).astype(np.int64)
+
+
+def cloud_wins(dataset: Dataset, margin: float = 0.0) -> np.ndarray:
+    """1 where escalating helps: the cloud is right and the device wrong (for score datasets: the
+    cloud's score beats the device's by more than ``margin``).  The routing target AUROC measures."""
     if dataset.outcome == "correct":
-        return (dataset.device_quality() < 0.5).astype(np.int64)
+        return ((dataset.cloud_quality() >= 0.5) & (dataset.device_quality() < 0.5)).astype(np.int64)
     return (quality_gain(dataset) > margin).astype(np.int64)
+
+
+def outcome_strata(dataset: Dataset, margin: float = 0.0) -> np.ndarray:
+    """The strata of stratified splits and folds: (device right, cloud right) for 0/1 outcomes,
+    whether the cloud wins for score datasets."""
+    if dataset.outcome == "correct":
+        return 2 * (dataset.device_quality() >= 0.5).astype(np.int64) + (dataset.cloud_quality() >= 0.5)
+    return cloud_wins(dataset, margin)
+
+
+@dataclass(frozen=True)
+class RoutingLabels:
+    """What a router is fitted to: rows ``rows`` of the inputs with binary ``y`` and ``weight``.
+
+    For ``expected_gain`` each request contributes (1 + gain) / 2 of a positive and (1 - gain) / 2
+    of a negative row (gain = cloud quality - device quality), so a classifier's P(y = 1 | x) is
+    (1 + E[gain | x]) / 2: an ordinary binary classifier (and ONNX graph) scores the expected gain.
+    """
+
+    rows: np.ndarray  # index into the dataset's rows (a row may appear twice)
+    y: np.ndarray
+    weight: np.ndarray | None  # None: every row counts once
+
+
+def _expected_gain_labels(gain: np.ndarray) -> RoutingLabels:
+    gain = np.clip(gain, -1.0, 1.0)
+    pos, neg = (1.0 + gain) / 2.0, (1.0 - gain) / 2.0
+    idx = np.arange(len(gain))
+    rows = np.r_[idx[pos > 0], idx[neg > 0]]
+    y = np.r_[np.ones(int((pos > 0).sum()), np.int64), np.zeros(int((neg > 0).sum()), np.int64)]
+    weight = np.r_[pos[pos > 0], neg[neg > 0]]
+    return RoutingLabels(rows=rows, y=y, weight=weight)
+
+
+def routing_labels(dataset: Dataset, label: str = DEFAULT_LABEL, margin: float = 0.0,
+                   rows: np.ndarray | None = None) -> RoutingLabels:
+    """The training target of ``label`` (see :data:`LABELS`) on ``rows`` (all rows when None);
+    the returned ``rows`` index the dataset."""
+    rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
+    if label == "expected_gain":
+        sub = _expected_gain_labels(quality_gain(dataset)[rows])
+        return RoutingLabels(rows=rows[sub.rows], y=sub.y, weight=sub.weight)
+    if label == "win":
+        return RoutingLabels(rows=rows, y=cloud_wins(dataset, margin)[rows], weight=None)
+    if label == "device_wrong":
+        return RoutingLabels(rows=rows, y=device_wrong(dataset, margin)[rows], weight=None)
+    raise RouterLabError(f"router.label: got {label!r}; expected one of {', '.join(LABELS)}")
 
 
 def exported_router_inputs(dataset: Dataset, metadata: dict[str, Any], source: str) -> np.ndarray:
@@ -92,6 +149,8 @@ def exported_router_inputs(dataset: Dataset, metadata: dict[str, Any], source: s
     if metadata["input_dtype"] == "string":
         if "text" not in dataset.frame.columns:
             raise RouterLabError(f"{dataset.source}: no 'text' column; {source} is a text router")
+        if metadata.get("mode") == "text+category":  # the category folded into the string
+            return router_inputs(dataset, "text+category")[0]
         return dataset.frame["text"].astype(str).to_numpy(dtype=object)
     names = list(metadata["feature_names"])
     missing = [n for n in names if n not in dataset.frame.columns]

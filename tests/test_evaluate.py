@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from router_lab.errors import RouterLabError
-from router_lab.evaluate import cross_fitted, evaluate_routers, fold_assignment
+from router_lab.evaluate import (
+    Evaluation,
+    cross_fitted,
+    evaluate_routers,
+    fold_assignment,
+    format_differences,
+    format_table,
+)
 from router_lab.train.artifacts import save_trained_router
 from router_lab.train.fit import train_router
 
@@ -15,45 +22,91 @@ MODES = ("input", "input+confidence")
 
 
 @pytest.fixture(scope="module")
-def digits_cross_fit(digits) -> pd.DataFrame:
-    """Default router, 5-fold cross-fit repeated 3 times: every row scored 3 times by routers that
-    never saw it (5,391 scored rows, against 355 in the fixed test split)."""
-    table = cross_fitted(digits, None, None, MODES, folds=5, repeats=3, seed=0).table
-    print("\n" + table[["policy", "mode", "apgr", "pgr_at_20", "pgr_at_50", "cpt_50", "cpt_80",
-                        "auroc"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return table.set_index("policy")
+def digits_cross_fit(digits) -> Evaluation:
+    """Default router and label, 5-fold cross-fit repeated 3 times: every row scored 3 times by
+    routers that never saw it, with 300 bootstrap resamples (the README's figures use 10 repeats)."""
+    evaluation = cross_fitted(digits, None, None, MODES, folds=5, repeats=3, seed=0, n_boot=300)
+    print("\n" + format_table(evaluation) + "\n" + format_differences(evaluation))
+    return evaluation
 
 
-def test_learned_cascade_beats_the_confidence_cascade_on_digits(digits_cross_fit):
-    apgr = digits_cross_fit["apgr"]
-    assert apgr["learned_cascade"] > apgr["confidence"]
+def _table(evaluation: Evaluation) -> pd.DataFrame:
+    return evaluation.table.set_index("policy")
 
 
-def test_both_cascades_beat_random_on_digits(digits_cross_fit):
-    apgr = digits_cross_fit["apgr"]
-    assert apgr["confidence"] > apgr["random"] + 0.2
-    assert apgr["learned_cascade"] > apgr["random"] + 0.2
+def _difference(evaluation: Evaluation, policy: str, versus: str, metric: str = "apgr") -> pd.Series:
+    d = evaluation.differences
+    return d[(d.policy == policy) & (d.versus == versus) & (d.metric == metric)].iloc[0]
+
+
+def test_default_evaluation_ranks_learned_cascade_over_confidence_over_random(digits_cross_fit):
+    apgr = _table(digits_cross_fit)["apgr"]
+    assert apgr["learned_cascade"] > apgr["confidence"] > apgr["random"] + 0.2
+    assert _difference(digits_cross_fit, "learned_cascade", "confidence")["difference"] > 0
+
+
+def test_every_metric_has_an_interval_around_its_estimate(digits_cross_fit):
+    table = digits_cross_fit.table
+    for metric in ("apgr", "pgr_at_20", "cpt_50", "auroc_cloud_wins", "cloud_fraction", "quality"):
+        inside = (table[f"{metric}_lo"] <= table[metric] + 1e-9) & (table[metric] <= table[f"{metric}_hi"] + 1e-9)
+        assert inside.all(), metric
+    learned = _table(digits_cross_fit).loc["learned"]
+    assert 0.005 < learned["apgr_hi"] - learned["apgr_lo"] < 0.2  # a real, finite spread
+
+
+def test_paired_differences_are_reported_against_confidence_and_random(digits_cross_fit):
+    diff = _difference(digits_cross_fit, "learned_cascade", "random")
+    assert diff["lo"] > 0.2  # the cascade beats random, and the interval says so
+    table = _table(digits_cross_fit)
+    assert diff["difference"] == pytest.approx(table.loc["learned_cascade", "apgr"] - table.loc["random", "apgr"])
+    # paired: the difference's interval is narrower than the sum of the two half-widths
+    conf = _difference(digits_cross_fit, "learned_cascade", "confidence")
+    width = table["apgr_hi"] - table["apgr_lo"]
+    assert conf["hi"] - conf["lo"] < 0.5 * (width["learned_cascade"] + width["confidence"])
+    assert set(digits_cross_fit.differences["versus"]) == {"confidence", "random"}
 
 
 def test_input_only_learned_router_beats_random_on_digits(digits_cross_fit):
-    apgr = digits_cross_fit["apgr"]
-    assert apgr["learned"] > apgr["random"] + 0.1
-    assert digits_cross_fit.loc["learned", "auroc"] > 0.65
+    table = _table(digits_cross_fit)
+    assert table.loc["learned", "apgr"] > table.loc["random", "apgr"] + 0.1
+    assert table.loc["learned", "auroc_cloud_wins"] > 0.65
 
 
 def test_random_is_the_diagonal_and_the_oracle_the_ceiling(digits_cross_fit):
-    assert digits_cross_fit.loc["random", "auroc"] == 0.5
-    assert digits_cross_fit.loc["random", "apgr"] == pytest.approx(0.5, abs=0.03)  # minus sensitive rows
-    assert bool(digits_cross_fit.loc["oracle", "upper_bound"])
-    assert (digits_cross_fit["apgr"].drop("oracle") < digits_cross_fit.loc["oracle", "apgr"]).all()
+    table = _table(digits_cross_fit)
+    assert table.loc["random", "auroc_cloud_wins"] == 0.5
+    assert table.loc["random", "apgr"] == pytest.approx(0.5, abs=0.03)  # minus sensitive rows
+    assert bool(table.loc["oracle", "upper_bound"])
+    assert (table["apgr"].drop("oracle") < table.loc["oracle", "apgr"]).all()
+
+
+def test_bootstrap_metrics_with_unit_weights_equal_the_curve_metrics(digits):
+    from router_lab.features import cloud_wins
+    from router_lab.train.bootstrap import weighted_metrics
+    from router_lab.train.curves import auroc, curve_metrics, routing_curve
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random(len(digits)), 2)  # ties on purpose
+    dq, cq = digits.device_quality(), digits.cloud_quality()
+    allowed = ~digits.column_or("sensitive", False).astype(bool)
+    helps = cloud_wins(digits)
+    sent = scores > 0.7
+    got = weighted_metrics(scores, sent, dq, cq, allowed, helps, np.ones((1, len(digits))))
+    want = curve_metrics(routing_curve(scores, dq, cq, allowed))
+    for key, value in want.items():
+        assert got[key][0] == pytest.approx(value, abs=1e-9), key
+    assert got["auroc_cloud_wins"][0] == pytest.approx(auroc(scores, helps), abs=1e-12)
 
 
 def test_cross_fit_scores_every_row_once_per_repeat(digits):
-    evaluation = cross_fitted(digits, None, None, ("input",), folds=3, repeats=2, seed=1)
-    assert (evaluation.table["n_rows"] == 2 * len(digits)).all()
-    again = cross_fitted(digits, None, None, ("input",), folds=3, repeats=2, seed=1)
+    evaluation = cross_fitted(digits, None, None, ("input",), folds=3, repeats=2, seed=1, n_boot=50)
+    assert (evaluation.table["n_rows"] == len(digits)).all()
+    assert (evaluation.table["n_repeats"] == 2).all()
+    again = cross_fitted(digits, None, None, ("input",), folds=3, repeats=2, seed=1, n_boot=50)
     pd.testing.assert_frame_equal(evaluation.table, again.table)
-    with pytest.raises(RouterLabError, match="train.folds"):
+    other = cross_fitted(digits, None, None, ("input",), folds=3, repeats=2, seed=2, n_boot=50)
+    assert not np.allclose(other.table["apgr"], evaluation.table["apgr"])
+    with pytest.raises(RouterLabError, match="evaluate.folds"):
         cross_fitted(digits, None, None, ("input",), folds=1)
 
 
@@ -70,7 +123,7 @@ def test_evaluation_of_a_saved_router_on_the_test_split(digits, tmp_path):
 
     router = train_router(digits, None, None, "input+confidence", 0)
     save_trained_router(router, tmp_path)
-    evaluation = evaluate_routers(digits, {"input+confidence": load_trained_router(tmp_path)})
+    evaluation = evaluate_routers(digits, {"input+confidence": load_trained_router(tmp_path)}, n_boot=50)
     table = evaluation.table.set_index("policy")
     assert list(table.index) == ["random", "confidence", "learned_cascade", "oracle"]
     assert (table["n_rows"] == digits.split_mask("test").sum()).all()
@@ -80,18 +133,31 @@ def test_evaluation_of_a_saved_router_on_the_test_split(digits, tmp_path):
 
 
 def test_evaluate_cli_writes_table_curves_and_plot(cli, tmp_path):
-    result = cli("evaluate")
+    result = cli("evaluate", "evaluate.repeats=1", "evaluate.n_boot=100")
     assert result.returncode == 0, result.stderr
     [folder] = list((tmp_path / "outputs" / "evaluate").iterdir())
     table = pd.read_csv(folder / "evaluation.csv")
-    assert {"policy", "mode", "apgr", "pgr_at_20", "pgr_at_50", "cpt_50", "cpt_80", "auroc",
-            "auc_quality", "cloud_fraction", "quality", "upper_bound"} <= set(table.columns)
+    assert {"policy", "mode", "apgr", "apgr_lo", "apgr_hi", "pgr_at_20", "pgr_at_50", "cpt_50",
+            "cpt_80", "auroc_cloud_wins", "auc_quality", "cloud_fraction", "quality",
+            "upper_bound"} <= set(table.columns)
+    assert (table["protocol"] == "cross-fit 5 folds x 1").all()
+    differences = pd.read_csv(folder / "differences.csv")
+    assert set(differences["versus"]) == {"confidence", "random"}
     assert set(table["policy"]) == {"random", "confidence", "learned", "learned_cascade", "oracle"}
     curves = pd.read_csv(folder / "curves.csv")
     assert {"random", "oracle"} <= set(curves["policy"])
     assert (curves.groupby(["policy", "mode"])["cloud_fraction"].min() == 0).all()
     assert (folder / "routing_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "learned_cascade" in result.stdout
+    assert "learned_cascade" in result.stdout and "paired differences" in result.stdout
+
+
+def test_evaluate_cli_split_protocol_and_bad_protocol(cli, tmp_path):
+    result = cli("evaluate", "evaluate.protocol=split", "evaluate.n_boot=50")
+    assert result.returncode == 0, result.stderr
+    [folder] = list((tmp_path / "outputs" / "evaluate").iterdir())
+    assert (pd.read_csv(folder / "evaluation.csv")["protocol"] == "split=test").all()
+    bad = cli("evaluate", "evaluate.protocol=holdout")
+    assert bad.returncode == 2 and "evaluate.protocol" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_a_dataset_without_splits_is_evaluated_on_the_split_training_made(synthetic_small):
@@ -101,7 +167,7 @@ def test_a_dataset_without_splits_is_evaluated_on_the_split_training_made(synthe
 
     unsplit = dataclasses.replace(synthetic_small, frame=synthetic_small.frame.drop(columns="split"))
     router = train_router(unsplit, None, None, "input", 4)
-    evaluation = evaluate_routers(with_splits(unsplit, 4), {"input": router})
+    evaluation = evaluate_routers(with_splits(unsplit, 4), {"input": router}, n_boot=50)
     learned = evaluation.table.set_index("policy").loc["learned"]
     assert learned["apgr"] == pytest.approx(router.metrics["test_apgr"], abs=1e-6)
     assert learned["n_rows"] == router.metrics["n_test"]

@@ -162,7 +162,8 @@ def test_a_target_that_disagrees_is_refused_naming_the_failing_adversarial_case(
     _, inp, *_ = text
     score = inp.reference_score.copy()
     index = inp.case_names.index("kelvin_sign")
-    score[index] = 1.0 - score[index]  # a runtime that scores the Kelvin-sign prompt differently
+    # a runtime that scores the Kelvin-sign prompt on the other side of the threshold
+    score[index] = inp.threshold - 0.5 if score[index] >= inp.threshold else inp.threshold + 0.5
     report = judge(inp, "a runtime", "0", score, score >= inp.threshold, latency=(1.0, 2.0),
                    model_bytes=1, notes=[])
     assert report["status"] == "refused" and report["adversarial_text"]["decision_agreement"] < 1.0

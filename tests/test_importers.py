@@ -61,6 +61,30 @@ def test_same_seed_same_split_other_seed_other_split(gsm8k_csv: Path) -> None:
     assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
 
 
+def test_import_split_is_stratified_by_the_outcome_pair(gsm8k_csv: Path) -> None:
+    splits = []
+    for seed in range(5):
+        frame = import_routellm(gsm8k_csv, DEVICE, CLOUD, np.random.default_rng(seed)).frame
+        pair = 2 * frame["device_correct"] + frame["cloud_correct"]
+        for value in np.unique(pair):
+            share = (frame["split"][pair == value] == "test").mean()
+            assert abs(share - 0.2) <= 1.0 / (pair == value).sum() + 1e-9
+        splits.append(tuple(frame["split"]))
+    assert len(set(splits)) == 5  # five seeds, five different splits
+
+
+def test_the_experiment_seed_draws_the_gsm8k_split() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from router_lab.cli import CONF_DIR
+    from router_lab.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        seeds = [compose("config", overrides=["dataset=gsm8k", f"seed={s}"]).dataset.seed for s in (0, 3)]
+    assert seeds == [0, 3]
+
+
 def test_each_file_of_a_folder_becomes_a_category(tmp_path: Path) -> None:
     write_routellm(tmp_path / "algebra.csv", ["Solve x+1=2.", "What is 2+2?"], [True, False], [True, True])
     write_routellm(tmp_path / "law.csv", ["Is a verbal contract binding?"], ["false"], ["TRUE"])

@@ -32,7 +32,7 @@ CLOUD = "gpt-4-1106-preview"
 # folding), characters whose Python lower() is ASCII (İ, the Kelvin sign), whitespace runs, tabs,
 # newlines, no-break spaces, emoji, an empty prompt, and a long one.
 TRICKY = ["ÉCOLE Straße İstanbul \u212a", "a  b\t\tc\n\nd \xa0 e", "Price: $2.50 (50%)!", "🙂 ok?", "",
-          "x", "WHAT IS 7/8 OF 1,000?", "The QUICK brown fox. " * 40]
+          "x", "WHAT IS 7/8 OF 1,000?", "The QUICK brown fox. " * 40, "Ünïcödé 42 ✓ " * 400]
 
 
 def gsm8k(csv: Path, folder: Path, seed: int) -> Dataset:
@@ -192,7 +192,9 @@ def test_bad_text_router_params_are_one_line_errors() -> None:
     with pytest.raises(RouterLabError, match="every text feature is off"):
         make_text_router({"word_ngram_max": 0, "char_ngram_max": 0, "counts": False})
     with pytest.raises(RouterLabError, match="char_ngram_min: got 5"):
-        make_text_router({"char_ngram_min": 5})
+        make_text_router({"char_ngram_max": 3, "char_ngram_min": 5})
+    with pytest.raises(RouterLabError, match="router.max_chars: got 5000"):
+        make_text_router({"max_chars": 5000})
 
 
 def test_export_refuses_a_non_text_estimator() -> None:
@@ -252,3 +254,62 @@ def test_simulator_routes_text_requests_and_tokens_set_cloud_cost(trained) -> No
     assert (records.cost_usd[~cloud] == 0).all()
     answered_by = np.where(cloud, ds.cloud_quality()[rows], ds.device_quality()[rows])
     assert np.array_equal(records.quality, answered_by.astype(np.float32))
+
+
+def test_a_prompt_is_read_only_up_to_max_chars(trained, onnx_file: Path) -> None:
+    _, router = trained
+    bound = router.estimator.steps[0][1].max_chars
+    assert bound == 1000  # the default: GSM8K's longest prompts fit (see the README for the cost)
+    long_prompt = "How many apples? " * 300 + "ZEBRA " * 200
+    head = long_prompt[:bound]
+    sk = router.estimator.predict_proba(np.array([long_prompt, head], dtype=object))[:, 1]
+    assert sk[0] == sk[1]
+    on = onnx_scores(onnx_file, [long_prompt, head])
+    assert np.abs(on - sk).max() <= 1e-5 and on[0] == on[1]
+
+
+def test_inner_cv_chooses_c_from_the_grid_and_ships_a_plain_pipeline(trained) -> None:
+    from sklearn.pipeline import Pipeline
+
+    ds, _ = trained
+    grid = [0.01, 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        router = train_router(ds, {"name": "text", "inner_cv": 2, "C_grid": grid}, None, mode="text", seed=0)
+    assert isinstance(router.estimator, Pipeline)  # what export converts, not the search
+    chosen = router.metrics["inner_cv_choice"]["C"]
+    assert chosen in grid and router.estimator.steps[-1][1].C == chosen
+    assert "inner_cv_choice" not in trained[1].metrics  # off by default
+
+
+def test_category_folded_into_the_text_is_learned_and_exports(trained, folder: Path) -> None:
+    """A category that tells the gain (as a subject or an app feature can): the text+category
+    router uses it, and its ONNX graph, fed the same folded string, scores the same."""
+    import dataclasses
+
+    from router_lab.features import exported_router_inputs
+    from router_lab.train.text import category_token, with_category
+
+    ds, _ = trained
+    gain = ds.cloud_quality() - ds.device_quality()
+    rng = np.random.default_rng(0)
+    informative = np.where(gain > 0, "Word problems", np.where(rng.random(len(gain)) < 0.5, "Arithmetic", "Geometry"))
+    ds_cat = dataclasses.replace(ds, frame=ds.frame.assign(category=informative))
+    params = {"name": "text", "inner_cv": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = train_router(ds_cat, params, None, mode="text", seed=0)
+        with_cat = train_router(ds_cat, params, None, mode="text+category", seed=0)
+    assert with_cat.feature_columns == ("category", "text")
+    assert with_cat.metrics["test_apgr"] > plain.metrics["test_apgr"] + 0.1
+    assert category_token("Word problems") == "zzcatwordproblems"
+    folded = with_category(["Word problems"], ["What is 2+2?"])
+    assert folded[0] == "zzcatwordproblems What is 2+2?"
+    texts = exported_router_inputs(ds_cat, {"input_dtype": "string", "mode": "text+category"}, "x")
+    assert texts[0].startswith("zzcat")
+    path = folder / "text_category.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path.write_bytes(convert_text_router(with_cat.estimator).SerializeToString())
+    sk = with_cat.estimator.predict_proba(texts[:200])[:, 1]
+    assert np.abs(onnx_scores(path, texts[:200]) - sk).max() <= 1e-5

@@ -12,7 +12,7 @@ import pytest
 from router_lab.data.builders import build_dataset
 from router_lab.data.config import SyntheticConfig
 from router_lab.errors import RouterLabError
-from router_lab.features import device_wrong, router_inputs
+from router_lab.features import device_wrong, router_inputs, routing_labels
 from router_lab.train.artifacts import (
     META_FILE,
     MODEL_FILE,
@@ -52,12 +52,36 @@ def test_label_is_device_wrong(digits):
     np.testing.assert_array_equal(labels, 1 - digits.frame["device_correct"].to_numpy())
 
 
+def test_expected_gain_label_is_a_soft_target_of_half_one_plus_the_gain(synthetic_small):
+    gain = synthetic_small.cloud_quality() - synthetic_small.device_quality()
+    target = routing_labels(synthetic_small, "expected_gain")
+    per_row_weight = np.bincount(target.rows, weights=target.weight, minlength=len(gain))
+    per_row_positive = np.bincount(target.rows, weights=target.weight * target.y, minlength=len(gain))
+    np.testing.assert_allclose(per_row_weight, 1.0)
+    np.testing.assert_allclose(per_row_positive, (1 + gain) / 2)
+    win = routing_labels(synthetic_small, "win")
+    np.testing.assert_array_equal(win.y, (gain > 0).astype(int))
+    with pytest.raises(RouterLabError, match="router.label"):
+        routing_labels(synthetic_small, "cloud_right")
+
+
+def test_expected_gain_router_scores_the_expected_gain(synthetic_small):
+    router = train_router(synthetic_small, {"name": "gbdt", "max_iter": 60}, None, "input", 0)
+    assert router.params["label"] == "expected_gain"
+    X, _ = router_inputs(synthetic_small, "input")
+    gain = synthetic_small.cloud_quality() - synthetic_small.device_quality()
+    estimated = 2 * router.scores(X) - 1
+    # calibrated on average (a proper scoring rule), and ranking by it finds the gains
+    assert abs(estimated.mean() - gain.mean()) < 0.03
+    assert np.corrcoef(estimated, gain)[0, 1] > 0.2
+
+
 @pytest.mark.parametrize(("name", "params"), [("logistic", {}), ("gbdt", {"max_iter": 40}),
                                               ("random_forest", {"n_estimators": 30}), ("mlp", {})])
 def test_every_offered_estimator_trains_and_beats_chance(synthetic_small, name, params):
     assert name in offered_estimators()
     router = train_router(synthetic_small, {"name": name, **params}, None, "input", 0)
-    assert router.metrics["test_auroc"] > 0.7
+    assert router.metrics["test_auroc"] > 0.6  # AUROC of "cloud wins", the routing target
     assert router.estimator_name == name
 
 
@@ -68,7 +92,7 @@ def test_calibration_wraps_the_estimator(synthetic_small):
     assert isinstance(estimator, CalibratedClassifierCV)
     router = train_router(synthetic_small, {"name": "gbdt", "max_iter": 30, "calibration": "sigmoid"},
                           None, "input", 0)
-    assert router.metrics["test_auroc"] > 0.7
+    assert router.metrics["test_auroc"] > 0.6  # AUROC of "cloud wins", the routing target
     assert make_router_estimator({"name": "logistic", "calibration": "isotonic"}, 0).method == "isotonic"
     with pytest.raises(RouterLabError, match="router.calibration"):
         make_router_estimator({"name": "logistic", "calibration": "platt"}, 0)
@@ -90,10 +114,11 @@ def test_training_is_deterministic(synthetic_small):
 
 
 def test_seeded_stratified_split_when_the_dataset_has_none(synthetic_small):
+    # stratified by the four (device right, cloud right) pairs: each rounds on its own
     unsplit = dataclasses.replace(synthetic_small, frame=synthetic_small.frame.drop(columns="split"))
     router = train_router(unsplit, None, None, "input", 0)
     counts = [router.metrics[f"n_{s}"] for s in ("train", "val", "test")]
-    assert sum(counts) == 5000 and all(abs(c - f * 5000) <= 2 for c, f in zip(counts, (0.6, 0.2, 0.2), strict=True))
+    assert sum(counts) == 5000 and all(abs(c - f * 5000) <= 8 for c, f in zip(counts, (0.6, 0.2, 0.2), strict=True))
     assert train_router(unsplit, None, None, "input", 0).metrics == router.metrics
 
 
@@ -199,3 +224,13 @@ def test_train_cli_bad_values_are_one_line_errors(cli):
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], (args, result.stderr)
+
+
+def test_calibrated_expected_gain_router_passes_the_weights_to_its_classifier(synthetic_small):
+    import warnings
+
+    with warnings.catch_warnings():
+        # scikit-learn warns "sample weights will only be used for the calibration" otherwise
+        warnings.simplefilter("error", UserWarning)
+        router = train_router(synthetic_small, {"name": "logistic", "calibration": "sigmoid"}, None, "input", 0)
+    assert router.metrics["test_auroc"] > 0.6

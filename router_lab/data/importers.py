@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router_lab.data.builders import BuiltDataset, random_split
+from router_lab.data.builders import BuiltDataset, stratified_split
 from router_lab.data.files import read_table
 from router_lab.errors import RouterLabError
 
@@ -162,8 +162,18 @@ def _common_columns(frame: pd.DataFrame, prompts: pd.Series, cloud_model: str,
         "tokens_estimated": np.ones(n, dtype=np.int8),
         "input_bytes": prompts.map(lambda t: len(t.encode("utf-8"))).to_numpy(dtype=np.int64),
         "output_bytes": tokens_out * BYTES_PER_TOKEN,
-        "split": random_split(n, list(split_fractions), rng),
     }
+
+
+def stratified_by_outcomes(columns: dict[str, Any], split_fractions: list[float],
+                           rng: np.random.Generator) -> np.ndarray:
+    """The train/val/test split, seeded and stratified like the built-in datasets': by the pair
+    (device right, cloud right) for 0/1 outcomes, by whether the cloud scores higher otherwise."""
+    if "device_correct" in columns:
+        strata = 2 * np.asarray(columns["device_correct"], dtype=np.int64) + np.asarray(columns["cloud_correct"], dtype=np.int64)
+    else:
+        strata = (np.asarray(columns["cloud_score"]) > np.asarray(columns["device_score"])).astype(np.int64)
+    return stratified_split(strata, list(split_fractions), rng)
 
 
 def _token_card(frame: pd.DataFrame, cloud_model: str) -> dict[str, str]:
@@ -200,6 +210,7 @@ def import_routellm(path: str | Path, device_model: str | None, cloud_model: str
     columns = _common_columns(frame, prompts, cloud_model, split_fractions, rng)
     columns["device_correct"] = boolean_column(frame, device_model, source)
     columns["cloud_correct"] = boolean_column(frame, cloud_model, source)
+    columns["split"] = stratified_by_outcomes(columns, split_fractions, rng)
     card = {
         "name": Path(files[0]).name.rsplit(".", 1)[0] if len(files) == 1 else Path(source).name,
         "task": "prompts answered by two LLMs (RouteLLM evaluation responses)",
@@ -229,6 +240,7 @@ def import_routerbench(path: str | Path, device_model: str | None, cloud_model: 
     prefix = "correct" if binary else "score"
     columns[f"device_{prefix}"] = device.astype(np.int8) if binary else device
     columns[f"cloud_{prefix}"] = cloud.astype(np.int8) if binary else cloud
+    columns["split"] = stratified_by_outcomes(columns, split_fractions, rng)
     costs = {role: round(float(pd.to_numeric(frame[f"{m}|total_cost"], errors="coerce").mean()), 8)
              for role, m in (("device", device_model), ("cloud", cloud_model))
              if f"{m}|total_cost" in frame.columns}

@@ -161,7 +161,7 @@ def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts:
     target_reports, target_files = _targets(opts, router_bytes, report, spec, dataset)
     graph_report = None
     weights = device_model_path(dataset)
-    if opts.device_graph and spec.mode != "text" and weights.is_file():
+    if opts.device_graph and not spec.mode.startswith("text") and weights.is_file():
         from router_lab.data.digits import load_device_model
 
         device_model = load_device_model(weights)

@@ -165,7 +165,7 @@ def convert_router(spec: RouterSpec, opset: int = 17, ml_opset: int = 3) -> onnx
     """The router as a finished ONNX model (metadata stamped, deterministic bytes)."""
     _check_binary(spec)
     _check_calibration(spec)
-    if spec.mode == "text":
+    if spec.mode in ("text", "text+category"):
         model = _text_convert(spec, opset)
         input_name, input_dtype = model.graph.input[0].name, "string"
     else:

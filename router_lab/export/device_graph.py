@@ -155,7 +155,7 @@ def build_device_graph(device_model: Any, router: RouterSpec, input_names: tuple
     if getattr(device_model, "n_features_in_", width) != width:
         raise RouterLabError(f"device graph: the device model takes {device_model.n_features_in_} "
                              f"inputs but dataset {dataset_name} has {width} input columns")
-    if router.mode == "text":
+    if router.mode.startswith("text"):
         raise RouterLabError("device graph: a text router cannot share the digits device graph")
     columns = router_columns(router, input_names)
     device = compose.add_prefix(convert_device_model(device_model, width, opset, ml_opset), "device/")

@@ -49,6 +49,33 @@ def _lower_shape(operator: Any) -> None:
     operator.outputs[0].type = StringTensorType([operator.inputs[0].get_first_dimension()])
 
 
+def _truncate(scope: Any, container: Any, flat: str, max_chars: int) -> str:
+    """The first ``max_chars`` characters of each string of ``flat`` [N]: the Tokenizer cuts every
+    string into chunks of up to max_chars characters (RE2 reads UTF-8 characters, as Python's
+    slicing does) and the first chunk is kept; a column of "" first makes empty strings work."""
+    name = scope.get_unique_operator_name
+    chunks, padded, first, out = (scope.get_unique_variable_name(v) for v in
+                                  ("chunks", "padded", "first_chunk", "bounded_text"))
+    pad = scope.get_unique_variable_name("pad_column")
+    container.add_node("Tokenizer", flat, chunks, op_domain="com.microsoft", op_version=1,
+                       name=name("Tokenizer"), tokenexp=f"(?s).{{1,{int(max_chars)}}}", pad_value="",
+                       mark=0, mincharnum=1)
+    shape, pad_shape = scope.get_unique_variable_name("shape"), scope.get_unique_variable_name("pad_shape")
+    ones = scope.get_unique_variable_name("ones")
+    container.add_node("Shape", flat, shape, name=name("Shape"))
+    container.add_initializer(ones, TensorProto.INT64, [1], [1])
+    container.add_node("Concat", [shape, ones], pad_shape, name=name("Concat"), axis=0)
+    empty = scope.get_unique_variable_name("empty_string")
+    container.add_initializer(empty, TensorProto.STRING, [1, 1], [b""])
+    container.add_node("Expand", [empty, pad_shape], pad, name=name("Expand"))
+    container.add_node("Concat", [chunks, pad], padded, name=name("Concat"), axis=1)
+    index = scope.get_unique_variable_name("zero")
+    container.add_initializer(index, TensorProto.INT64, [], [0])
+    container.add_node("Gather", [padded, index], first, name=name("Gather"), axis=1)
+    container.add_node("Identity", first, out, name=name("Identity"))
+    return out
+
+
 def _lower_convert(scope: Any, operator: Any, container: Any) -> None:
     """AsciiLowercase in the graph: the prompt up to its first NUL; case is folded per token (below)."""
     names = scope.get_unique_variable_name
@@ -62,6 +89,9 @@ def _lower_convert(scope: Any, operator: Any, container: Any) -> None:
     container.add_initializer(first, TensorProto.INT64, [], [0])
     op = scope.get_unique_operator_name
     container.add_node("Reshape", [operator.inputs[0].full_name, shape], flat, name=op("Reshape"))
+    bound = int(getattr(operator.raw_operator, "max_chars", 0) or 0)
+    if bound:  # the first max_chars characters, then the NUL cut (prefix cuts commute)
+        flat = _truncate(scope, container, flat, bound)
     # split once at NUL: [N, k] parts, k = 0 when every prompt is empty, so add a column of ""
     # and take column 0 -- the text before the first NUL ("" for an empty prompt)
     container.add_node("StringSplit", flat, [parts, lengths], name=CUT_NODE, op_version=20,

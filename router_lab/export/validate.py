@@ -90,7 +90,7 @@ def check_reference(reference: RouterSpec, metadata: dict[str, Any], source: str
     """The scikit-learn reference must be the router the model was exported from."""
     names = metadata.get("router_feature_names", metadata["feature_names"])
     problems = []
-    if metadata["mode"] != "text" and list(reference.feature_columns) != list(names):
+    if not str(metadata["mode"]).startswith("text") and list(reference.feature_columns) != list(names):
         problems.append(f"features {len(reference.feature_columns)} vs {len(names)} (or their order)")
     if reference.mode != metadata["mode"]:
         problems.append(f"mode {reference.mode!r} vs {metadata['mode']!r}")

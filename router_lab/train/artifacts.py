@@ -35,8 +35,8 @@ CURVE_FILE = "validation_curve.csv"
 
 @dataclass(frozen=True)
 class TrainedRouter:
-    """A fitted router: score = ``estimator.predict_proba(X)[:, 1]`` (P(device wrong)); cloud when
-    score >= ``threshold``."""
+    """A fitted router: score = ``estimator.predict_proba(X)[:, 1]`` (its meaning depends on
+    ``params["label"]``, see :data:`SCORE_MEANINGS`); cloud when score >= ``threshold``."""
 
     estimator: Any
     estimator_name: str
@@ -52,12 +52,25 @@ class TrainedRouter:
     params: dict[str, Any] = field(default_factory=dict)  # the `router` config it was trained with
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        """P(device wrong) per row of ``X`` (the router inputs in ``feature_columns`` order)."""
+        """The score per row of ``X`` (the router inputs in ``feature_columns`` order)."""
         return self.estimator.predict_proba(X)[:, 1]
 
     def scores_for(self, dataset: Dataset) -> np.ndarray:
         """Scores for every row of ``dataset`` (after checking its schema matches)."""
         return self.scores(check_compatible(self, dataset))
+
+
+SCORE_MEANINGS = {
+    "expected_gain": "predict_proba(X)[:, 1] = (1 + expected quality gain of the cloud) / 2; "
+                     "cloud when score >= threshold",
+    "win": "predict_proba(X)[:, 1] = P(cloud better than device); cloud when score >= threshold",
+    "device_wrong": "predict_proba(X)[:, 1] = P(device answer is wrong); cloud when score >= threshold",
+}
+
+
+def score_meaning(label: str | None) -> str:
+    """What a router's score means, from the `router.label` it was trained for (router.json)."""
+    return SCORE_MEANINGS.get(str(label or "device_wrong"), SCORE_MEANINGS["device_wrong"])
 
 
 VERSIONED_PACKAGES = ("router_lab", "numpy", "pandas", "scikit-learn", "skl2onnx", "onnx", "skops")
@@ -95,7 +108,7 @@ def router_metadata(router: TrainedRouter, model_sha256: str) -> dict[str, Any]:
         "feature_columns": list(router.feature_columns),
         "n_features": len(router.feature_columns),
         "mode": router.mode,
-        "score": "predict_proba(X)[:, 1] = P(device answer is wrong); cloud when score >= threshold",
+        "score": score_meaning(router.params.get("label")),
         "threshold": float(router.threshold),
         "target": router.target,
         "dataset_name": router.dataset_name,

@@ -8,7 +8,13 @@ from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.features import default_modes
 from router_lab.io import run_dir
-from router_lab.train.artifacts import CURVE_FILE, MODEL_FILE, TrainedRouter, save_trained_router
+from router_lab.train.artifacts import (
+    CURVE_FILE,
+    MODEL_FILE,
+    TrainedRouter,
+    save_trained_router,
+    score_meaning,
+)
 from router_lab.train.fit import train_router
 
 
@@ -20,12 +26,18 @@ def format_summary(router: TrainedRouter) -> str:
         f"{len(router.feature_columns)} features, {m['n_train']:,} train / {m['n_val']:,} val / "
         f"{m['n_test']:,} test rows",
         f"  target            {target}",
-        f"  threshold         {router.threshold:.6f}  (cloud when P(device wrong) >= threshold)",
+        f"  label             {router.params.get('label', 'device_wrong')}  (score: "
+        f"{score_meaning(router.params.get('label')).split(';')[0]})",
+        f"  threshold         {router.threshold:.6f}  (cloud when score >= threshold)",
         f"  val               cloud fraction {m['val_cloud_fraction']}, quality {m['val_quality']}",
         f"  test              cloud fraction {m['test_cloud_fraction']}, quality {m['test_quality']} "
         f"(device {m['test_device_quality']}, cloud {m['test_cloud_quality']})",
-        f"  test APGR / AUROC {m['test_apgr']} / {m['test_auroc']}",
+        f"  test APGR / AUROC {m['test_apgr']} / {m['test_auroc']}  (AUROC of 'cloud wins')",
     ]
+    if m.get("guarantee"):
+        g = m["guarantee"]
+        lines.append(f"  guarantee         {g['bound']} {g['value']} with probability >= {1 - g['delta']:.3g} "
+                     f"({g['method']}, {g['n_val']} val rows)")
     return "\n".join(lines)
 
 

@@ -10,13 +10,14 @@ onnxruntime's RE2 read the same way.
 from __future__ import annotations
 
 import re
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 import numpy as np
 from skl2onnx.sklapi import TraceableTfidfVectorizer
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -39,11 +40,12 @@ COUNT_PATTERNS: dict[str, str] = {
     "n_sentences": "[.?!]",
     "n_symbols": "[%$]",
 }
+MAX_CHARS_LIMIT = 1000  # RE2's largest counted repetition, {1,1000}: the graph's cut (export/text.py)
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 # The estimator's parameters and defaults: the `router=text` schema minus its training keys.
-DEFAULT_PARAMS: dict[str, Any] = {f.name: f.default for f in fields(TextRouterConfig)
-                                  if f.name not in ROUTER_KEYS}
+DEFAULT_PARAMS: dict[str, Any] = {f.name: f.default_factory() if f.default is MISSING else f.default
+                                  for f in fields(TextRouterConfig) if f.name not in ROUTER_KEYS}
 
 
 def as_strings(texts: Any) -> np.ndarray:
@@ -63,13 +65,20 @@ def ascii_lower(text: str) -> str:
 
 
 class AsciiLowercase(BaseEstimator, TransformerMixin):
-    """Cut at the first NUL and lower-case A–Z only (see :func:`ascii_lower`); output shape (n,)."""
+    """Keep the first ``max_chars`` characters (0: all), cut at the first NUL and lower-case A–Z
+    only (see :func:`ascii_lower`); output shape (n,).  The two prefix cuts commute.  The bound
+    caps the graph's work for any prompt: every later step reads at most ``max_chars`` characters."""
+
+    def __init__(self, max_chars: int = 0) -> None:
+        self.max_chars = max_chars
 
     def fit(self, X: Any, y: Any = None) -> AsciiLowercase:  # noqa: N803 - sklearn's name
         return self
 
     def transform(self, X: Any) -> np.ndarray:  # noqa: N803
-        return np.array([ascii_lower(str(t)) for t in as_strings(X)], dtype=object)
+        bound = int(getattr(self, "max_chars", 0) or 0)  # routers pickled before the bound: 0
+        texts = (str(t) for t in as_strings(X))
+        return np.array([ascii_lower(t[:bound] if bound else t) for t in texts], dtype=object)
 
 
 class TextCounts(BaseEstimator, TransformerMixin):
@@ -95,6 +104,9 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
         raise RouterLabError(f"router: unknown key(s) {', '.join(unknown)} for the text router; "
                              f"expected some of {', '.join(DEFAULT_PARAMS)}")
     full = {**DEFAULT_PARAMS, **params}
+    if not 0 <= int(full["max_chars"]) <= MAX_CHARS_LIMIT:
+        raise RouterLabError(f"router.max_chars: got {full['max_chars']}; expected 0 (no bound) to "
+                             f"{MAX_CHARS_LIMIT} (the ONNX graph cuts with an RE2 repetition, at most 1000)")
     if full["word_ngram_max"] < 0 or full["char_ngram_max"] < 0:
         raise RouterLabError("router.word_ngram_max and router.char_ngram_max: expected >= 0 (0 = off)")
     if full["char_ngram_max"] and not 1 <= full["char_ngram_min"] <= full["char_ngram_max"]:
@@ -106,8 +118,9 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
-def make_text_router(params: dict[str, Any] | None = None, random_state: int = 0) -> Pipeline:
-    """The text router: a Pipeline from raw strings to P(device answer wrong).
+def make_text_router(params: dict[str, Any] | None = None, random_state: int = 0) -> Pipeline | GridSearchCV:
+    """The text router: a Pipeline from raw strings to the routing score (a GridSearchCV over C
+    around it when ``inner_cv`` >= 2; training keeps its best, refitted pipeline).
 
     Parameters are :data:`DEFAULT_PARAMS` (overridden by ``params``); ``random_state`` seeds the
     solver (liblinear/lbfgs are deterministic, kept for the registry's signature).
@@ -131,8 +144,15 @@ def make_text_router(params: dict[str, Any] | None = None, random_state: int = 0
         branches.append(("counts", Pipeline([("count", TextCounts()), ("scale", StandardScaler())])))
     classifier = LogisticRegression(C=float(p["C"]), class_weight=p["class_weight"],
                                     max_iter=int(p["max_iter"]), random_state=int(random_state))
-    return Pipeline([("lower", AsciiLowercase()), ("features", FeatureUnion(branches)),
-                     ("classifier", classifier)])
+    pipeline = Pipeline([("lower", AsciiLowercase(int(p["max_chars"]))), ("features", FeatureUnion(branches)),
+                         ("classifier", classifier)])
+    if int(p["inner_cv"]) < 2:
+        return pipeline
+    # C by inner cross-validation on the training rows only (the whole pipeline refitted per fold;
+    # a request's two expected-gain rows stay in one fold); the refit best pipeline is what ships
+    folds = StratifiedGroupKFold(n_splits=int(p["inner_cv"]), shuffle=True, random_state=int(random_state))
+    return GridSearchCV(pipeline, {"classifier__C": [float(c) for c in p["C_grid"]]}, cv=folds,
+                        scoring=str(p["inner_cv_scoring"]), refit=True, n_jobs=1, error_score="raise")
 
 
 def text_inputs(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -143,5 +163,32 @@ def text_inputs(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
     return dataset.frame["text"].to_numpy(dtype=object), ("text",)
 
 
+CATEGORY_TOKEN = "zzcat"  # + the category's ASCII letters and digits: one word token of its own
+
+
+def category_token(category: str) -> str:
+    """The word that stands for a request's category in the router's input (e.g. "zzcatmath")."""
+    return CATEGORY_TOKEN + re.sub("[^a-z0-9]", "", ascii_lower(str(category)))
+
+
+def with_category(categories: Any, texts: Any) -> np.ndarray:
+    """The input of a `text+category` router: each prompt behind its category's token, so one
+    string carries both (the ONNX graph keeps its single string input; the word n-grams give the
+    category a weight of its own, a one-hot, and the token comes first so max_chars keeps it).
+    An app that knows the category calls this before the router."""
+    return np.array([f"{category_token(c)} {t}" for c, t in zip(as_strings(categories), as_strings(texts),
+                                                              strict=True)], dtype=object)
+
+
+def text_category_inputs(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Feature mode `text+category`: the prompts with the request's category folded in."""
+    texts, _ = text_inputs(dataset)
+    if "category" not in dataset.frame.columns:
+        raise RouterLabError(f"{dataset.source}: no 'category' column; feature mode 'text+category' "
+                             "needs the request's category (known when the request is made)")
+    return with_category(dataset.frame["category"].astype(str).to_numpy(dtype=object), texts), ("category", "text")
+
+
 register_feature_mode("text", text_inputs)
+register_feature_mode("text+category", text_category_inputs)
 register_estimator("text", make_text_router, calibrate_last_step=True)

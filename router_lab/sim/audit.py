@@ -55,34 +55,32 @@ def _count(bad: np.ndarray) -> int:
 
 def _station(enter: np.ndarray, start: np.ndarray, done: np.ndarray, units: int) -> tuple[int, int]:
     """(FIFO breaks, excess over ``units``) for one station, keeping few per-request temporaries."""
-    ran = np.flatnonzero(start >= 0)  # (take with indices: much faster than boolean indexing)
-    e = enter.take(ran)
+    e = np.compress(start >= 0, enter)  # (np.compress: much faster than boolean indexing)
     order = None
     if len(e) and not bool((e[1:] >= e[:-1]).all()):  # admission order: entry time, then request
-        order = np.argsort(e, kind="stable")
+        order = np.argsort(e, kind="stable").astype(np.int32)  # int32: this is the audit's peak memory
     del e
-    s = start.take(ran) if order is None else start.take(ran.take(order))
+    ran = start >= 0
+    s = np.compress(ran, start)
+    if order is not None:
+        s = s[order]
     bad_fifo = _count(s[1:] < s[:-1])
     if bad_fifo:
         s.sort()
-    finished = done.take(ran)
+    finished = np.compress(ran, done)
     del ran
     if units == 1 and not bad_fifo:  # one unit: each starts once the one before it is done
         if order is not None:
             finished = finished[order]
         return bad_fifo, _count(s[1:] < finished[:-1])
     del order
-    # In service at t: #{start <= t} - #{done <= t}; one merge of the two (nearly) sorted runs, dones
-    # first at equal times (a unit freed at t serves the next request at t).
-    key = np.concatenate([finished * 2, s * 2 + 1])
-    del finished, s
-    key.sort(kind="stable")
-    key &= 1
-    steps = key.astype(np.int8)
-    del key
-    steps *= 2
-    steps -= 1
-    return bad_fifo, _count(np.cumsum(steps, dtype=np.int32) > units)
+    finished.sort(kind="stable")  # in service at s_k (the last of equal starts): k + 1 - #{done <= s_k}
+    bad_units = 0
+    for lo in range(0, len(s), CHUNK):
+        in_service = np.arange(lo + 1, lo + 1 + len(s[lo:lo + CHUNK]))
+        in_service -= np.searchsorted(finished, s[lo:lo + CHUNK], side="right")
+        bad_units += _count(in_service > units)
+    return bad_fifo, bad_units
 
 
 def audit(rec: Records, draws: Draws, sc: Scenario, sizes: RowSizes) -> dict[str, int]:

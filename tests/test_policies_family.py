@@ -159,8 +159,13 @@ def test_budget_policy_holds_its_cloud_fraction_under_drift(drifting):
         assert abs(sent.mean() - target) <= 0.01
         for quarter in np.array_split(sent, 4):
             assert abs(quarter.mean() - target) <= 0.02
-    # the drift is real: a fixed threshold chosen for 30 % on `val` drifts far off it
-    fixed = build("learned", drifting).offline_cloud(rows)
+    # the drift is real: a fixed threshold chosen for 30 % on `val` drifts far off it (shown with
+    # a device-wrong router, whose score follows the rising difficulty most directly)
+    from router_lab.train.fit import train_router
+
+    router = train_router(drifting, {"name": "logistic", "label": "device_wrong"}, None, "input", 0)
+    context = PolicyContext(drifting, np.random.default_rng(0), slo_ms=200.0, router=router)
+    fixed = make_policy(OmegaConf.create({"name": "learned"}), context).offline_cloud(rows)
     assert abs(np.array_split(fixed, 4)[-1].mean() - 0.3) > 0.1
 
 

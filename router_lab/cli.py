@@ -48,6 +48,10 @@ COMMANDS: dict[str, Command] = {
                       "convert a trained router to ONNX, validate it, write the device artifact"),
     "validate": Command("router_lab.export.commands:validate",
                         "validate an exported ONNX router against data (parity, latency, size)", "path"),
+    "testbed": Command("router_lab.testbed.commands:testbed",
+                       "run the scenario live: HTTP cloud service, device workers, shaped network, real load"),
+    "profile": Command("router_lab.testbed.profile:profile",
+                       "measure the device and cloud models' service times here; write simulator profiles"),
     "report": Command("router_lab.report.commands:report",
                       "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
 }

@@ -21,6 +21,7 @@ from router_lab.report.config import SCHEMAS as REPORT_SCHEMAS
 from router_lab.report.config import ReportSection
 from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
 from router_lab.sim.config import SimSection
+from router_lab.testbed.config import TestbedSection
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
 from router_lab.train.config import TrainSection
 
@@ -41,6 +42,7 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     export: ExportSection = field(default_factory=ExportSection)
     report: ReportSection = field(default_factory=ReportSection)
+    testbed: TestbedSection = field(default_factory=TestbedSection)
     seed: int = 0  # the experiment's seed; every Generator is derived from it
     datasets_dir: str = "datasets"  # where built-in datasets are built and cached
     path: str | None = None  # the positional PATH of `dataset check`, `validate`, `report`
@@ -51,6 +53,7 @@ class Config:
     importer: str | None = None  # `dataset import NAME`: routellm | routerbench
     device_model: str | None = None  # `dataset import`: the model column playing the device
     cloud_model: str | None = None  # `dataset import`: the model column playing the cloud
+    bundle: str | None = None  # a routing bundle folder (device runtime) for simulate/testbed
     command: str = ""  # set by the CLI: which subcommand runs
 
 

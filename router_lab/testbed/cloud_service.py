@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from router_lab.testbed.clock import calibrate, run_precise, sleep_until
+
 PR_SET_PDEATHSIG = 1
 PARENT_POLL_S = 0.2
 STREAM_FLUSH_NS = 2_000_000  # an LLM stream writes the tokens due at most every 2 ms (real)
@@ -189,24 +191,6 @@ class CloudService:
         return web.json_response({"ok": True})
 
 
-def run_precise(coro: Any) -> Any:
-    """``asyncio.run`` on a select()-based loop: microsecond timer waits (epoll rounds up to 1 ms,
-    which at time_scale 0.1 would add up to 10 configured ms to every wait)."""
-    import selectors
-
-    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
-
-
-async def sleep_until(deadline_ns: int) -> None:
-    delay = deadline_ns - time.monotonic_ns()
-    if delay > 0:
-        await asyncio.sleep(delay / 1e9)
-
-
 async def serve(spec: dict[str, Any]) -> None:
     service = CloudService(spec)
     app = web.Application(client_max_size=4 << 20)
@@ -221,6 +205,7 @@ async def serve(spec: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await calibrate()
     print("READY", flush=True)
     deadline = time.monotonic() + float(spec["max_wall_s"])
     parent = int(spec["parent_pid"])

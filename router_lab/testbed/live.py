@@ -28,6 +28,7 @@ from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
 from router_lab.sim.records import Outcome, Records, Timeline, finish
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import Battery
+from router_lab.testbed.clock import calibrate, sleep_until, wake_bias_ns
 from router_lab.testbed.models import LiveModels
 from router_lab.testbed.routing import LiveRouter
 
@@ -46,12 +47,6 @@ class LiveResult:
     wall_s: float
     device_answers_real: int  # device answers from the real model (vs the recorded outcome)
     cloud_answers_real: int
-
-
-async def sleep_until(deadline_ns: int) -> None:
-    delay = deadline_ns - time.monotonic_ns()
-    if delay > 0:
-        await asyncio.sleep(delay / 1e9)
 
 
 class LiveRun:
@@ -108,12 +103,15 @@ class LiveRun:
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> LiveResult:
         begin = time.monotonic()
+        await calibrate()
+        self.wake_bias_ns = wake_bias_ns()
         connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, force_close=False)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as http:
             self.http = http
             self.t0 = time.monotonic_ns() + int(START_LEAD_S * NS_PER_S)
             async with http.post(f"{self.url}/start", data=json.dumps({"t0_ns": self.t0})) as resp:
                 await resp.read()
+            self.transport_ns = await self.measure_transport()
             self.queue: asyncio.Queue[tuple[int, asyncio.Future[Any]]] = asyncio.Queue()
             workers = [asyncio.create_task(self.device_worker()) for _ in range(self.sc.device.units)]
             try:
@@ -137,6 +135,17 @@ class LiveRun:
                 counts = await resp.json()
         return LiveResult(self.records(), self.lateness_ns, counts, time.monotonic() - begin,
                           int(np.isfinite(self.device_correct).sum()), int(np.isfinite(self.cloud_correct).sum()))
+
+    async def measure_transport(self, calls: int = 30) -> int:
+        """Median real round trip of an empty HTTP call to the service: the loopback transport's share
+        of the emulated network delay (the shaped waits are shortened by half of it each way)."""
+        times = []
+        for _ in range(calls):
+            t = time.monotonic_ns()
+            async with self.http.get(f"{self.url}/stats") as resp:
+                await resp.read()
+            times.append(time.monotonic_ns() - t)
+        return int(np.median(times))
 
     async def generate(self) -> list[asyncio.Task[None]]:
         """Open loop: issue request i at its scheduled time, whatever the system's state."""
@@ -246,8 +255,9 @@ class LiveRun:
             self.network_ns[i] = self.cfg(deadline) - self.cfg(at)
             await self.fail(i, deadline, cascade, rejected=True)
             return
-        # Lost attempts cost their retry timeouts, then the half RTT and the bytes at the link rate.
-        await sleep_until(at + self.span(uplink_ns))
+        # Lost attempts cost their retry timeouts, then the half RTT and the bytes at the link rate
+        # (of which the real loopback transport takes its own share).
+        await sleep_until(at + self.span(uplink_ns) - self.transport_ns // 2)
         self.cloud_in_flight += 1
         try:
             reply = await self.post(i, deadline)
@@ -262,7 +272,7 @@ class LiveRun:
         enter = int(stamps.get("enter_ns", now))
         tl.cloud_enter_ns[i] = self.cfg(enter)
         up = self.cfg(enter) - self.cfg(at)
-        answer_at = now + self.span(int(d.downlink_ns[i]))
+        answer_at = now + max(0, self.span(int(d.downlink_ns[i])) - self.transport_ns // 2)
         if status != 200:  # 429 / 503: the refusal travels back, unless the client gives up first
             await sleep_until(answer_at if deadline is None else min(answer_at, deadline))
             self.network_ns[i] = up

@@ -12,26 +12,21 @@ from omegaconf import OmegaConf
 from router_lab.data.builders import build_dataset
 from router_lab.data.config import SyntheticConfig
 from router_lab.errors import RouterLabError
-from router_lab.policies import (
-    POLICIES,
-    PolicyContext,
-    RequestView,
-    Route,
-    SystemState,
-    make_policy,
-)
+from router_lab.policies import POLICIES, PolicyContext, Route, make_policy
 from router_lab.policies.registry import _load_builtin
+from router_lab.runtime.policy import Outcome, Signals
 from router_lab.train.artifacts import save_trained_router
 from router_lab.train.fit import train_router
 
 ALL_POLICIES = ["always_local", "always_cloud", "random", "confidence", "learned", "learned_cascade",
                 "load_aware", "budget", "oracle"]
-IDLE = SystemState(device_units=1, device_mean_service_s=0.01)
-OVERLOADED = SystemState(device_queue_len=50, device_busy=1, device_units=1, device_mean_service_s=0.05)
+IDLE = Signals()
+OVERLOADED = Signals(local_in_flight=1, local_queued=50)
 
 
 def build(name: str, dataset, seed: int = 0, **params):
-    context = PolicyContext(dataset, np.random.default_rng(seed), slo_ms=200.0)
+    context = PolicyContext(dataset, np.random.default_rng(seed), slo_ms=200.0, device_units=1,
+                            device_service_ms=50.0)
     return make_policy(OmegaConf.create({"name": name, **params}), context)
 
 
@@ -45,7 +40,11 @@ def test_every_policy_of_the_issue_is_registered():
     _load_builtin()
     assert set(ALL_POLICIES) <= set(POLICIES)
     assert POLICIES["oracle"].upper_bound and not POLICIES["learned"].upper_bound
-    assert not POLICIES["budget"].stateless and not POLICIES["load_aware"].stateless
+
+
+def test_stateful_policies_are_the_budget_and_load_aware_ones(digits):
+    for name in ALL_POLICIES:
+        assert build(name, digits).stateless == (name not in ("budget", "load_aware")), name
 
 
 @pytest.mark.parametrize("name", ALL_POLICIES)
@@ -60,18 +59,17 @@ def test_sensitive_requests_never_leave_the_device(digits, name):
     assert not policy.offline_cloud(rows)[sensitive].any()
     for row in rows[sensitive][:20]:
         for state in (IDLE, OVERLOADED):
-            request = RequestView(index=int(row), sensitive=True)
-            assert policy.decide(request, state) == Route.LOCAL
+            decision = policy.core.decide(policy.request(int(row), True), state)
+            assert decision.route == Route.LOCAL and decision.reason == "sensitive"
     # a request flagged sensitive at run time stays local too, even when the device is swamped
-    if not policy.stateless:
-        free_row = int(np.flatnonzero(~sensitive)[0])
-        assert policy.decide(RequestView(index=free_row, sensitive=True), OVERLOADED) == Route.LOCAL
+    free_row = int(np.flatnonzero(~sensitive)[0])
+    assert policy.core.decide(policy.request(free_row, True), OVERLOADED).route == Route.LOCAL
 
 
 def test_always_cloud_would_send_the_sensitive_rows_without_the_pin(digits):
     # shows the test above can fail: the policy's own routes include sensitive rows
     policy = build("always_cloud", digits)
-    assert (policy._routes(np.arange(len(digits))) == Route.CLOUD).all()
+    assert (policy.core._decide_batch(None, len(digits)) == Route.CLOUD).all()
 
 
 def test_learned_policies_work_from_a_bare_context(digits):
@@ -170,23 +168,32 @@ def test_budget_policy_decides_one_request_at_a_time_like_the_batch(drifting):
     rows = np.flatnonzero(drifting.split_mask("test"))[:1500]
     batch = build("budget", drifting).decide_batch(rows)
     online = build("budget", drifting)
-    one_by_one = [online.decide(RequestView(index=int(r)), IDLE) for r in rows]
+    sensitive = drifting.frame["sensitive"].to_numpy().astype(bool)
+    one_by_one = [online.core.decide(online.request(int(r), bool(sensitive[r])), IDLE).route for r in rows]
     np.testing.assert_array_equal(batch, np.array(one_by_one, dtype=np.int8))
 
 
-def test_load_aware_overrides_its_inner_policy_from_the_state(digits):
+def test_load_aware_overrides_its_inner_policy_from_the_signals(digits):
     policy = build("load_aware", digits, inner={"name": "always_local"}, slo_ms=100.0)
     row = int(np.flatnonzero(~digits.frame["sensitive"].astype(bool).to_numpy())[0])
-    request = RequestView(index=row)
-    assert policy.decide(request, IDLE) == Route.LOCAL  # the inner policy's choice
-    assert policy.decide(request, OVERLOADED) == Route.CLOUD  # 51 x 50 ms ahead breaks 100 ms
-    down = SystemState(**{**OVERLOADED.__dict__, "network_up": False})
-    assert policy.decide(request, down) == Route.LOCAL
-    rejecting = SystemState(**{**OVERLOADED.__dict__, "recent_cloud_rejections": 3})
-    assert policy.decide(request, rejecting) == Route.LOCAL
-    cloud_first = build("load_aware", digits, inner="always_cloud")
-    assert cloud_first.decide(request, IDLE) == Route.CLOUD
-    assert cloud_first.decide(request, down) == Route.LOCAL
+    core = policy.core
+    request = policy.request(row, False)
+    assert core.decide(request, IDLE).route == Route.LOCAL  # the inner policy's choice
+    slo = core.decide(request, OVERLOADED)  # 51 x 50 ms ahead breaks 100 ms
+    assert (slo.route, slo.reason) == (Route.CLOUD, "slo")
+    down = Signals(local_in_flight=1, local_queued=50, network_up=False)
+    assert core.decide(request, down).reason == "offline"
+    core.observe(Outcome(now_s=10.0, cloud_failed=True, error="rejected"))
+    backing_off = core.decide(request, Signals(now_s=30.0, local_in_flight=1, local_queued=50))
+    assert (backing_off.route, backing_off.reason) == (Route.LOCAL, "backoff")
+    # the window is 60 s: a rejection learned at 10 s no longer counts at 70 s
+    assert core.decide(request, Signals(now_s=70.0, local_in_flight=1, local_queued=50)).reason == "slo"
+    # a network failure is not a push-back from the cloud: no backoff
+    core.observe(Outcome(now_s=71.0, cloud_failed=True, error="network"))
+    assert core.decide(request, Signals(now_s=72.0, local_in_flight=1, local_queued=50)).reason == "slo"
+    cloud_first = build("load_aware", digits, inner="always_cloud").core
+    assert cloud_first.decide(request, IDLE).route == Route.CLOUD
+    assert cloud_first.decide(request, down).route == Route.LOCAL
     np.testing.assert_array_equal(build("load_aware", digits, inner="oracle").scores(np.arange(10)),
                                   build("oracle", digits).scores(np.arange(10)))
 

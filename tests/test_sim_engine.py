@@ -9,7 +9,8 @@ from test_sim_properties import littles_law_on_every_run  # noqa: F401 - autouse
 
 from router_lab.errors import RouterLabError
 from router_lab.policies import PolicyContext, make_policy
-from router_lab.policies.base import Policy, Route, SystemState
+from router_lab.policies.base import Policy, Route
+from router_lab.runtime.policy import NAN, Decision, RoutingPolicy
 from router_lab.sim.commands import simulate_config
 from router_lab.sim.draws import NS_PER_S
 from router_lab.sim.engine_fast import run_fast
@@ -24,14 +25,16 @@ def policy(dataset, name: str, seed: int = 0, **params) -> Policy:
                        PolicyContext(dataset, np.random.default_rng(seed)))
 
 
-class ShortQueue(Policy):
+class ShortQueueCore(RoutingPolicy):
     stateless = False
 
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        return np.zeros(len(indices), dtype=np.int8)
+    def _decide(self, request, signals, pinned: bool) -> Decision:  # noqa: ANN001
+        return Decision(Route.CLOUD if signals.local_queued > 0 else Route.LOCAL, NAN, "fixed")
 
-    def decide(self, request, state: SystemState) -> Route:  # noqa: ANN001
-        return Route.CLOUD if state.device_queue_len > 0 else Route.LOCAL
+
+class ShortQueue(Policy):
+    def make_core(self) -> RoutingPolicy:
+        return ShortQueueCore()
 
 
 def arrivals_s(dataset, workload: dict, n: int = 20_000) -> np.ndarray:

@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
-from router_lab.policies.base import Policy, PolicyContext, Route, SystemState
+from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import Policy, Route
+from router_lab.runtime.policy import NAN, Decision, RoutingPolicy
 from router_lab.sim.engine_fast import run_fast
 from router_lab.sim.engine_simpy import run_simpy
 from router_lab.sim.metrics import littles_law_residual
@@ -44,34 +47,51 @@ def littles_law_on_every_run(monkeypatch):
         monkeypatch.setattr(module, "finish", finish_and_check)
 
 
-class MixedPolicy(Policy):
+class MixedCore(RoutingPolicy):
     """Stateless: a seeded mix of local, cloud and cascade; cascades escalate on low confidence."""
 
-    def __init__(self, context: PolicyContext, p_cloud: float, p_cascade: float) -> None:
-        super().__init__(context)
-        self.p_cloud, self.p_cascade = p_cloud, p_cascade
-        self.confidence = context.dataset.column_or("device_confidence", 0.5)
+    kind = "mixed"
+    cascade = True
+    escalation_threshold = 0.3  # score = 1 - confidence: escalate at confidence <= 0.7
 
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        u = self.context.rng.random(len(indices))
+    def __init__(self, rng: np.random.Generator, p_cloud: float, p_cascade: float) -> None:
+        super().__init__()
+        self.rng, self.p_cloud, self.p_cascade = rng, p_cloud, p_cascade
+
+    def _decide_batch(self, scores, n: int) -> np.ndarray:  # noqa: ANN001
+        u = self.rng.random(n)
         return np.where(u < self.p_cloud, Route.CLOUD,
                         np.where(u < self.p_cloud + self.p_cascade, Route.CASCADE, Route.LOCAL))
 
-    def escalate(self, indices: np.ndarray) -> np.ndarray:
-        return self.confidence[indices] < 0.7
+
+class MixedPolicy(Policy):
+    def __init__(self, context: PolicyContext, p_cloud: float, p_cascade: float) -> None:
+        super().__init__(context)
+        self.mix = (p_cloud, p_cascade)
+
+    def make_core(self) -> RoutingPolicy:
+        return MixedCore(self.context.rng, *self.mix)
+
+    def _all_scores(self) -> np.ndarray:
+        return 1.0 - self.context.dataset.column_or("device_confidence", 0.5)
+
+
+class QueueAwareCore(RoutingPolicy):
+    """Stateful: cloud when the device queue is long and the network is up; ignores sensitivity
+    (the runtime's base class pins sensitive requests whatever a policy says)."""
+
+    kind = "queue_aware"
+    stateless = False
+
+    def _decide(self, request, signals, pinned: bool) -> Decision:  # noqa: ANN001
+        assert signals.local_queued >= 0 and signals.local_in_flight >= 0
+        route = Route.CLOUD if signals.local_queued >= 2 and signals.network_up else Route.LOCAL
+        return Decision(route, NAN, "fixed")
 
 
 class QueueAwarePolicy(Policy):
-    """Stateful: cloud when the device queue is long and the network is up; ignores sensitivity."""
-
-    stateless = False
-
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        return np.full(len(indices), Route.LOCAL, dtype=np.int8)
-
-    def decide(self, request, state: SystemState) -> Route:  # noqa: ANN001
-        assert state.device_queue_len >= 0 and 0 <= state.device_busy <= state.device_units
-        return Route.CLOUD if state.device_queue_len >= 2 and state.network_up else Route.LOCAL
+    def make_core(self) -> RoutingPolicy:
+        return QueueAwareCore()
 
 
 scenarios = st.fixed_dictionaries({
@@ -187,14 +207,8 @@ def test_sensitive_requests_never_leave_device(synthetic_small):
     sc = make_scenario(workload={"rate_per_s": 2.0}, cloud={"rate_limit_rpm": None},
                        sim={"n_requests": 3000})
 
-    class Everything(Policy):
-        def _routes(self, indices: np.ndarray) -> np.ndarray:
-            return np.full(len(indices), Route.CLOUD, dtype=np.int8)
-
-        def decide_batch(self, indices: np.ndarray) -> np.ndarray:  # skips the base class's pinning
-            return self._routes(indices)
-
-    rec = run_fast(sc, Everything(PolicyContext(synthetic_small, np.random.default_rng(0))), synthetic_small, 3)
+    everything = make_policy(OmegaConf.create({"name": "always_cloud"}), PolicyContext(synthetic_small, np.random.default_rng(0)))
+    rec = run_fast(sc, everything, synthetic_small, 3)
     assert rec.sensitive.sum() > 50
     assert rec.sensitive_blocked == int(rec.sensitive.sum())
     assert not rec.sent[rec.sensitive].any()

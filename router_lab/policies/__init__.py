@@ -9,7 +9,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    **dict.fromkeys(("Policy", "PolicyContext", "RequestView", "Route", "SystemState"), "router_lab.policies.base"),
+    **dict.fromkeys(("Policy", "PolicyContext", "Route", "Signals"), "router_lab.policies.base"),
     **dict.fromkeys(("POLICIES", "make_policy", "register_policy"), "router_lab.policies.registry"),
 }
 __all__ = sorted(_EXPORTS)

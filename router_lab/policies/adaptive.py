@@ -1,8 +1,10 @@
 """Policies that depend on the system or on their own history: `load_aware` and `budget`.
 
-``load_aware`` wraps another policy and overrides it from the system state (device queue vs the
-latency SLO, network down, cloud rejections).  ``budget`` holds a cloud fraction online by moving
-its threshold after every request (a running quantile of the router's scores).
+Both configure runtime controllers (:mod:`router_lab.runtime.policy`): ``load_aware`` wraps
+another policy and overrides it from the signals (device queue vs the latency SLO, network down,
+recent cloud rejections); ``budget`` holds a cloud fraction online by moving its threshold after
+every request.  Here their parameters are resolved (the scenario's SLO and device, the budget's
+starting threshold from the validation scores) into the node that ships in policy.json.
 """
 
 from __future__ import annotations
@@ -13,17 +15,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from router_lab.errors import RouterLabError
-from router_lab.policies.base import Policy, PolicyContext, RequestView, Route, SystemState
+from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.learned import LearnedPolicy
 from router_lab.policies.registry import make_policy, register_policy
-
-
-def predicted_device_ms(state: SystemState) -> float:
-    """Expected time on the device for a request arriving now: FIFO wait behind the requests
-    ahead of it (spread over the device's units) plus its own mean service time."""
-    ahead = max(0, state.device_queue_len + state.device_busy - state.device_units + 1)
-    units = max(1, state.device_units)
-    return 1000.0 * state.device_mean_service_s * (1.0 + ahead / units)
+from router_lab.runtime.policy import LoadAwarePolicy as LoadAwareCore
+from router_lab.runtime.policy import RoutingPolicy
 
 
 def _inner_config(cfg: Any) -> DictConfig:
@@ -37,56 +33,53 @@ def _inner_config(cfg: Any) -> DictConfig:
 @register_policy("load_aware")
 class LoadAwarePolicy(Policy):
     """Wraps ``inner``: stays local while the network is down or the cloud has rejected
-    ``backoff_rejections`` recent requests; sends to the cloud when the predicted device time
-    would break the SLO; otherwise does what ``inner`` says.  Offline (no state): ``inner``."""
-
-    stateless = False
+    ``backoff_rejections`` requests in the last ``backoff_window_s``; sends to the cloud when the
+    predicted device time would break the SLO; otherwise does what ``inner`` says.  Offline (idle
+    signals): ``inner``.  The device's units and mean service time come from the scenario."""
 
     def __init__(self, context: PolicyContext, inner: Any = "learned", slo_ms: float | None = None,
-                 backoff_rejections: int = 1) -> None:
+                 backoff_rejections: int = 1, backoff_window_s: float = 60.0) -> None:
         super().__init__(context)
         inner_cfg = _inner_config(inner)
         if inner_cfg.name == "load_aware":
             raise RouterLabError("policy.inner: load_aware cannot wrap itself; expected another policy")
         self.inner = make_policy(inner_cfg, context)
-        self.scored = self.inner.scored
+        self.upper_bound = self.inner.upper_bound  # type: ignore[misc]
         self.slo_ms = slo_ms if slo_ms is not None else context.slo_ms
-        if self.slo_ms is not None and self.slo_ms <= 0:
+        if self.slo_ms is not None and not self.slo_ms > 0:
             raise RouterLabError(f"policy.slo_ms: got {self.slo_ms}; expected a positive latency in ms")
         if backoff_rejections < 1:
             raise RouterLabError(f"policy.backoff_rejections: got {backoff_rejections}; expected >= 1")
+        if not backoff_window_s > 0:
+            raise RouterLabError(f"policy.backoff_window_s: got {backoff_window_s}; expected a positive "
+                                 "number of seconds")
         self.backoff_rejections = int(backoff_rejections)
+        self.backoff_window_s = float(backoff_window_s)
 
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        return self.inner.decide_batch(indices)
+    def _params(self) -> dict[str, Any]:
+        return {"slo_ms": None if self.slo_ms is None else float(self.slo_ms),
+                "service_ms": float(self.context.device_service_ms), "units": int(self.context.device_units),
+                "backoff_count": self.backoff_rejections, "backoff_window_s": self.backoff_window_s}
 
-    def escalate(self, indices: np.ndarray) -> np.ndarray:
-        return self.inner.escalate(indices)
+    def node(self) -> dict[str, Any]:
+        return {"kind": "load_aware", "params": self._params(), "inner": self.inner.node()}
 
-    def scores(self, indices: np.ndarray) -> np.ndarray:
-        return self.inner.scores(indices)
+    def make_core(self) -> RoutingPolicy:
+        if self.inner.upper_bound:  # an oracle inside: simulated, never shipped
+            p = self._params()
+            return LoadAwareCore(self.inner.core, p["slo_ms"], p["service_ms"], p["units"],
+                                 p["backoff_count"], p["backoff_window_s"])
+        return super().make_core()
 
-    def decide(self, request: RequestView, state: SystemState) -> Route:
-        if request.sensitive or self._sensitive[request.index]:
-            return Route.LOCAL
-        route = self.inner.decide(request, state)
-        if not state.network_up or state.recent_cloud_rejections >= self.backoff_rejections:
-            return Route.LOCAL  # the cloud is unreachable or pushing back: answer on the device
-        if route != Route.CLOUD and self.slo_ms is not None and predicted_device_ms(state) > self.slo_ms:
-            return Route.CLOUD
-        return route
+    def _all_scores(self) -> np.ndarray | None:
+        return self.inner.score_table
 
 
 @register_policy("budget")
 class BudgetPolicy(Policy):
-    """Holds ``target_cloud_fraction`` online.  After each request the threshold moves by
-    ``step`` (in standard deviations of the router's validation scores) times (sent - target):
-    the Robbins-Monro tracker of the (1 - target) quantile of recent scores.  The realised
-    fraction over T requests is off by at most (threshold drift) / (step * T), so it holds under
-    drift.  Requests are decided in the order they come (``decide_batch`` walks its indices)."""
-
-    stateless = False
-    scored = True
+    """Holds ``target_cloud_fraction`` online (the runtime's budget controller).  The step is
+    ``step`` standard deviations of the router's validation scores; the starting threshold is the
+    quantile of those scores that sends ``target`` of all requests (sensitive ones stay local)."""
 
     def __init__(self, context: PolicyContext, target_cloud_fraction: float = 0.3, step: float = 0.2,
                  mode: str | None = None, model_path: str | None = None, backend: str = "sklearn",
@@ -100,13 +93,9 @@ class BudgetPolicy(Policy):
         self.learned = LearnedPolicy(context, mode=mode, model_path=model_path, backend=backend,
                                      onnx_path=onnx_path)
         self.target = float(target_cloud_fraction)
-        self.threshold, self.step = self._start(float(step))
-        self.n_decided = 0
-        self.n_cloud = 0
+        self.initial_threshold, self.step = self._start(float(step))
 
     def _start(self, step: float) -> tuple[float, float]:
-        """Initial threshold: the quantile of the validation scores that sends ``target`` of all
-        requests (sensitive ones stay local); the step in score units."""
         frame = self.context.dataset.frame
         rows = np.flatnonzero(frame["split"].to_numpy() == "val") if "split" in frame.columns else []
         rows = rows if len(rows) else np.arange(len(frame))
@@ -116,23 +105,9 @@ class BudgetPolicy(Policy):
         spread = float(np.std(reference)) or 1.0
         return float(np.quantile(reference, 1.0 - share)), step * spread
 
-    def scores(self, indices: np.ndarray) -> np.ndarray:
-        return self.learned.scores(indices)
+    def node(self) -> dict[str, Any]:
+        return {"kind": "budget", "params": {"target_cloud_fraction": self.target, "step": self.step,
+                                             "initial_threshold": self.initial_threshold}}
 
-    def _route_one(self, score: float, sensitive: bool) -> bool:
-        to_cloud = bool(score >= self.threshold) and not sensitive
-        self.threshold += self.step * (float(to_cloud) - self.target)
-        self.n_decided += 1
-        self.n_cloud += int(to_cloud)
-        return to_cloud
-
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        scores = self.scores(indices)
-        sensitive = self._sensitive[indices]
-        sent = [self._route_one(float(s), bool(p)) for s, p in zip(scores, sensitive, strict=True)]
-        return np.where(np.asarray(sent, dtype=bool), Route.CLOUD, Route.LOCAL).astype(np.int8)
-
-    def decide(self, request: RequestView, state: SystemState) -> Route:
-        score = float(self.scores(np.array([request.index]))[0])
-        sensitive = bool(request.sensitive or self._sensitive[request.index])
-        return Route.CLOUD if self._route_one(score, sensitive) else Route.LOCAL
+    def _all_scores(self) -> np.ndarray:
+        return self.learned.score_table

@@ -1,110 +1,126 @@
-"""The routing interface between policies and the simulator (and offline evaluation).
+"""Configured policies, bound to a dataset: the runtime policy they ship plus per-row scores.
 
-A policy is bound to one dataset when it is made (``make_policy(cfg, context)``), so it can look up
-per-row scores by the request's row index.  It answers in two ways that share one scoring core:
+A :class:`Policy` is what the simulator and the offline evaluation hold.  It owns two things:
 
-* ``decide_batch(indices)``: vectorised, state-free routes for many requests (offline evaluation
-  and the simulator's fast path; also how the simpy engine pre-computes stateless policies);
-* ``decide(request, state)``: one request, given a read-only snapshot of the system (simpy engine).
+* ``core`` — the :class:`~router_lab.runtime.policy.RoutingPolicy` built from the policy's
+  ``policy.json`` node (``node()``) by the runtime's own builder: the code that ships to the device,
+  and the only place a routing decision is made (privacy pinning included);
+* a score table — one router score per dataset row, computed once in a batch for speed (the
+  router's P(escalation helps), or 1 − the device's confidence).  A request reaches the core as a
+  :class:`~router_lab.runtime.policy.Request` carrying its score and flags, never its row index.
 
-A ``CASCADE`` route runs the request on the device first; ``escalate(indices)`` then says which of
-those go on to the cloud (the device's time is paid in full and the cloud's on top).  A request
-whose ``sensitive`` flag is set is always routed ``LOCAL`` here, whatever the policy would choose;
-the simulator enforces the same rule again and counts any attempt.
+``decide_batch(rows)`` (offline evaluation, the fast path) and ``escalate(rows)`` go through the
+core's vectorised path for stateless policies, and one by one (with idle signals) otherwise.
 """
 
 from __future__ import annotations
 
-import abc
-import enum
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
 
 from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
+from router_lab.runtime.policy import IDLE, Request, Route, RoutingPolicy, Signals
+from router_lab.runtime.spec import build_policy
 
-
-class Route(enum.IntEnum):
-    LOCAL = 0
-    CLOUD = 1
-    CASCADE = 2
-
-
-@dataclass(frozen=True)
-class RequestView:
-    """What a policy may know about one request before it is routed."""
-
-    index: int  # row of the request in the dataset
-    input_bytes: int = 0
-    output_bytes: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    sensitive: bool = False
-
-
-@dataclass(frozen=True)
-class SystemState:
-    """A read-only snapshot of the deployment when a request arrives (simulated time)."""
-
-    now_s: float = 0.0
-    device_queue_len: int = 0  # requests waiting for a device unit
-    device_busy: int = 0  # device units serving
-    device_units: int = 1
-    device_mean_service_s: float = 0.0  # the device profile's mean service time
-    network_up: bool = True
-    cloud_queue_len: int = 0
-    cloud_in_flight: int = 0
-    recent_latency_ms: float = 0.0  # moving average of end-to-end latency of finished requests
-    recent_cloud_rejections: int = 0  # cloud rejections/timeouts in the recent window
-    cloud_spent_usd: float = 0.0
-    n_decided: int = 0  # requests routed so far
-    n_cloud: int = 0  # of which sent to the cloud (including escalations)
+__all__ = ["Policy", "PolicyContext", "Route", "Signals"]
 
 
 @dataclass(frozen=True)
 class PolicyContext:
-    """What policies are built from: the dataset, a seeded generator, optional trained router."""
+    """What policies are built from: the dataset, a seeded generator, optional trained router, and
+    the scenario figures a load-aware policy ships with (SLO, device units and service time)."""
 
     dataset: Dataset
     rng: np.random.Generator
     router: Any = None  # a trained router (see router_lab.train), for the learned policies
     slo_ms: float | None = None
+    device_units: int = 1
+    device_service_ms: float = 0.0
 
 
-class Policy(abc.ABC):
-    """Base class: subclasses implement ``_routes``; sensitive requests are pinned here."""
+class Policy:
+    """Base class: subclasses give ``node()`` (their policy.json node) and, when they route on a
+    score, ``_all_scores()`` (one per dataset row)."""
 
     name: ClassVar[str] = ""
-    stateless: ClassVar[bool] = True  # decision independent of SystemState (fast-path eligible)
-    scored: ClassVar[bool] = False  # has a routing score (``scores``) the evaluation can sweep
     upper_bound: ClassVar[bool] = False  # knows the outcomes (oracle): a ceiling, not deployable
 
     def __init__(self, context: PolicyContext) -> None:
         self.context = context
         self._sensitive = context.dataset.column_or("sensitive", False).astype(bool)
 
-    @abc.abstractmethod
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        """The policy's own routes (int8 values of :class:`Route`) for these rows."""
+    # -- what ships -----------------------------------------------------------------------------
+    def node(self) -> dict[str, Any]:
+        """The ``policy`` node of policy.json: kind, params (and inner)."""
+        raise RouterLabError(f"policy {self.name}: not deployable (it needs the answers); expected one "
+                             "of always_local, always_cloud, random, confidence, learned, "
+                             "learned_cascade, budget, load_aware")
+
+    def make_core(self) -> RoutingPolicy:
+        return build_policy(self.node())
+
+    @cached_property
+    def core(self) -> RoutingPolicy:
+        return self.make_core()
+
+    @property
+    def stateless(self) -> bool:
+        return self.core.stateless
+
+    @property
+    def scored(self) -> bool:
+        return self.score_table is not None
+
+    # -- scores ---------------------------------------------------------------------------------
+    def _all_scores(self) -> np.ndarray | None:
+        return None
+
+    @cached_property
+    def score_table(self) -> np.ndarray | None:
+        table = self._all_scores()
+        if table is None:
+            return None
+        table = np.asarray(table, dtype=np.float64)
+        if table.shape != (len(self.context.dataset),):
+            raise RouterLabError(f"policy {self.name}: got {table.shape[0]} scores for "
+                                 f"{len(self.context.dataset)} rows; expected one per row")
+        return table
+
+    def scores(self, indices: np.ndarray) -> np.ndarray:
+        """The routing score per row (higher = more reason to use the cloud), the quantity the
+        policy thresholds and the offline evaluation sweeps."""
+        if self.score_table is None:
+            raise NotImplementedError(f"policy {self.name!r} has no routing score to sweep")
+        return self.score_table[np.asarray(indices, dtype=np.int64)]
+
+    def _scores_or_none(self, indices: np.ndarray) -> np.ndarray | None:
+        return None if self.score_table is None else self.score_table[indices]
+
+    # -- requests and decisions -----------------------------------------------------------------
+    def request(self, row: int, sensitive: bool, session_id: str | None = None) -> Request:
+        """The runtime request for dataset row ``row`` (its score precomputed, no index)."""
+        table = self.score_table
+        score = None if table is None or not self.core.uses_score else float(table[row])
+        return Request(score=score, sensitive=sensitive, session_id=session_id)
 
     def decide_batch(self, indices: np.ndarray) -> np.ndarray:
+        """Routes (int8 :class:`Route`) for these rows in order, with no load (idle signals)."""
         indices = np.asarray(indices, dtype=np.int64)
-        routes = np.asarray(self._routes(indices), dtype=np.int8).copy()
-        routes[self._sensitive[indices]] = Route.LOCAL
-        return routes
-
-    def decide(self, request: RequestView, state: SystemState) -> Route:
-        return Route(int(self.decide_batch(np.array([request.index]))[0]))
+        pinned = self._sensitive[indices]
+        if self.core.stateless:
+            return self.core.decide_batch(self._scores_or_none(indices), pinned)
+        core = self.core
+        return np.fromiter((int(core.decide(self.request(int(r), bool(p)), IDLE).route)
+                            for r, p in zip(indices, pinned, strict=True)), dtype=np.int8, count=len(indices))
 
     def escalate(self, indices: np.ndarray) -> np.ndarray:
         """For CASCADE routes: which requests go on to the cloud after the device answered."""
-        return np.zeros(len(indices), dtype=bool)
-
-    def scores(self, indices: np.ndarray) -> np.ndarray:
-        """The scoring core: reason to use the cloud per row (higher = more), the quantity the
-        policy thresholds and the offline evaluation sweeps.  Policies with ``scored`` override it."""
-        raise NotImplementedError(f"policy {self.name!r} has no routing score to sweep")
+        indices = np.asarray(indices, dtype=np.int64)
+        return self.core.escalate_batch(self._scores_or_none(indices), self._sensitive[indices])
 
     def offline_cloud(self, indices: np.ndarray) -> np.ndarray:
         """Which of these requests the cloud answers offline (no load): CLOUD routes plus the

@@ -2,41 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from router_lab.errors import RouterLabError
-from router_lab.policies.base import Policy, PolicyContext, Route
+from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.registry import register_policy
+from router_lab.policies.seeds import child_seed
 
 
 @register_policy("always_local")
 class AlwaysLocal(Policy):
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        return np.full(len(indices), Route.LOCAL, dtype=np.int8)
+    def node(self) -> dict[str, Any]:
+        return {"kind": "always_local", "params": {}}
 
 
 @register_policy("always_cloud")
 class AlwaysCloud(Policy):
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        return np.full(len(indices), Route.CLOUD, dtype=np.int8)
+    def node(self) -> dict[str, Any]:
+        return {"kind": "always_cloud", "params": {}}
 
 
 @register_policy("random")
 class RandomPolicy(Policy):
-    """Cloud with probability ``p_cloud``; draws come from the context's generator in call order."""
+    """Cloud with probability ``p_cloud``; the runtime draws from its own generator, seeded here
+    from the context's (the seed ships in policy.json, so a replay draws the same coins)."""
 
     def __init__(self, context: PolicyContext, p_cloud: float = 0.3) -> None:
         super().__init__(context)
         if not 0.0 <= p_cloud <= 1.0:
             raise RouterLabError(f"policy.p_cloud: got {p_cloud}; expected a probability in [0, 1]")
         self.p_cloud = float(p_cloud)
+        self.seed = child_seed(context.rng)
 
-    scored = True
+    def node(self) -> dict[str, Any]:
+        return {"kind": "random", "params": {"p_cloud": self.p_cloud, "seed": self.seed}}
 
-    def scores(self, indices: np.ndarray) -> np.ndarray:
+    def _all_scores(self) -> np.ndarray:
         """The same score for every request: swept, ties move together, giving the random line."""
-        return np.full(len(indices), self.p_cloud)
-
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        coin = self.context.rng.random(len(indices)) < self.p_cloud
-        return np.where(coin, Route.CLOUD, Route.LOCAL).astype(np.int8)
+        return np.full(len(self.context.dataset), self.p_cloud)

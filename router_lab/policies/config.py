@@ -47,6 +47,7 @@ class LoadAwarePolicyConfig(PolicyConfig):
     inner: Any = field(default_factory=lambda: {"name": "learned"})  # the wrapped policy's config
     slo_ms: float | None = None  # latency SLO; None: the scenario's
     backoff_rejections: int = 1  # stay local while the cloud rejected this many recent requests
+    backoff_window_s: float = 60.0  # "recent": rejections and timeouts learned in this window
 
 
 @dataclass

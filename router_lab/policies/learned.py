@@ -1,4 +1,4 @@
-"""The learned policies: a trained router's score P(device wrong) against its chosen threshold.
+"""The learned policies: a trained router's score against its chosen threshold.
 
 ``learned`` pre-routes on the request's own features; ``learned_cascade`` runs the device first and
 escalates on the router's score with the device's confidence features.  The router comes from
@@ -20,16 +20,9 @@ from router_lab.features import exported_router_inputs
 from router_lab.policies.base import PolicyContext
 from router_lab.policies.registry import register_policy
 from router_lab.policies.scored import ScoredPolicy
+from router_lab.policies.seeds import child_seed
 
 BACKENDS = ("sklearn", "onnx")
-
-
-def child_seed(rng: np.random.Generator) -> int:
-    """A seed derived from ``rng``, spawned so that its own stream of draws is left as it was."""
-    try:
-        return int(rng.spawn(1)[0].integers(2**31 - 1))
-    except (TypeError, ValueError):  # a generator made without a SeedSequence cannot spawn
-        return int(rng.integers(2**31 - 1))
 
 
 def resolve_router(context: PolicyContext, mode: str | None, model_path: str | None,

@@ -1,27 +1,26 @@
 """Threshold policies on a per-request score: the shared core, the confidence cascade, the oracle.
 
-A :class:`ScoredPolicy` computes one score per dataset row (once, vectorised) and routes by
-``score >= threshold``: straight to the cloud, or (``cascade``) on the device first and escalated.
-The offline evaluation sweeps the threshold over the same ``scores``.
+A :class:`ScoredPolicy` computes one score per dataset row (once, vectorised) and ships a
+threshold: cloud when ``score >= threshold`` — straight away, or (``cascade``) after the device
+answered.  The offline evaluation sweeps the threshold over the same scores.
 """
 
 from __future__ import annotations
 
 import abc
-from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from router_lab.errors import RouterLabError
-from router_lab.policies.base import Policy, PolicyContext, Route
+from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.registry import register_policy
+from router_lab.runtime.policy import RoutingPolicy, ThresholdPolicy
 
 
 class ScoredPolicy(Policy):
     """Cloud (or escalation, when ``cascade``) for rows whose score is at least ``threshold``."""
 
-    scored = True
     cascade: ClassVar[bool] = False  # run on the device first; escalate when score >= threshold
 
     def __init__(self, context: PolicyContext, threshold: float = 0.5) -> None:
@@ -32,37 +31,16 @@ class ScoredPolicy(Policy):
     def _all_scores(self) -> np.ndarray:
         """One score per row of the dataset (called once)."""
 
-    @cached_property
-    def _score_table(self) -> np.ndarray:
-        table = np.asarray(self._all_scores(), dtype=np.float64)
-        if table.shape != (len(self.context.dataset),):
-            raise RouterLabError(f"policy {self.name}: got {table.shape[0]} scores for "
-                                 f"{len(self.context.dataset)} rows; expected one per row")
-        return table
-
-    def scores(self, indices: np.ndarray) -> np.ndarray:
-        return self._score_table[np.asarray(indices, dtype=np.int64)]
-
-    def _above(self, indices: np.ndarray) -> np.ndarray:
-        return self.scores(indices) >= self.threshold
-
-    def _routes(self, indices: np.ndarray) -> np.ndarray:
-        if self.cascade:
-            return np.full(len(indices), Route.CASCADE, dtype=np.int8)
-        return np.where(self._above(indices), Route.CLOUD, Route.LOCAL).astype(np.int8)
-
-    def escalate(self, indices: np.ndarray) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64)
-        if not self.cascade:
-            return np.zeros(len(indices), dtype=bool)
-        return self._above(indices) & ~self._sensitive[indices]
+    def node(self) -> dict[str, Any]:
+        return {"kind": self.name, "params": {"threshold": self.threshold}}
 
 
 @register_policy("confidence")
 class ConfidencePolicy(ScoredPolicy):
     """Cascade: answer on the device, escalate when its confidence is at or below ``min_confidence``.
 
-    Score = 1 - confidence (the device's top-class probability, column ``column``).
+    Score = 1 - confidence (the device's top-class probability, column ``column``); threshold =
+    1 - ``min_confidence``.
     """
 
     cascade = True
@@ -90,6 +68,12 @@ class OraclePolicy(ScoredPolicy):
 
     def __init__(self, context: PolicyContext) -> None:
         super().__init__(context, threshold=float(np.finfo(np.float64).tiny))
+
+    def node(self) -> dict[str, Any]:
+        return Policy.node(self)  # refuses: the oracle cannot ship
+
+    def make_core(self) -> RoutingPolicy:
+        return ThresholdPolicy(self.threshold, cascade=False, kind="oracle")
 
     def _all_scores(self) -> np.ndarray:
         dataset = self.context.dataset

@@ -87,9 +87,15 @@ class DeviceRouter:
         """Load ``path`` (an .onnx file or an export folder), verified against its manifest."""
         model_path = resolve_model_path(path)
         data, manifest = read_verified(model_path)
-        session = open_session(data, str(model_path), threads)
-        metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, str(model_path))
-        return cls(session, metadata, str(model_path), manifest)
+        return cls.from_bytes(data, str(model_path), manifest, threads)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str, manifest: dict[str, Any] | None = None,
+                   threads: int = 1) -> DeviceRouter:
+        """A router from model bytes the caller has already verified (a bundle's loader does)."""
+        session = open_session(data, source, threads)
+        metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, source)
+        return cls(session, metadata, source, manifest)
 
     @property
     def n_features(self) -> int:

@@ -10,29 +10,57 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from hydra.utils import to_absolute_path
+from omegaconf import OmegaConf
 
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
+from router_lab.data.contract import Dataset
 from router_lab.io import atomic_path, atomic_write_json, run_dir
-from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import Policy, PolicyContext
+from router_lab.policies.bundled import BundlePolicy
+from router_lab.policies.registry import make_policy
+from router_lab.runtime.bundle import Bundle, load_bundle
 from router_lab.sim.engines import run
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Records
-from router_lab.sim.scenario import scenario_from_config
+from router_lab.sim.scenario import Scenario, scenario_from_config
+
+
+def policy_context(scenario: Scenario, dataset: Dataset, seed: Any, router: Any = None) -> PolicyContext:
+    """What a policy is configured from: the dataset, a seeded generator, and the scenario's SLO
+    and device (a load-aware policy ships the device's units and mean service time)."""
+    return PolicyContext(dataset, np.random.default_rng(seed), router=router, slo_ms=scenario.sim.slo_ms,
+                         device_units=scenario.device.units, device_service_ms=scenario.device.service_mean_ms)
+
+
+def configured_policy(cfg: Any, context: PolicyContext, bundle: Bundle | None = None) -> Policy:
+    """The run's policy: the bundle as shipped (``bundle=PATH``), else the `policy` group's."""
+    if bundle is not None:
+        return BundlePolicy(context, bundle)
+    return make_policy(cfg.policy, context)
+
+
+def load_configured_bundle(cfg: Any) -> Bundle | None:
+    given = OmegaConf.select(cfg, "bundle", default=None)
+    return None if not given else load_bundle(to_absolute_path(str(given)))
 
 
 def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
+    bundle = load_configured_bundle(cfg)
     runs = []
     for replication in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications):
         policy_seed, sim_seed = replication.spawn(2)
-        context = PolicyContext(dataset, np.random.default_rng(policy_seed), slo_ms=scenario.sim.slo_ms)
-        policy = make_policy(cfg.policy, context)
+        policy = configured_policy(cfg, policy_context(scenario, dataset, policy_seed), bundle)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
     # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.
-    return runs, {**summarize(runs, scenario), "upper_bound": bool(policy.upper_bound)}
+    extra = {"upper_bound": bool(policy.upper_bound)}
+    if bundle is not None:
+        extra["bundle_sha256"] = bundle.sha256
+    return runs, {**summarize(runs, scenario), **extra}
 
 
 def requests_frame(runs: list[Records]) -> pd.DataFrame:

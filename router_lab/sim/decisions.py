@@ -1,7 +1,9 @@
 """Routing decisions taken before a run: stateless policies decide every request in one batch.
 
 Both engines use these, so they see identical routes (and a random policy's draws match).  The
-sensitive rule is enforced again here: such requests stay local and never escalate; attempts count.
+decisions are the runtime's (``policy.core``): it pins sensitive requests to the device and counts
+the attempts; cascade escalations depend on the request's own score only, so they are computed
+here for every request, stateful policies included.
 """
 
 from __future__ import annotations
@@ -27,15 +29,14 @@ def decide_up_front(policy: Policy, rows: np.ndarray, dataset: Dataset) -> Decis
     blocked = 0
     route = None
     if policy.stateless:
+        before = policy.core.n_blocked
         route = np.asarray(policy.decide_batch(rows), dtype=np.int8).copy()
-        off_device = sensitive & (route != Route.LOCAL)
-        blocked = int(off_device.sum())
+        blocked = policy.core.n_blocked - before
+        off_device = sensitive & (route != Route.LOCAL)  # the runtime pins these; check anyway
+        blocked += int(off_device.sum())
         route[off_device] = Route.LOCAL
-        escalate = np.zeros(len(rows), dtype=bool)
-        cascade = np.flatnonzero(route == Route.CASCADE)
-        if cascade.size:
-            escalate[cascade] = np.asarray(policy.escalate(rows[cascade]), dtype=bool)
-    else:
-        escalate = np.asarray(policy.escalate(rows), dtype=bool).copy()
-    escalate &= ~sensitive  # a stateful policy's sensitive attempts are counted by the engine
-    return Decisions(route, escalate, sensitive, blocked)
+    escalate = np.asarray(policy.escalate(rows), dtype=bool).copy()
+    if route is not None:
+        escalate &= route == Route.CASCADE
+    escalate &= ~sensitive
+    return Decisions(route, escalate, sensitive, int(blocked))

@@ -2,31 +2,50 @@
 
 Each request costs one simpy event on arrival, one when it reaches the cloud and one per fallback;
 the device and cloud are FIFO stations that fix a start time on admission (no event per service).
-Stateful policies are asked ``decide(request, state)`` at arrival with a snapshot of the system.
+
+Stateful policies are the runtime's (``policy.core``), driven exactly as an app drives them: at
+each arrival the engine first feeds ``observe`` with everything the requester had learned strictly
+before that instant (finished requests, failed cloud attempts), in the order (time, failures before
+finishes, request number), then asks ``decide(request, signals)`` with what a device could see then
+(its own units busy and queued, whether the network is up).  Nothing from the future: an outcome is
+learned when its answer (or refusal) arrives, a cascade's upload only once the device has answered.
+Each decision's signals and reason, and each failure's time and kind, go to the records
+(:class:`~router_lab.sim.records.DecisionLog`) so that ``router-lab replay`` can drive a bundle the same way.
 """
 
 from __future__ import annotations
 
 import heapq
 import sys
-from collections import deque
 
 import numpy as np
 import simpy
 
 from router_lab.data.contract import Dataset
-from router_lab.policies.base import Policy, RequestView, Route, SystemState
+from router_lab.policies.base import Policy, Route
+from router_lab.runtime.policy import REASON_CODES, Signals
+from router_lab.runtime.policy import Outcome as Learned
 from router_lab.sim.decisions import Decisions, decide_up_front
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes, draw
 from router_lab.sim.load import check_load
-from router_lab.sim.records import Outcome, Records, Timeline, finish
+from router_lab.sim.records import (
+    FAIL_ERRORS,
+    DecisionLog,
+    Outcome,
+    Records,
+    Timeline,
+    cost_table,
+    finish,
+)
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import REJECTED, Battery, FifoStation
 
 CHUNK = 8192  # per-request draws are turned into Python lists this many at a time
 WINDOW_NS = 60 * NS_PER_S  # rate-limit window (requests per minute)
-RECENT_NS = 60 * NS_PER_S  # "recent" cloud rejections for the policy's state
-LATENCY_EWMA = 0.05
+FAIL, FINISH = 0, 1  # kinds of what a requester learns; failures sort first at equal times
+ERROR_CODE = {name: code for code, name in enumerate(FAIL_ERRORS)}
+ANSWERED_BY = {Outcome.LOCAL: "local", Outcome.FALLBACK: "local", Outcome.CLOUD: "cloud",
+               Outcome.CASCADE: "cloud"}
 
 LOCAL, CLOUD, CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
 
@@ -63,13 +82,11 @@ class SimpyRun:
         self.fail_mode = sc.sim.on_cloud_failure
         self.blocked = decisions.sensitive_blocked
         self.stateful = decisions.route is None
-        # State for stateful policies only (kept off the hot path otherwise).
-        self.pending_latency: list[tuple[int, int]] = []
-        self.recent_latency_ms = 0.0
-        self.pending_rejections: list[int] = []  # heap: times at which requesters learn of a rejection
-        self.recent_rejections: deque[int] = deque()  # those learned in the last RECENT_NS
-        self.spent_usd = 0.0
-        self.n_decided = self.n_cloud = 0
+        # For stateful policies only (kept off the hot path otherwise): what requesters will learn
+        # (a heap of (time, FAIL|FINISH, request)) and what each decision saw.
+        self.core = policy.core
+        self.learned: list[tuple[int, int, int]] = []
+        self.log = DecisionLog.empty(n) if self.stateful else None
 
     # -- the arrival process -------------------------------------------------------------------
     def arrivals(self, bar):  # noqa: ANN001, ANN201 - a simpy process generator
@@ -100,6 +117,8 @@ class SimpyRun:
         if start < 0:
             tl.outcome[i] = Outcome.REJECTED if start == REJECTED else Outcome.FAILED
             tl.end_ns[i] = now
+            if self.stateful:
+                heapq.heappush(self.learned, (now, FINISH, i))
             return
         done = start + service
         tl.device_start_ns[i] = start
@@ -109,23 +128,21 @@ class SimpyRun:
         else:
             tl.end_ns[i] = done
             if self.stateful:
-                heapq.heappush(self.pending_latency, (done, done - int(self.d.arrival_ns[i])))
+                heapq.heappush(self.learned, (done, FINISH, i))
 
     # -- network and cloud ---------------------------------------------------------------------
     def send(self, i: int, at: int, cascade: bool) -> None:
         """Upload request ``i`` at time ``at`` (now, or a cascade's device completion)."""
         d = self.d
-        if self.stateful:
-            self.n_cloud += 1
         if len(d.outage_start_ns) and d.network_down(at):
-            self.fail(i, at, cascade)
+            self.fail(i, at, cascade, "network")
             return
         self.tl.sent[i] = True
         uplink = int(d.uplink_ns[i])
         if d.uplink_failed[i]:
-            self.fail(i, at + uplink, cascade)
+            self.fail(i, at + uplink, cascade, "network")
         elif self.timeout_ns is not None and uplink >= self.timeout_ns:
-            self.fail(i, at + self.timeout_ns, cascade)
+            self.fail(i, at + self.timeout_ns, cascade, "timeout")
         else:
             event = self.env.timeout(at + uplink - self.env.now, i)
             event.callbacks.append(self.cloud_arrive)
@@ -146,37 +163,42 @@ class SimpyRun:
                 self.window, self.window_count = window, 0
             self.window_count += 1
             if self.window_count > self.rpm:
-                self.fail(i, refused_at, cascade, rejected=True)
+                self.fail(i, refused_at, cascade, "rejected")
                 return
         service = int(d.cloud_service_ns[i])
         start = self.cloud.admit(now, service)
         if start < 0:
-            self.fail(i, refused_at, cascade, rejected=True)
+            self.fail(i, refused_at, cascade, "rejected")
             return
         done = start + service
         tl.cloud_start_ns[i] = start
         tl.cloud_done_ns[i] = done
-        if self.stateful:
-            self.spent_usd += self.cost_usd(i)
         answer = done + int(d.downlink_ns[i])
         if self.timeout_ns is not None and answer - sent_at > self.timeout_ns:
-            self.fail(i, sent_at + self.timeout_ns, cascade, rejected=True)
+            self.fail(i, sent_at + self.timeout_ns, cascade, "timeout")
             return
         tl.end_ns[i] = answer
         tl.outcome[i] = Outcome.CASCADE if cascade else Outcome.CLOUD
         if self.stateful:
-            heapq.heappush(self.pending_latency, (answer, answer - int(d.arrival_ns[i])))
+            heapq.heappush(self.learned, (answer, FINISH, i))
 
-    def fail(self, i: int, at: int, cascade: bool, rejected: bool = False) -> None:
-        """A cloud attempt failed; the requester learns it at ``at`` (>= now)."""
-        if self.stateful and rejected:
-            heapq.heappush(self.pending_rejections, at)  # learned at ``at``, possibly later
+    def fail(self, i: int, at: int, cascade: bool, error: str) -> None:
+        """A cloud attempt failed (``error``: rejected, timeout, network); the requester learns it
+        at ``at`` (>= now)."""
+        if self.stateful:
+            self.log.fail_ns[i] = at
+            self.log.fail_error[i] = ERROR_CODE[error]
+            heapq.heappush(self.learned, (at, FAIL, i))
         if cascade:  # the device's answer is already there
             self.tl.outcome[i] = Outcome.FALLBACK
             self.tl.end_ns[i] = at
+            if self.stateful:
+                heapq.heappush(self.learned, (at, FINISH, i))
         elif self.fail_mode == "fail":
             self.tl.outcome[i] = Outcome.FAILED
             self.tl.end_ns[i] = at
+            if self.stateful:
+                heapq.heappush(self.learned, (at, FINISH, i))
         elif at == self.env.now:
             self.fall_back(i, at)
         else:
@@ -192,48 +214,41 @@ class SimpyRun:
             self.tl.outcome[i] = Outcome.FALLBACK
 
     # -- stateful policies ---------------------------------------------------------------------
-    def cost_usd(self, i: int) -> float:
-        c, sizes, row = self.sc.cloud, self.sizes, int(self.d.row[i])
-        return (c.cost_per_request_usd + int(sizes.tokens_in[row]) * c.cost_per_1k_input_tokens_usd / 1000
-                + int(sizes.tokens_out[row]) * c.cost_per_1k_output_tokens_usd / 1000)
-
-    def state(self, now: int) -> SystemState:
-        while self.pending_latency and self.pending_latency[0][0] <= now:
-            _, latency = heapq.heappop(self.pending_latency)
-            self.recent_latency_ms += LATENCY_EWMA * (latency / NS_PER_MS - self.recent_latency_ms)
-        recent = self.recent_rejections  # in time order, so the window is trimmed at the front
-        while self.pending_rejections and self.pending_rejections[0] <= now:
-            recent.append(heapq.heappop(self.pending_rejections))
-        while recent and recent[0] <= now - RECENT_NS:
-            recent.popleft()
-        d = self.d
-        return SystemState(
-            now_s=now / NS_PER_S, device_queue_len=self.device.queue_length(now),
-            device_busy=self.device.busy(now), device_units=self.sc.device.units,
-            device_mean_service_s=self.sc.device.service_mean_ms / 1000.0,
-            network_up=not bool(len(d.outage_start_ns) and d.network_down(now)),
-            cloud_queue_len=self.cloud.queue_length(now), cloud_in_flight=self.cloud.busy(now),
-            recent_latency_ms=self.recent_latency_ms,
-            recent_cloud_rejections=len(recent),
-            cloud_spent_usd=self.spent_usd, n_decided=self.n_decided, n_cloud=self.n_cloud,
-        )
+    def learn_before(self, now: int) -> None:
+        """Feed the policy what requesters learned strictly before ``now``, in (time, kind, i) order."""
+        learned, core, tl, d = self.learned, self.core, self.tl, self.d
+        while learned and learned[0][0] < now:
+            t, kind, i = heapq.heappop(learned)
+            if kind == FAIL:
+                core.observe(Learned(t / NS_PER_S, cloud_failed=True,
+                                     error=FAIL_ERRORS[int(self.log.fail_error[i])]))
+                continue
+            by = ANSWERED_BY.get(int(tl.outcome[i]))
+            cost = float(self.costs[int(d.row[i])]) if by == "cloud" else 0.0
+            core.observe(Learned(t / NS_PER_S, latency_ms=(t - int(d.arrival_ns[i])) / NS_PER_MS,
+                                 answered_by=by, cost_usd=cost))
 
     def decide(self, i: int) -> int:
-        sizes, row = self.sizes, int(self.d.row[i])
+        now = self.env.now
+        self.learn_before(now)
+        d, log = self.d, self.log
         sensitive = bool(self.dec.sensitive[i])
-        request = RequestView(index=row, input_bytes=int(sizes.input_bytes[row]),
-                              output_bytes=int(sizes.output_bytes[row]), tokens_in=int(sizes.tokens_in[row]),
-                              tokens_out=int(sizes.tokens_out[row]), sensitive=sensitive)
-        route = int(self.policy.decide(request, self.state(self.env.now)))
-        if sensitive and route != LOCAL:
+        busy, queued = self.device.busy(now), self.device.queue_length(now)
+        up = not bool(len(d.outage_start_ns) and d.network_down(now))
+        request = self.policy.request(int(d.row[i]), sensitive, self.session_of(int(d.row[i])))
+        decision = self.core.decide(request, Signals(now / NS_PER_S, busy, queued, up))
+        log.local_in_flight[i], log.local_queued[i], log.network_up[i] = busy, queued, up
+        log.reason[i] = REASON_CODES[decision.reason]
+        route = int(decision.route)
+        if sensitive and route != LOCAL:  # the runtime pins these; never trust, always check
             self.blocked += 1
             route = LOCAL
         self.route[i] = route
-        self.n_decided += 1
         return route
 
     def run(self, progress: bool = False) -> Timeline:
-        self.sizes = RowSizes.of(self.dataset)
+        self.costs = cost_table(self.sc, RowSizes.of(self.dataset))
+        self.session_of = session_lookup(self.dataset)
         bar = progress_bar(len(self.d), progress)
         self.env.process(self.arrivals(bar))
         self.env.run()
@@ -250,4 +265,13 @@ def run_simpy(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.ran
     check_load(sc, draws, decisions)
     sim = SimpyRun(sc, policy, dataset, draws, decisions)
     timeline = sim.run(progress)
-    return finish(timeline, draws, sim.route, decisions.sensitive, sc, dataset, sim.blocked, "simpy")
+    blocked = sim.blocked + (policy.core.n_blocked if sim.stateful else 0)
+    return finish(timeline, draws, sim.route, decisions.sensitive, sc, dataset, blocked, "simpy", sim.log)
+
+
+def session_lookup(dataset: Dataset):  # noqa: ANN201 - row -> session id (or None)
+    """Per dataset row, its ``session_id`` (a column an app-traffic dataset may carry), else None."""
+    if "session_id" not in dataset.frame.columns:
+        return lambda row: None
+    sessions = dataset.frame["session_id"].astype(str).to_numpy(dtype=object)
+    return sessions.__getitem__

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from router_lab.data.contract import Dataset
-from router_lab.policies.base import Route
+from router_lab.runtime.policy import REASONS, Route
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
 from router_lab.sim.scenario import Scenario
 
@@ -28,6 +28,34 @@ class Outcome(enum.IntEnum):
 
 
 NOT_VISITED = -1
+FAIL_ERRORS = ("rejected", "timeout", "network")  # Records.decision_log.fail_error codes
+
+
+@dataclass(frozen=True)
+class DecisionLog:
+    """What a stateful policy's decisions saw, and what the requester learned when (simpy engine):
+    the signals at each decision, the decision's reason, and the time and kind of a failed cloud
+    attempt.  ``router-lab replay`` feeds the same through the runtime."""
+
+    local_in_flight: np.ndarray  # int32 device units serving at the decision
+    local_queued: np.ndarray  # int32 requests waiting for the device
+    network_up: np.ndarray  # bool
+    reason: np.ndarray  # int8 code into runtime.policy.REASONS
+    fail_ns: np.ndarray  # int64 when the requester learned of a failed cloud attempt (-1: none)
+    fail_error: np.ndarray  # int8 code into FAIL_ERRORS (-1: none)
+
+    @classmethod
+    def empty(cls, n: int) -> DecisionLog:
+        return cls(np.zeros(n, np.int32), np.zeros(n, np.int32), np.ones(n, bool), np.zeros(n, np.int8),
+                   np.full(n, NOT_VISITED, np.int64), np.full(n, NOT_VISITED, np.int8))
+
+
+def cost_table(sc: Scenario, sizes: RowSizes) -> np.ndarray:
+    """What one cloud call costs, per dataset row (float32; the same figure the records bill)."""
+    cloud = sc.cloud
+    return (cloud.cost_per_request_usd
+            + sizes.tokens_in * (cloud.cost_per_1k_input_tokens_usd / 1000)
+            + sizes.tokens_out * (cloud.cost_per_1k_output_tokens_usd / 1000)).astype(np.float32)
 
 
 class Timeline:
@@ -75,6 +103,8 @@ class Records:
     offdevice_bytes: np.ndarray  # int32 bytes uploaded (every attempt)
     sensitive_blocked: int = 0  # sensitive requests a policy tried to send off the device
     engine: str = ""
+    overhead_ns: int = 0  # router overhead: a request is decided at arrival_ns + overhead_ns
+    decision_log: DecisionLog | None = None  # stateful policies (simpy engine) only
 
     def __len__(self) -> int:
         return len(self.arrival_ns)
@@ -84,14 +114,16 @@ class Records:
         return self.end_ns - self.arrival_ns
 
     def nbytes(self) -> int:
-        return sum(getattr(self, f.name).nbytes for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray))
+        total = sum(getattr(self, f.name).nbytes for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray))
+        log = self.decision_log
+        return total + (0 if log is None else sum(getattr(log, f.name).nbytes for f in fields(log)))
 
     def to_frame(self) -> pd.DataFrame:
         """Readable columns (seconds / milliseconds) for ``requests.parquet``."""
         def ms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             return np.where((a >= 0) & (b >= 0), (b - a) / NS_PER_MS, np.nan).astype(np.float32)
 
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "arrival_s": self.arrival_ns / NS_PER_S,
             "row": self.row,
             "route": pd.Categorical.from_codes(self.route, [r.name.lower() for r in Route]),
@@ -108,11 +140,24 @@ class Records:
             "cost_usd": self.cost_usd,
             "energy_j": self.energy_j,
             "offdevice_bytes": self.offdevice_bytes,
+            # exact times, for replay: when the request was decided and when it ended
+            "decided_ns": self.arrival_ns + self.overhead_ns,
+            "end_ns": self.end_ns,
         })
+        log = self.decision_log
+        if log is not None:
+            frame["signal_local_in_flight"] = log.local_in_flight
+            frame["signal_local_queued"] = log.local_queued
+            frame["signal_network_up"] = log.network_up
+            frame["reason"] = pd.Categorical.from_codes(log.reason, list(REASONS))
+            frame["fail_ns"] = log.fail_ns
+            frame["fail_error"] = pd.Categorical.from_codes(log.fail_error, list(FAIL_ERRORS))
+        return frame
 
 
 def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray, sc: Scenario,
-           dataset: Dataset, sensitive_blocked: int, engine: str) -> Records:
+           dataset: Dataset, sensitive_blocked: int, engine: str,
+           decision_log: DecisionLog | None = None) -> Records:
     """Derive quality, cost, energy, bytes and network time from an engine's timeline."""
     row, outcome = draws.row, tl.outcome
     by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
@@ -121,11 +166,7 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
     np.copyto(quality, dataset.cloud_quality().astype(np.float32)[row], where=by_cloud)
     quality[~answered] = 0.0
     sizes = RowSizes.of(dataset)
-    cloud = sc.cloud
-    per_request = (cloud.cost_per_request_usd
-                   + sizes.tokens_in * (cloud.cost_per_1k_input_tokens_usd / 1000)
-                   + sizes.tokens_out * (cloud.cost_per_1k_output_tokens_usd / 1000)).astype(np.float32)
-    cost = per_request[row]
+    cost = cost_table(sc, sizes)[row]
     cost[tl.cloud_start_ns < 0] = 0.0  # billed when the cloud ran it (even if the client gave up)
     energy = (tl.device_start_ns >= 0).astype(np.float32)
     energy *= sc.device.energy_per_inference_j
@@ -143,4 +184,5 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
         cloud_start_ns=tl.cloud_start_ns, cloud_done_ns=tl.cloud_done_ns, end_ns=tl.end_ns,
         network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice,
         sensitive_blocked=int(sensitive_blocked), engine=engine,
+        overhead_ns=int(round(sc.device.router_overhead_ms * NS_PER_MS)), decision_log=decision_log,
     )

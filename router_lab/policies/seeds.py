@@ -1,0 +1,15 @@
+"""Seeds for the generators a policy ships with, derived from the run's seeded generator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SEED_BOUND = 2**31 - 1  # seeds handed to child generators and estimators are below this
+
+
+def child_seed(rng: np.random.Generator) -> int:
+    """A seed derived from ``rng``, spawned so that its own stream of draws is left as it was."""
+    try:
+        return int(rng.spawn(1)[0].integers(SEED_BOUND))
+    except (TypeError, ValueError):  # a generator made without a SeedSequence cannot spawn
+        return int(rng.integers(SEED_BOUND))

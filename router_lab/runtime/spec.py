@@ -1,0 +1,160 @@
+"""``policy.json``: the shipped policy's kind and parameters — validated, then built into a policy.
+
+The one definition of the file's schema (version 1).  Export writes it through
+:func:`validate_spec`, the runtime reads it through :func:`validate_spec`, and
+:func:`build_policy` turns a validated spec into a :class:`~router_lab.runtime.policy.RoutingPolicy`.
+
+    {"format": "router_lab.policy", "schema_version": 1,
+     "policy": {"kind": "load_aware", "params": {"slo_ms": 500.0, ...},
+                "inner": {"kind": "learned", "params": {"threshold": 0.41}}},
+     "scoring": {"source": "router", "file": "router.onnx", "input_dtype": "float32",
+                 "feature_names": [...]},
+     "provenance": {...}}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from router_lab.errors import RouterLabError
+from router_lab.runtime.policy import (
+    CLOUD,
+    LOCAL,
+    BudgetPolicy,
+    FixedPolicy,
+    LoadAwarePolicy,
+    RandomPolicy,
+    RoutingPolicy,
+    Scorer,
+    ThresholdPolicy,
+)
+
+POLICY_FORMAT = "router_lab.policy"
+POLICY_SCHEMA_VERSION = 1
+SCORE_SOURCES = ("router", "device_confidence")  # what computes a policy's score (or None)
+TOP_KEYS = {"format", "schema_version", "policy", "scoring", "provenance"}
+
+
+def _number(value: Any, low: float | None = None, high: float | None = None, *, integer: bool = False,
+            open_low: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if integer and not isinstance(value, int):
+        return False
+    if not math.isfinite(value):
+        return False
+    if low is not None and (value <= low if open_low else value < low):
+        return False
+    return high is None or value <= high
+
+
+# kind -> {param: (check, what is expected)}; every parameter is required, no others allowed.
+_FRACTION = (lambda v: _number(v, 0.0, 1.0), "a number in [0, 1]")
+_FINITE = (lambda v: _number(v), "a finite number")
+PARAMS: dict[str, dict[str, tuple[Any, str]]] = {
+    "always_local": {},
+    "always_cloud": {},
+    "random": {"p_cloud": _FRACTION, "seed": (lambda v: _number(v, 0, 2**63 - 1, integer=True), "an integer >= 0")},
+    "learned": {"threshold": _FINITE},
+    "learned_cascade": {"threshold": _FINITE},
+    "confidence": {"threshold": _FINITE},
+    "budget": {"target_cloud_fraction": _FRACTION,
+               "step": (lambda v: _number(v, 0.0, open_low=True), "a positive number"),
+               "initial_threshold": _FINITE},
+    "load_aware": {"slo_ms": (lambda v: v is None or _number(v, 0.0, open_low=True), "null or a positive number"),
+                   "service_ms": (lambda v: _number(v, 0.0), "a number >= 0"),
+                   "units": (lambda v: _number(v, 1, integer=True), "an integer >= 1"),
+                   "backoff_count": (lambda v: _number(v, 1, integer=True), "an integer >= 1"),
+                   "backoff_window_s": (lambda v: _number(v, 0.0, open_low=True), "a positive number")},
+}
+SCORED = {"learned": "router", "learned_cascade": "router", "budget": "router",
+          "confidence": "device_confidence"}
+DEPLOYABLE = tuple(PARAMS)
+
+
+def _check_node(node: Any, where: str, source: str, nested: bool = False) -> None:
+    if not isinstance(node, dict) or set(node) - {"kind", "params", "inner"} or "kind" not in node:
+        raise RouterLabError(f"{source}: field '{where}' must be an object with 'kind', 'params' "
+                             "(and 'inner' for load_aware)")
+    kind = node["kind"]
+    if kind not in PARAMS:
+        raise RouterLabError(f"{source}: field '{where}.kind' is {kind!r}; expected one of "
+                             f"{', '.join(DEPLOYABLE)}")
+    params = node.get("params")
+    if not isinstance(params, dict):
+        raise RouterLabError(f"{source}: field '{where}.params' must be an object")
+    expected = PARAMS[kind]
+    unknown = sorted(set(params) - set(expected))
+    missing = sorted(set(expected) - set(params))
+    if unknown or missing:
+        what = f"unknown {unknown[0]!r}" if unknown else f"missing {missing[0]!r}"
+        raise RouterLabError(f"{source}: field '{where}.params' has {what}; expected exactly "
+                             f"{', '.join(expected) or '(none)'} for {kind}")
+    for key, (check, text) in expected.items():
+        if not check(params[key]):
+            raise RouterLabError(f"{source}: field '{where}.params.{key}' is {params[key]!r}; expected {text}")
+    if kind == "load_aware":
+        if nested:
+            raise RouterLabError(f"{source}: field '{where}' is load_aware inside load_aware; expected another policy")
+        if "inner" not in node:
+            raise RouterLabError(f"{source}: field '{where}.inner' missing; load_aware wraps another policy")
+        _check_node(node["inner"], f"{where}.inner", source, nested=True)
+    elif "inner" in node:
+        raise RouterLabError(f"{source}: field '{where}.inner' is only for load_aware")
+
+
+def score_source(node: dict[str, Any]) -> str | None:
+    """What computes this policy's score: the router graph, the device's confidence, or nothing."""
+    if node["kind"] == "load_aware":
+        return score_source(node["inner"])
+    return SCORED.get(node["kind"])
+
+
+def validate_spec(spec: Any, source: str) -> dict[str, Any]:
+    """``spec`` checked against schema version 1 (one-line errors naming the field); returned."""
+    if not isinstance(spec, dict):
+        raise RouterLabError(f"{source}: expected a JSON object")
+    if spec.get("format") != POLICY_FORMAT:
+        raise RouterLabError(f"{source}: field 'format' is {spec.get('format')!r}; expected {POLICY_FORMAT!r}")
+    if spec.get("schema_version") != POLICY_SCHEMA_VERSION:
+        raise RouterLabError(f"{source}: field 'schema_version' is {spec.get('schema_version')!r}; this "
+                             f"runtime reads version {POLICY_SCHEMA_VERSION}")
+    unknown = sorted(set(spec) - TOP_KEYS)
+    if unknown:
+        raise RouterLabError(f"{source}: unknown field {unknown[0]!r}; expected {', '.join(sorted(TOP_KEYS))}")
+    _check_node(spec.get("policy"), "policy", source)
+    scoring = spec.get("scoring")
+    needed = score_source(spec["policy"])
+    if not isinstance(scoring, dict) or scoring.get("source") != needed:
+        got = scoring.get("source") if isinstance(scoring, dict) else scoring
+        raise RouterLabError(f"{source}: field 'scoring.source' is {got!r}; expected {needed!r} for "
+                             f"policy {spec['policy']['kind']}")
+    if needed == "router" and not isinstance(scoring.get("file"), str):
+        raise RouterLabError(f"{source}: field 'scoring.file' missing; expected the router model's file name")
+    return spec
+
+
+def build_policy(node: dict[str, Any], scorer: Scorer | None = None) -> RoutingPolicy:
+    """A fresh policy from a validated ``policy`` node."""
+    kind, p = node["kind"], node["params"]
+    if kind in ("always_local", "always_cloud"):
+        return FixedPolicy(LOCAL if kind == "always_local" else CLOUD, kind, scorer)
+    if kind == "random":
+        return RandomPolicy(p["p_cloud"], p["seed"], scorer)
+    if kind in ("learned", "learned_cascade", "confidence"):
+        return ThresholdPolicy(p["threshold"], cascade=kind != "learned", kind=kind, scorer=scorer)
+    if kind == "budget":
+        return BudgetPolicy(p["target_cloud_fraction"], p["step"], p["initial_threshold"], scorer)
+    inner = build_policy(node["inner"], scorer)
+    return LoadAwarePolicy(inner, p["slo_ms"], p["service_ms"], p["units"], p["backoff_count"],
+                           p["backoff_window_s"], scorer)
+
+
+def policy_threshold(node: dict[str, Any]) -> float | None:
+    """The fixed threshold a policy compares the router's score with (None: none fixed)."""
+    if node["kind"] == "load_aware":
+        return policy_threshold(node["inner"])
+    if node["kind"] in ("learned", "learned_cascade"):
+        return float(node["params"]["threshold"])
+    return None

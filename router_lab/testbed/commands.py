@@ -9,6 +9,8 @@ writes them, plus ``testbed.json`` (time scale, shaping, generator lateness, the
 from __future__ import annotations
 
 import importlib.metadata
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,13 @@ from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_json, run_dir
-from router_lab.policies import PolicyContext
-from router_lab.sim.commands import format_summary, requests_frame
+from router_lab.sim.commands import (
+    configured_policy,
+    format_summary,
+    load_configured_bundle,
+    policy_context,
+    requests_frame,
+)
 from router_lab.sim.draws import NS_PER_S, draw, sample_pool
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Records
@@ -30,8 +37,8 @@ from router_lab.testbed.clock import run_precise
 from router_lab.testbed.config import TestbedSection
 from router_lab.testbed.live import LiveResult, LiveRun, lateness_summary
 from router_lab.testbed.models import live_models
-from router_lab.testbed.processes import CloudProcess, loopback_host, sigterm_as_exit
-from router_lab.testbed.routing import make_live_router
+from router_lab.testbed.processes import CloudProcess, SigTerm, loopback_host, sigterm_as_exit
+from router_lab.testbed.routing import LiveRouter
 from router_lab.testbed.shaping import shaping_info
 
 
@@ -105,10 +112,8 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
     for d in all_draws:
         check_drivable(scenario, d.arrival_ns, tb)
     sensitive_rows = dataset.column_or("sensitive", False).astype(bool)
-    router_probe = None
-    if cfg.get("bundle"):  # verify the bundle before anything starts
-        router_probe = make_live_router(cfg, None)
-    device_graph = getattr(getattr(router_probe, "bundle", None), "device_graph_bytes", None)
+    bundle = load_configured_bundle(cfg)  # verified before anything starts
+    device_graph = None if bundle is None else bundle.device_graph
     models = live_models(dataset, cfg.dataset, sample_pool(dataset, scenario.sim.split), device_graph)
     runs: list[Records] = []
     per_run: list[dict[str, Any]] = []
@@ -128,8 +133,8 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                           max_requests=sum(len(d) for d in all_draws) * 2 + 10)
         with CloudProcess(spec, host, tb.cloud_port, work, tb.startup_timeout_s) as cloud:
             for (policy_seed, _), draws in zip(seeds, all_draws, strict=True):
-                context = PolicyContext(dataset, np.random.default_rng(policy_seed), slo_ms=scenario.sim.slo_ms)
-                router = make_live_router(cfg, context)
+                policy = configured_policy(cfg, policy_context(scenario, dataset, policy_seed), bundle)
+                router = LiveRouter(policy, dataset)
                 upper_bound = router.upper_bound
                 live = LiveRun(scenario, router, dataset, draws, sensitive_rows[draws.row], models, cloud.url,
                                tb.time_scale, tb.drain_s)
@@ -142,10 +147,12 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                                 "device_answers_real_model": result.device_answers_real,
                                 "cloud_answers_real_model": result.cloud_answers_real})
     metrics = {**summarize(runs, scenario), "upper_bound": bool(upper_bound)}
+    if bundle is not None:
+        metrics["bundle_sha256"] = bundle.sha256
     info = {
         "time_scale": tb.time_scale, "host": host, "http_stack": "aiohttp (server and client)",
         "versions": _versions(), **shaping_info(), "models": models.source,
-        "routing": "bundle runtime" if cfg.get("bundle") else "router_lab.policies (adapter)",
+        "routing": "bundle " + bundle.sha256 if bundle is not None else f"policy {cfg.policy.name} (runtime core)",
         "replications": per_run,
         "cloud_received_sensitive": int(sum(p["cloud_service"]["received_sensitive"] for p in per_run)),
         "cloud_received": int(sum(p["cloud_service"]["received"] for p in per_run)),
@@ -180,7 +187,11 @@ def testbed(cfg: Any) -> dict[str, Any]:
         return sim_vs_live(cfg)
     if tb.experiment is not None:
         raise RouterLabError(f"testbed.experiment: got {tb.experiment!r}; expected sim_vs_live or null")
-    runs, metrics, info = testbed_config(cfg)
+    try:
+        runs, metrics, info = testbed_config(cfg)
+    except SigTerm:  # everything started has been stopped on the way out
+        print("router-lab: testbed stopped by SIGTERM; nothing written", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
     out = run_dir()
     write_run(out, runs, metrics, info)
     print(format_summary(metrics).replace("simulate:", "testbed:", 1))

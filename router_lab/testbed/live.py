@@ -23,9 +23,19 @@ import numpy as np
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
-from router_lab.policies.base import RequestView, Route, SystemState
+from router_lab.policies.base import Route
+from router_lab.runtime.policy import REASON_CODES, Signals
+from router_lab.runtime.policy import Outcome as Learned
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
-from router_lab.sim.records import Outcome, Records, Timeline, finish
+from router_lab.sim.records import (
+    FAIL_ERRORS,
+    DecisionLog,
+    Outcome,
+    Records,
+    Timeline,
+    cost_table,
+    finish,
+)
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import Battery
 from router_lab.testbed.clock import calibrate, sleep_until, wake_bias_ns
@@ -33,8 +43,8 @@ from router_lab.testbed.models import LiveModels
 from router_lab.testbed.routing import LiveRouter
 
 LOCAL, CLOUD, CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
-RECENT_NS = 60 * NS_PER_S  # "recent" cloud rejections (configured time), as in the simpy engine
-LATENCY_EWMA = 0.05
+ANSWERED_BY = {Outcome.LOCAL: "local", Outcome.FALLBACK: "local", Outcome.CLOUD: "cloud",
+               Outcome.CASCADE: "cloud"}
 START_LEAD_S = 0.3  # real seconds between setting the time origin and the first arrival
 MAX_CONNECTIONS = 256  # the client's HTTP connection pool (select() handles < 1024 descriptors)
 
@@ -64,19 +74,20 @@ class LiveRun:
         self.device_correct = np.full(n, np.nan)
         self.cloud_correct = np.full(n, np.nan)
         self.sizes = RowSizes.of(dataset)
-        self.blocked = router.prepare(draws.row, dataset)
+        router.prepare(draws.row, dataset)
+        self.log = DecisionLog.empty(n) if router.stateful else None
+        self.costs = cost_table(sc, self.sizes)
         d = sc.device
         self.battery = None if d.battery_j is None else Battery(d.battery_j, d.idle_w, d.energy_per_inference_j)
         self.n_admitted = 0
         self.device_busy = 0
         self.cloud_in_flight = 0
-        self.recent_latency_ms = 0.0
-        self.rejections: list[int] = []  # configured ns at which a cloud rejection was learned
-        self.spent_usd = 0.0
-        self.n_decided = self.n_cloud = 0
         self.timeout_ns = None if sc.cloud.timeout_s is None else int(round(sc.cloud.timeout_s * NS_PER_S))
         self.device_session = None
-        if models.device_onnx is not None:
+        if models.device_graph is not None:
+            self.device_session = models.device_graph.session
+            self.device_input = self.device_session.get_inputs()[0].name
+        elif models.device_onnx is not None:
             import onnxruntime as ort
 
             from router_lab.runtime.device_router import session_options
@@ -159,24 +170,22 @@ class LiveRun:
             tasks.append(asyncio.create_task(self.handle(i, now)))
         return tasks
 
-    def request_view(self, i: int) -> RequestView:
-        row, s = int(self.d.row[i]), self.sizes
-        return RequestView(index=row, input_bytes=int(s.input_bytes[row]), output_bytes=int(s.output_bytes[row]),
-                           tokens_in=int(s.tokens_in[row]), tokens_out=int(s.tokens_out[row]),
-                           sensitive=bool(self.sensitive[i]))
-
-    def features(self, row: int) -> np.ndarray | None:
-        return None if self.models.pixels is None else self.models.pixels[row]
+    def signals(self, now: int) -> Signals:
+        """What the device sees now: its own units busy and queued, whether the network is up."""
+        return Signals(self.cfg(now) / NS_PER_S, self.device_busy, self.queue.qsize(), not self.network_down(now))
 
     async def handle(self, i: int, t_arrival: int) -> None:
         self.arrival_ns[i] = self.cfg(t_arrival)
-        request = self.request_view(i)
-        route = self.router.decide(i, request, self.state(t_arrival), self.features(request.index))
-        if request.sensitive and route != LOCAL:
-            self.blocked += 1
-            route = LOCAL
+        row, sensitive = int(self.d.row[i]), bool(self.sensitive[i])
+        if self.router.stateful:
+            signals = self.signals(t_arrival)
+            route, reason = self.router.decide(i, row, sensitive, signals)
+            log = self.log
+            log.local_in_flight[i], log.local_queued[i] = signals.local_in_flight, signals.local_queued
+            log.network_up[i], log.reason[i] = signals.network_up, REASON_CODES[reason]
+        else:
+            route, _ = self.router.decide(i, row, sensitive, None)
         self.route[i] = route
-        self.n_decided += 1
         # The router's overhead: its real compute counts toward it, the rest is waited out.
         await sleep_until(t_arrival + self.span(self.sc.device.router_overhead_ms * NS_PER_MS))
         now = time.monotonic_ns()
@@ -184,12 +193,10 @@ class LiveRun:
             await self.send(i, now, cascade=False)
         else:
             await self.run_on_device(i, now, cascade=route == CASCADE)
-        end = self.tl.end_ns[i]
-        if self.tl.outcome[i] in (Outcome.LOCAL, Outcome.CLOUD, Outcome.CASCADE, Outcome.FALLBACK):
-            latency_ms = (end - self.arrival_ns[i]) / NS_PER_MS
-            self.recent_latency_ms += LATENCY_EWMA * (latency_ms - self.recent_latency_ms)
-            by_cloud = self.tl.outcome[i] in (Outcome.CLOUD, Outcome.CASCADE)
-            self.router.observe(end / NS_PER_S, latency_ms, "cloud" if by_cloud else "local", False, 0.0)
+        end, outcome = int(self.tl.end_ns[i]), int(self.tl.outcome[i])
+        by = ANSWERED_BY.get(outcome)
+        self.router.observe(Learned(end / NS_PER_S, latency_ms=(end - int(self.arrival_ns[i])) / NS_PER_MS,
+                                    answered_by=by, cost_usd=float(self.costs[row]) if by == "cloud" else 0.0))
 
     # -- device --------------------------------------------------------------------------------
     async def run_on_device(self, i: int, now: int, cascade: bool) -> None:
@@ -206,7 +213,7 @@ class LiveRun:
         self.queue.put_nowait((i, future))
         start, done, outputs = await future
         tl.device_start_ns[i], tl.device_done_ns[i] = self.cfg(start), self.cfg(done)
-        if cascade and not self.sensitive[i] and self.router.escalate(i, self.request_view(i), outputs):
+        if cascade and not self.sensitive[i] and self.router.escalate(i):
             await self.send(i, done, cascade=True)
         else:
             tl.end_ns[i] = self.cfg(done)
@@ -228,9 +235,9 @@ class LiveRun:
         if self.device_session is None:
             return None
         outputs = self.device_session.run(None, {self.device_input: self.models.pixels[row:row + 1]})
-        label = int(np.asarray(outputs[0]).reshape(-1)[0])
-        self.device_correct[i] = float(label == int(self.models.labels[row]))
         names = [o.name for o in self.device_session.get_outputs()]
+        label = int(np.asarray(outputs[names.index("device_label") if "device_label" in names else 0]).reshape(-1)[0])
+        self.device_correct[i] = float(label == int(self.models.labels[row]))
         return {name: np.asarray(value).reshape(-1)[0] for name, value in zip(names, outputs, strict=True)
                 if np.asarray(value).ndim <= 2 and np.asarray(value).size == 1}
 
@@ -238,9 +245,8 @@ class LiveRun:
     async def send(self, i: int, at: int, cascade: bool) -> None:
         """Upload request ``i`` at real time ``at`` through the shaped network, to the cloud service."""
         d, tl = self.d, self.tl
-        self.n_cloud += 1
         if self.network_down(at):
-            await self.fail(i, at, cascade)
+            await self.fail(i, at, cascade, "network")
             return
         tl.sent[i] = True
         uplink_ns = int(d.uplink_ns[i])
@@ -248,12 +254,12 @@ class LiveRun:
         if d.uplink_failed[i]:  # every attempt lost: the client gives up after the retries
             await sleep_until(at + self.span(uplink_ns))
             self.network_ns[i] = self.cfg(time.monotonic_ns()) - self.cfg(at)
-            await self.fail(i, time.monotonic_ns(), cascade)
+            await self.fail(i, time.monotonic_ns(), cascade, "network")
             return
         if deadline is not None and uplink_ns >= self.timeout_ns:
             await sleep_until(deadline)
             self.network_ns[i] = self.cfg(deadline) - self.cfg(at)
-            await self.fail(i, deadline, cascade, rejected=True)
+            await self.fail(i, deadline, cascade, "timeout")
             return
         # Lost attempts cost their retry timeouts, then the half RTT and the bytes at the link rate
         # (of which the real loopback transport takes its own share).
@@ -266,7 +272,7 @@ class LiveRun:
         now = time.monotonic_ns()
         if reply is None:  # the client gave up (timeout) or the connection failed
             self.network_ns[i] = self.cfg(now) - self.cfg(at)
-            await self.fail(i, now, cascade, rejected=True)
+            await self.fail(i, now, cascade, "timeout")
             return
         status, stamps = reply
         enter = int(stamps.get("enter_ns", now))
@@ -276,14 +282,13 @@ class LiveRun:
         if status != 200:  # 429 / 503: the refusal travels back, unless the client gives up first
             await sleep_until(answer_at if deadline is None else min(answer_at, deadline))
             self.network_ns[i] = up
-            await self.fail(i, time.monotonic_ns(), cascade, rejected=True)
+            await self.fail(i, time.monotonic_ns(), cascade, "rejected")
             return
         tl.cloud_start_ns[i], tl.cloud_done_ns[i] = self.cfg(int(stamps["start_ns"])), self.cfg(int(stamps["done_ns"]))
-        self.spent_usd += self.cost_usd(i)
         if deadline is not None and answer_at > deadline:
             await sleep_until(deadline)
             self.network_ns[i] = up
-            await self.fail(i, deadline, cascade, rejected=True)
+            await self.fail(i, deadline, cascade, "timeout")
             return
         await sleep_until(answer_at)
         end = time.monotonic_ns()
@@ -314,16 +319,12 @@ class LiveRun:
                 last = line
             return resp.status, json.loads(last[1:])
 
-    def cost_usd(self, i: int) -> float:
-        c, s, row = self.sc.cloud, self.sizes, int(self.d.row[i])
-        return (c.cost_per_request_usd + int(s.tokens_in[row]) * c.cost_per_1k_input_tokens_usd / 1000
-                + int(s.tokens_out[row]) * c.cost_per_1k_output_tokens_usd / 1000)
-
-    async def fail(self, i: int, at: int, cascade: bool, rejected: bool = False) -> None:
-        """A cloud attempt failed at real time ``at`` (now): fall back, or fail, as the simulator does."""
-        if rejected:
-            self.rejections.append(self.cfg(at))
-        self.router.observe(self.cfg(at) / NS_PER_S, None, None, True, 0.0)
+    async def fail(self, i: int, at: int, cascade: bool, error: str) -> None:
+        """A cloud attempt failed at real time ``at`` (now; ``error``: rejected, timeout, network):
+        the policy learns it, then the request falls back or fails, as in the simulator."""
+        if self.log is not None:
+            self.log.fail_ns[i], self.log.fail_error[i] = self.cfg(at), FAIL_ERRORS.index(error)
+        self.router.observe(Learned(self.cfg(at) / NS_PER_S, cloud_failed=True, error=error))
         tl = self.tl
         if cascade:  # the device's answer is already there
             tl.outcome[i], tl.end_ns[i] = Outcome.FALLBACK, self.cfg(at)
@@ -334,21 +335,11 @@ class LiveRun:
             if tl.outcome[i] == Outcome.LOCAL:
                 tl.outcome[i] = Outcome.FALLBACK
 
-    # -- signals for stateful policies --------------------------------------------------------
-    def state(self, now: int) -> SystemState:
-        now_cfg = self.cfg(now)
-        recent = sum(1 for t in self.rejections[-512:] if now_cfg - RECENT_NS < t <= now_cfg)
-        return SystemState(
-            now_s=now_cfg / NS_PER_S, device_queue_len=self.queue.qsize(), device_busy=self.device_busy,
-            device_units=self.sc.device.units, device_mean_service_s=self.sc.device.service_mean_ms / 1000.0,
-            network_up=not self.network_down(now), cloud_queue_len=0, cloud_in_flight=self.cloud_in_flight,
-            recent_latency_ms=self.recent_latency_ms, recent_cloud_rejections=recent,
-            cloud_spent_usd=self.spent_usd, n_decided=self.n_decided, n_cloud=self.n_cloud)
-
     # -- records -------------------------------------------------------------------------------
     def records(self) -> Records:
         draws = replace(self.d, arrival_ns=self.arrival_ns)
-        rec = finish(self.tl, draws, self.route, self.sensitive, self.sc, self.dataset, self.blocked, "testbed")
+        rec = finish(self.tl, draws, self.route, self.sensitive, self.sc, self.dataset,
+                     self.router.sensitive_blocked(), "testbed", self.log)
         outcome = rec.outcome
         by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
         by_device = (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)

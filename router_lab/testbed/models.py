@@ -30,6 +30,7 @@ class LiveModels:
     device_onnx: bytes | None  # device model: input [n, 64] -> label (first output)
     cloud_onnx: bytes | None  # cloud model for the service
     source: str  # what was used, for testbed.json
+    device_graph: Any = None  # a bundle's device graph (runtime DeviceRouter), used instead of device_onnx
 
 
 def _to_onnx(model: Any, name: str) -> bytes:
@@ -43,7 +44,7 @@ def _to_onnx(model: Any, name: str) -> bytes:
     return proto.SerializeToString()
 
 
-def live_models(dataset: Dataset, dataset_cfg: Any, pool: np.ndarray, device_graph: bytes | None) -> LiveModels:
+def live_models(dataset: Dataset, dataset_cfg: Any, pool: np.ndarray, device_graph: Any = None) -> LiveModels:
     """The device and cloud models for ``dataset``; ``pool``: rows requests are drawn from."""
     frame = dataset.frame
     if getattr(dataset_cfg, "kind", None) != "digits" or not set(PIXELS) <= set(frame.columns):
@@ -61,11 +62,11 @@ def live_models(dataset: Dataset, dataset_cfg: Any, pool: np.ndarray, device_gra
         fit_rows = np.arange(len(frame))
     cloud = make_pipeline(StandardScaler(), SVC(C=dataset_cfg.cloud_C, gamma="scale"))
     cloud.fit(pixels[fit_rows], labels[fit_rows])
-    source = f"digits: cloud RBF SVM and device logistic regression fitted on {fit_rows.size} rows outside the request pool"
-    if device_graph is None:
-        pool_matrix = pooling_matrix(dataset_cfg.pool)
-        device = _device_pipeline(dataset_cfg).fit(pixels[fit_rows] @ pool_matrix.T, labels[fit_rows])
-        device_graph = _to_onnx(fold_device_model(device, pool_matrix), "device_model")
-    else:
-        source += "; device: the bundle's device_graph.onnx"
-    return LiveModels(pixels, labels, device_graph, _to_onnx(cloud, "cloud_model"), source)
+    source = f"digits: cloud RBF SVM fitted on the {fit_rows.size} rows outside the request pool"
+    if device_graph is not None:
+        return LiveModels(pixels, labels, None, _to_onnx(cloud, "cloud_model"),
+                          source + "; device: the bundle's device_graph.onnx", device_graph)
+    pool_matrix = pooling_matrix(dataset_cfg.pool)
+    device = _device_pipeline(dataset_cfg).fit(pixels[fit_rows] @ pool_matrix.T, labels[fit_rows])
+    return LiveModels(pixels, labels, _to_onnx(fold_device_model(device, pool_matrix), "device_model"),
+                      _to_onnx(cloud, "cloud_model"), source + "; device: logistic regression fitted on the same rows")

@@ -1,102 +1,63 @@
-"""The one place the testbed asks a routing policy: ``make_live_router(cfg, context)``.
+"""The one place the testbed asks the routing policy: :class:`LiveRouter` over the runtime's core.
 
-Today it wraps router_lab.policies (``decide(RequestView, SystemState)`` and ``escalate(rows)``);
-``bundle=PATH`` goes through the device runtime's ``load_bundle(PATH).make_policy()`` instead
-(``RuntimeRouter``).  The live engine only sees :class:`LiveRouter`'s three methods.
+The policy is the simulator's (``configured_policy``): the `policy` group's, or ``bundle=PATH``'s
+as shipped (``load_bundle(PATH).make_policy()``, verified on load).  Either way the decisions are
+the device runtime's :class:`~router_lab.runtime.policy.RoutingPolicy` (``policy.core``).  A
+stateless core decides the run's rows in one batch up front, exactly as the simulator does
+(``decide_up_front``); a stateful one decides each request on arrival from live
+:class:`~router_lab.runtime.policy.Signals` and learns from ``observe`` as outcomes arrive.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 
 from router_lab.data.contract import Dataset
-from router_lab.errors import RouterLabError
-from router_lab.policies.base import Policy, PolicyContext, RequestView, Route, SystemState
+from router_lab.policies.base import Policy, Route
+from router_lab.runtime.policy import Outcome as Learned
+from router_lab.runtime.policy import Signals
 from router_lab.sim.decisions import Decisions, decide_up_front
+from router_lab.sim.engine_simpy import session_lookup
 
 
 class LiveRouter:
-    """A router_lab.policies policy behind the testbed's interface.
-
-    A stateless policy decides the whole run's rows in one batch up front, exactly as the
-    simulator does (``decide_up_front``: same routes, same random draws); a stateful one decides
-    each request on arrival from the live :class:`SystemState`.
-    """
-
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, dataset: Dataset) -> None:
         self.policy = policy
+        self.core = policy.core
         self.upper_bound = bool(policy.upper_bound)
+        self.session_of = session_lookup(dataset)
         self.decisions: Decisions | None = None
+        self.blocked = 0
 
-    def prepare(self, rows: np.ndarray, dataset: Dataset) -> int:
-        """Before the run: batch decisions for a stateless policy; the sensitive attempts it made."""
+    def prepare(self, rows: np.ndarray, dataset: Dataset) -> None:
+        """Before the run: the batch routes of a stateless core, and every row's escalation."""
         self.decisions = decide_up_front(self.policy, rows, dataset)
-        return self.decisions.sensitive_blocked
+        self.blocked = self.decisions.sensitive_blocked
+        self.n_blocked_before = self.core.n_blocked
 
-    def decide(self, i: int, request: RequestView, state: SystemState, features: np.ndarray | None) -> int:
-        if self.decisions is not None and self.decisions.route is not None:
-            return int(self.decisions.route[i])
-        return int(self.policy.decide(request, state))
+    @property
+    def stateful(self) -> bool:
+        return self.decisions is None or self.decisions.route is None
 
-    def escalate(self, i: int, request: RequestView, device_outputs: dict[str, Any] | None) -> bool:
-        if self.decisions is not None:
-            return bool(self.decisions.escalate[i])
-        return bool(self.policy.escalate(np.array([request.index]))[0])
+    def decide(self, i: int, row: int, sensitive: bool, signals: Signals) -> tuple[int, str]:
+        """Request ``i``'s route (int :class:`Route`) and the decision's reason."""
+        if not self.stateful:
+            return int(self.decisions.route[i]), "batch"
+        request = self.policy.request(row, sensitive, self.session_of(row))
+        decision = self.core.decide(request, signals)
+        route = int(decision.route)
+        if sensitive and route != int(Route.LOCAL):  # the runtime pins these; never trust, check
+            self.blocked += 1
+            route = int(Route.LOCAL)
+        return route, decision.reason
 
-    def observe(self, now_s: float, latency_ms: float | None, answered_by: str | None,
-                cloud_failed: bool, cost_usd: float) -> None:
-        """Policies of router_lab.policies learn from the SystemState instead."""
+    def escalate(self, i: int) -> bool:
+        """After the device answered a CASCADE route: whether it goes on to the cloud."""
+        return bool(self.decisions.escalate[i])
 
+    def observe(self, outcome: Learned) -> None:
+        if self.stateful:
+            self.core.observe(outcome)
 
-class RuntimeRouter(LiveRouter):
-    """A bundle's policy from the device runtime (issue 11's API), fed live signals."""
-
-    def __init__(self, bundle_path: str) -> None:
-        try:
-            from router_lab.runtime import load_bundle
-        except ImportError as exc:
-            raise RouterLabError(f"bundle={bundle_path}: this build has no routing-bundle runtime "
-                                 "(router_lab.runtime.load_bundle); expected a build with issue 11 merged") from exc
-        import router_lab.runtime as rt
-
-        self.rt = rt
-        self.bundle = load_bundle(bundle_path)  # verifies the manifest; a bad bundle is a one-line error
-        self.policy = self.bundle.make_policy()
-        self.upper_bound = False
-        self.decisions = None
-
-    def prepare(self, rows: np.ndarray, dataset: Dataset) -> int:
-        return 0  # the runtime policy decides every request on arrival
-
-    def _request(self, request: RequestView, features: np.ndarray | None, score: float | None = None) -> Any:
-        return self.rt.Request(features=features, text=None, sensitive=request.sensitive, session_id=None,
-                               score=score)
-
-    def decide(self, i: int, request: RequestView, state: SystemState, features: np.ndarray | None) -> int:
-        signals = self.rt.Signals(now_s=state.now_s, local_in_flight=state.device_busy,
-                                  local_queued=state.device_queue_len, network_up=state.network_up)
-        self._last = self._request(request, features)
-        return int(self.policy.decide(self._last, signals).route)
-
-    def escalate(self, i: int, request: RequestView, device_outputs: dict[str, Any] | None) -> bool:
-        score = math.nan if not device_outputs else float(device_outputs.get("score", math.nan))
-        decision = self.policy.escalate(self._request(request, None, score), score=score)
-        return int(decision.route) == int(Route.CLOUD)
-
-    def observe(self, now_s: float, latency_ms: float | None, answered_by: str | None,
-                cloud_failed: bool, cost_usd: float) -> None:
-        self.policy.observe(self.rt.Outcome(now_s=now_s, latency_ms=latency_ms, answered_by=answered_by,
-                                            cloud_failed=cloud_failed, cost_usd=cost_usd))
-
-
-def make_live_router(cfg: Any, context: PolicyContext) -> LiveRouter:
-    """The routing of a testbed run: the bundle's runtime policy, or the configured policy."""
-    bundle = cfg.get("bundle") if hasattr(cfg, "get") else None
-    if bundle:
-        return RuntimeRouter(str(bundle))
-    from router_lab.policies import make_policy
-
-    return LiveRouter(make_policy(cfg.policy, context))
+    def sensitive_blocked(self) -> int:
+        return self.blocked + (self.core.n_blocked - self.n_blocked_before if self.stateful else 0)

@@ -37,7 +37,13 @@ from router_lab.testbed.clock import run_precise
 from router_lab.testbed.config import TestbedSection
 from router_lab.testbed.live import LiveResult, LiveRun, lateness_summary
 from router_lab.testbed.models import live_models
-from router_lab.testbed.processes import CloudProcess, SigTerm, loopback_host, sigterm_as_exit
+from router_lab.testbed.processes import (
+    CloudProcess,
+    SigTerm,
+    bind_socket,
+    loopback_host,
+    sigterm_as_exit,
+)
 from router_lab.testbed.routing import LiveRouter
 from router_lab.testbed.shaping import shaping_info
 
@@ -105,6 +111,8 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
     scenario = scenario or scenario_from_config(cfg)
     tb = testbed_section(cfg)
     host = loopback_host(tb.host)
+    if tb.cloud_port:  # a port in use is an error before anything is built or started
+        bind_socket(host, tb.cloud_port).close()
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     # The simulator's seeds (simulate_config): the same requests, draws and policy randomness.
     seeds = [rep.spawn(2) for rep in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications)]

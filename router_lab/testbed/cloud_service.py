@@ -50,24 +50,27 @@ class FifoUnits:
     def __init__(self, units: int, queue_limit: int | None) -> None:
         self.free = units
         self.queue_limit = queue_limit
-        self.waiting: deque[asyncio.Future[None]] = deque()
+        self.waiting: deque[asyncio.Future[int]] = deque()
 
     def full(self) -> bool:
         return self.queue_limit is not None and len(self.waiting) >= self.queue_limit
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> int | None:
+        """Wait for a unit: None if one was free, else the scheduled end of the request that
+        handed its unit over (the unit starts the next request then, as hardware would; the
+        handler's own wake-up lateness must not delay everyone queued behind it)."""
         if self.free > 0 and not self.waiting:
             self.free -= 1
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return None
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
-        await future  # release() hands its unit over directly: FIFO, no barging
+        return await future  # release() hands its unit over directly: FIFO, no barging
 
-    def release(self) -> None:
+    def release(self, free_at: int) -> None:
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_result(None)
+                future.set_result(free_at)
                 return
         self.free += 1
 
@@ -137,17 +140,19 @@ class CloudService:
         if self.units.full():
             self.counts["rejected_503"] += 1
             return web.json_response({"enter_ns": enter_ns}, status=503)
-        await self.units.acquire()
+        handed_over = await self.units.acquire()
+        now = time.monotonic_ns()
+        start_ns = now if handed_over is None else min(max(enter_ns, handed_over), now)
+        free_at = start_ns + service_ns
         try:
-            start_ns = time.monotonic_ns()
             label, quality = self.answer(body)  # real compute counts toward the service time
             stamps = {"enter_ns": enter_ns, "start_ns": start_ns, "label": label, "quality": quality}
             if self.llm:
                 return await self.stream(request, start_ns, service_ns, int(body.get("tokens_out", 0)), stamps)
-            await sleep_until(start_ns + service_ns)
+            await sleep_until(free_at)
             stamps["done_ns"] = time.monotonic_ns()
         finally:
-            self.units.release()
+            self.units.release(min(free_at, time.monotonic_ns()))
         self.counts["answered"] += 1
         return web.json_response(stamps)
 

@@ -46,6 +46,7 @@ LOCAL, CLOUD, CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
 ANSWERED_BY = {Outcome.LOCAL: "local", Outcome.FALLBACK: "local", Outcome.CLOUD: "cloud",
                Outcome.CASCADE: "cloud"}
 START_LEAD_S = 0.3  # real seconds between setting the time origin and the first arrival
+TRANSPORT_EWMA = 0.1  # weight of the latest request in the running transport-time estimates
 MAX_CONNECTIONS = 256  # the client's HTTP connection pool (select() handles < 1024 descriptors)
 
 
@@ -123,7 +124,8 @@ class LiveRun:
             async with http.post(f"{self.url}/start", data=json.dumps({"t0_ns": self.t0})) as resp:
                 await resp.read()
             self.transport_ns = await self.measure_transport()
-            self.queue: asyncio.Queue[tuple[int, asyncio.Future[Any]]] = asyncio.Queue()
+            self.up_transport_ns = self.down_transport_ns = self.transport_ns / 2
+            self.queue: asyncio.Queue[tuple[int, asyncio.Future[Any], int]] = asyncio.Queue()
             workers = [asyncio.create_task(self.device_worker()) for _ in range(self.sc.device.units)]
             try:
                 tasks = await self.generate()
@@ -210,7 +212,7 @@ class LiveRun:
             return
         self.n_admitted += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((i, future))
+        self.queue.put_nowait((i, future, now))
         start, done, outputs = await future
         tl.device_start_ns[i], tl.device_done_ns[i] = self.cfg(start), self.cfg(done)
         if cascade and not self.sensitive[i] and self.router.escalate(i):
@@ -219,14 +221,22 @@ class LiveRun:
             tl.end_ns[i] = self.cfg(done)
 
     async def device_worker(self) -> None:
-        """One device unit: take the next request (FIFO), run the model, hold it for its service time."""
+        """One device unit: take the next request (FIFO), run the model, hold it for its service time.
+
+        The unit starts a request when it is both free and the request is there: at
+        max(enqueued, the previous request's scheduled end) — as hardware would.  Starting at the
+        worker's own (late) wake-up instead would add the emulator's timer lateness to every
+        request behind it in the queue (a divergence measured by sim_vs_live).
+        """
+        free_at = 0
         while True:
-            i, future = await self.queue.get()
-            start = time.monotonic_ns()
+            i, future, enqueued = await self.queue.get()
+            start = min(max(enqueued, free_at), time.monotonic_ns())
             self.device_busy += 1
             try:
                 outputs = self.device_compute(int(self.d.row[i]), i)
-                await sleep_until(start + self.span(int(self.d.device_service_ns[i])))
+                free_at = start + self.span(int(self.d.device_service_ns[i]))
+                await sleep_until(free_at)
             finally:
                 self.device_busy -= 1
             future.set_result((start, time.monotonic_ns(), outputs))
@@ -261,10 +271,12 @@ class LiveRun:
             self.network_ns[i] = self.cfg(deadline) - self.cfg(at)
             await self.fail(i, deadline, cascade, "timeout")
             return
-        # Lost attempts cost their retry timeouts, then the half RTT and the bytes at the link rate
-        # (of which the real loopback transport takes its own share).
-        await sleep_until(at + self.span(uplink_ns) - self.transport_ns // 2)
+        # Lost attempts cost their retry timeouts, then the half RTT and the bytes at the link rate,
+        # of which the real transport (HTTP on loopback, two processes waking) takes its own share:
+        # the shaped wait is shortened by a running estimate of that share (measured per request).
+        await sleep_until(at + self.span(uplink_ns) - int(self.up_transport_ns))
         self.cloud_in_flight += 1
+        posted = time.monotonic_ns()
         try:
             reply = await self.post(i, deadline)
         finally:
@@ -276,9 +288,13 @@ class LiveRun:
             return
         status, stamps = reply
         enter = int(stamps.get("enter_ns", now))
+        self.up_transport_ns += TRANSPORT_EWMA * (max(0, enter - posted) - self.up_transport_ns)
+        if "done_ns" in stamps:
+            down = max(0, now - int(stamps["done_ns"]))
+            self.down_transport_ns += TRANSPORT_EWMA * (down - self.down_transport_ns)
         tl.cloud_enter_ns[i] = self.cfg(enter)
         up = self.cfg(enter) - self.cfg(at)
-        answer_at = now + max(0, self.span(int(d.downlink_ns[i])) - self.transport_ns // 2)
+        answer_at = now + max(0, self.span(int(d.downlink_ns[i])) - int(self.down_transport_ns))
         if status != 200:  # 429 / 503: the refusal travels back, unless the client gives up first
             await sleep_until(answer_at if deadline is None else min(answer_at, deadline))
             self.network_ns[i] = up

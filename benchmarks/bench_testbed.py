@@ -7,8 +7,10 @@
    (the baseline) and on the testbed's select() loop with wake-up calibration; lateness in real µs,
    and what it becomes in configured ms at each time_scale (÷ scale).
 2. Sustained rate: always_cloud runs at rising real rates (time_scale 1, a fast cloud: 16 units,
-   1 ms deterministic service, Wi-Fi 2 ms RTT); per rate: throughput, generator p99 lateness, and
-   the testbed's overhead per request (live latency − simulated latency, same draws).  Baseline:
+   1 ms deterministic service, Wi-Fi 2 ms RTT, sensitive requests on a 1 ms device); per rate: throughput, generator p99 lateness, and
+   the testbed's overhead per request (live latency − simulated latency, same draws); it keeps up
+   when throughput is >= 95 % of the rate, every non-sensitive request is answered and the
+   generator's p99 lateness is <= 30 ms.  Baseline:
    the same number of bare aiohttp round trips to an empty handler, issued open loop.
 """
 
@@ -31,6 +33,7 @@ RATES = (50, 100, 200, 400, 800)
 SECONDS_PER_RATE = 3.0
 SCALES = (0.05, 0.1, 0.25, 0.5, 1.0)
 N_TIMERS = 400
+KEEP_UP_P99_LATENESS_US = 30_000  # "keeps up": throughput >= 95 % of the rate, all answered, this p99
 
 
 async def _timer_lateness(calibrated: bool) -> np.ndarray:
@@ -80,6 +83,7 @@ def _compose(rate: float, n: int):  # noqa: ANN202 - a DictConfig
     overrides = ["policy=always_cloud", f"workload.rate_per_s={rate}", f"sim.n_requests={n}",
                  "cloud.units=16", "cloud.service=deterministic", "cloud.service_mean_ms=1.0",
                  "cloud.queue_limit=null", "network.rtt_ms=2.0", "network.loss=0.0",
+                 "device.service=deterministic", "device.service_mean_ms=1.0", "device.units=4",
                  "testbed.time_scale=1.0", "testbed.max_rate_per_s=1e9", "testbed.max_lateness_ms=1e9",
                  "sim.progress=false"]
     conf = str(Path(__file__).resolve().parent.parent / "conf")
@@ -100,12 +104,14 @@ def sustained() -> tuple[list[dict], dict]:
         live_runs, live_m, info = testbed_config(cfg)
         live, sim = live_runs[0], sim_runs[0]
         ok = np.isin(live.outcome, (1,)) & np.isin(sim.outcome, (1,))
+        answered = ok.sum() / max(1, int((~live.sensitive).sum()))  # sensitive rows stay on the device
         overhead_ms = float(np.mean((live.latency_ns[ok] - sim.latency_ns[ok]) / 1e6)) if ok.any() else float("nan")
         span_s = (int(live.end_ns.max()) - int(live.arrival_ns.min())) / 1e9
         gen = info["generator"]
-        keeps_up = gen["lateness_p99_us_real"] < 5_000 and ok.mean() > 0.95
+        keeps_up = (n / span_s >= 0.95 * rate and answered >= 0.99
+                    and gen["lateness_p99_us_real"] <= KEEP_UP_P99_LATENESS_US)
         rows.append({"rate_per_s": rate, "requests": n, "throughput_per_s": n / span_s,
-                     "answered_by_cloud": float(ok.mean()), "overhead_ms_per_req": overhead_ms,
+                     "answered_by_cloud": float(answered), "overhead_ms_per_req": overhead_ms,
                      "gen_p50_lateness_us": gen["lateness_p50_us_real"],
                      "gen_p99_lateness_us": gen["lateness_p99_us_real"], "keeps_up": keeps_up})
         if keeps_up:
@@ -160,7 +166,7 @@ def main(argv: list[str]) -> None:
     print()
     emit(rate_rows, figures, argv)
     print(f"\nsustained: {rate_figures['sustained_rate_per_s']:g} req/s (real) with generator p99 lateness "
-          f"< 5 ms; testbed overhead {rate_figures['overhead_ms_per_request']:.2f} ms per request over the "
+          f"<= {KEEP_UP_P99_LATENESS_US / 1000:g} ms; testbed overhead {rate_figures['overhead_ms_per_request']:.2f} ms per request over the "
           f"model; baseline bare aiohttp round trip at that rate {bare_ms:.2f} ms "
           f"(generator p99 lateness {bare_late:.0f} µs)")
 

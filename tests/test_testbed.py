@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -162,3 +163,27 @@ def test_bad_input_is_one_line_exit_2_and_no_process_left(case, digits, datasets
         assert expected in lines[0]
     assert set(service_pids()) - before == set()
     assert not list(tmp_path.rglob("metrics.json"))
+
+
+def test_profile_writes_service_times_the_simulator_reads(digits, datasets_dir, tmp_path, monkeypatch, capsys):
+    from router_lab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    data = f"datasets_dir={datasets_dir}"
+    assert main(["profile", data, "testbed.profile_calls=50", "hydra.run.dir=prof"]) == 0
+    summary = json.loads((tmp_path / "prof" / "profile.json").read_text())
+    for role in ("device", "cloud"):
+        measured = pd.read_csv(tmp_path / "prof" / f"{role}_profile.csv")["service_ms"]
+        assert len(measured) == 50 and (measured > 0).all()
+        assert summary[role]["p50_ms"] == pytest.approx(measured.median())
+    profile_csv = tmp_path / "prof" / "device_profile.csv"
+    assert main(["simulate", data, "policy=always_local", "sim.n_requests=200", "device.service=profile",
+                 f"device.profile_path={profile_csv}", "hydra.run.dir=sim"]) == 0
+    frame = pd.read_parquet(tmp_path / "sim" / "requests.parquet")
+    measured = np.sort(pd.read_csv(profile_csv)["service_ms"].to_numpy())
+    simulated = frame["device_service_ms"].dropna().to_numpy(dtype=np.float64)
+    nearest = np.abs(measured[np.clip(np.searchsorted(measured, simulated), 0, len(measured) - 1)] - simulated)
+    nearest = np.minimum(nearest, np.abs(measured[np.clip(np.searchsorted(measured, simulated) - 1, 0, None)]
+                                         - simulated))
+    assert len(simulated) > 0 and (nearest <= 1e-4).all()  # every service time is a measured one
+    capsys.readouterr()

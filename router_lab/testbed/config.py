@@ -16,7 +16,7 @@ class TestbedSection:
     startup_timeout_s: float = 30.0  # the cloud service must be ready within this
     max_wall_s: float = 900.0  # hard bound on one live replication's real duration
     max_lateness_ms: float = 25.0  # generator p99 lateness allowed (configured ms) before a run is refused
-    max_rate_per_s: float = 400.0  # real request rate this machine's testbed can drive (see the benchmark)
+    max_rate_per_s: float = 100.0  # real request rate the testbed drives here (benchmarks/bench_testbed.py)
     drain_s: float = 60.0  # after the last arrival, real seconds to wait for requests in flight
     profile_calls: int = 2000  # `router-lab profile`: calls per model (warm, one thread)
     experiment: str | None = None  # sim_vs_live: run `scenarios` both ways

@@ -55,19 +55,25 @@ def alive(pid: int) -> bool:
     return "Z" not in state  # a zombie has exited
 
 
+def run_main(*args: str) -> int:
+    """`router-lab ARGS` in this process (saves an interpreter start per call)."""
+    from router_lab.cli import main
+
+    try:
+        return main(list(args))
+    except SystemExit as exc:  # an error inside the Hydra job exits from there
+        return int(exc.code)
+
+
 @pytest.fixture(scope="module")
 def live_and_sim(tmp_path_factory, digits, datasets_dir) -> tuple[Path, Path]:
     """One short live run and the simulation of the same config (always_cloud, N requests)."""
-    from tests.conftest import run_cli
-
-    cwd = tmp_path_factory.mktemp("testbed")
+    out = tmp_path_factory.mktemp("testbed")
     data = f"datasets_dir={datasets_dir}"
-    live = run_cli("testbed", "policy=always_cloud", data, *FAST, "hydra.run.dir=live", cwd=cwd, timeout=120)
-    assert live.returncode == 0, live.stderr
-    sim = run_cli("simulate", "policy=always_cloud", data, f"sim.n_requests={N}", "seed=0", "hydra.run.dir=sim",
-                  cwd=cwd, timeout=120)
-    assert sim.returncode == 0, sim.stderr
-    return cwd / "live", cwd / "sim"
+    assert run_main("testbed", "policy=always_cloud", data, *FAST, f"hydra.run.dir={out / 'live'}") == 0
+    assert run_main("simulate", "policy=always_cloud", data, f"sim.n_requests={N}", "seed=0",
+                    f"hydra.run.dir={out / 'sim'}") == 0
+    return out / "live", out / "sim"
 
 
 def test_every_request_ends_in_exactly_one_outcome(live_and_sim):
@@ -144,18 +150,12 @@ def test_stopping_the_parent_leaves_no_process_behind(sig, digits, datasets_dir,
 @pytest.mark.parametrize("case", bad_cases.CASES, ids=[c["id"] for c in bad_cases.CASES])
 def test_bad_input_is_one_line_exit_2_and_no_process_left(case, digits, datasets_dir, tmp_path, monkeypatch,
                                                            capsys):
-    from router_lab.cli import main
-
     if case.get("setup"):
         getattr(bad_cases, case["setup"])(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = set(service_pids())
     args = [a.replace("{tmp}", str(tmp_path)) for a in case["args"]]
-    try:
-        code = main([*args, f"datasets_dir={datasets_dir}"])
-    except SystemExit as exc:  # an error inside the Hydra job exits from there
-        code = exc.code
-    assert code == 2
+    assert run_main(*args, f"datasets_dir={datasets_dir}") == 2
     stderr = capsys.readouterr().err
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("router-lab: error: "), stderr

@@ -187,3 +187,12 @@ def test_profile_writes_service_times_the_simulator_reads(digits, datasets_dir, 
                                          - simulated))
     assert len(simulated) > 0 and (nearest <= 1e-4).all()  # every service time is a measured one
     capsys.readouterr()
+
+
+def test_report_shows_a_testbed_run_beside_a_simulated_one(live_and_sim, capsys):
+    live, _ = live_and_sim
+    assert run_main("report", str(live.parent)) == 0
+    summary = pd.read_csv(live.parent / "report" / "summary.csv")
+    assert sorted(summary["command"]) == ["simulate", "testbed"]
+    assert summary["latency_p50_ms"].notna().all()
+    capsys.readouterr()

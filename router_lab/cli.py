@@ -48,12 +48,16 @@ COMMANDS: dict[str, Command] = {
                       "convert a trained router to ONNX, validate it, write the device artifact"),
     "validate": Command("router_lab.export.commands:validate",
                         "validate an exported ONNX router against data (parity, latency, size)", "path"),
+    "replay": Command("router_lab.sim.replay:replay_command",
+                      "replay a simulate run's requests through an exported bundle (0 mismatches)", "path"),
     "testbed": Command("router_lab.testbed.commands:testbed",
                        "run the scenario live: HTTP cloud service, device workers, shaped network, real load"),
     "profile": Command("router_lab.testbed.profile:profile",
                        "measure the device and cloud models' service times here; write simulator profiles"),
     "report": Command("router_lab.report.commands:report",
                       "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
+    "keygen": Command("router_lab.export.keygen:keygen",
+                      "write an Ed25519 key pair (PEM) for signing exports: keygen out=DIR"),
 }
 
 
@@ -80,6 +84,14 @@ def split_command(argv: list[str]) -> tuple[str, Command, list[str]]:
                          f"unknown command '{got}'; expected one of: {', '.join(known)}")
 
 
+def refuse_unsafe_flags(args: list[str]) -> None:
+    """Hydra's ``--experimental-rerun FILE.pickle`` unpickles a file: refused (runs its code)."""
+    if any(a == "--experimental-rerun" or a.startswith("--experimental-rerun=") for a in args):
+        raise RouterLabError("--experimental-rerun: not supported; it unpickles a file, which runs "
+                             "any code in it; re-run the command with the overrides listed in the "
+                             "run folder's .hydra/overrides.yaml instead")
+
+
 def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
     """Turn a leading bare positional argument into its override; prefix the command's name."""
     args = list(rest)
@@ -104,6 +116,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
     import hydra
 
     from router_lab.config import register_configs
+    from router_lab.config_checks import check_config
     from router_lab.report import progress
     from router_lab.report.jobs import in_multirun, job_label, run_job, sweep_failure
     from router_lab.report.resume import with_resumed_sweep_dir
@@ -114,6 +127,7 @@ def run_hydra(command: Command, args: list[str]) -> None:
 
     def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
         try:
+            check_config(cfg)  # what the typed schemas let through: '+' keys, ignored keys, NaN
             return run_job(handler, cfg)
         except RouterLabError as exc:
             if in_multirun():
@@ -197,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         name, command, rest = split_command(argv)
+        refuse_unsafe_flags(rest)
         run_hydra(command, hydra_arguments(name, command, rest))
     except Exception as exc:
         message = render_error(exc)

@@ -50,7 +50,8 @@ class Config:
     run_dir: str | None = None  # `export run_dir=…`: the folder of a `router-lab train` run
     model_path: str | None = None  # a trained router (router.json or its folder) to use
     data: str | None = None  # `validate PATH data=…`: a CSV/Parquet file to validate against
-    bundle: str | None = None  # `simulate/replay/testbed bundle=…`: an exported routing bundle folder
+    bundle: str | None = None  # `simulate/replay bundle=…`: an exported routing bundle folder
+    sign_key: str | None = None  # `export sign_key=…`: Ed25519 private key (PEM) signing the manifests
     importer: str | None = None  # `dataset import NAME`: routellm | routerbench
     device_model: str | None = None  # `dataset import`: the model column playing the device
     cloud_model: str | None = None  # `dataset import`: the model column playing the cloud

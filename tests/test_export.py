@@ -22,7 +22,7 @@ from router_lab.export.validate import parity, validate_device_graph, validate_r
 from router_lab.runtime import DeviceRouter
 from router_lab.runtime.device_router import open_session
 from router_lab.runtime.manifest import manifest_path
-from router_lab.runtime.schema import PREFIX, decode_metadata
+from router_lab.runtime.schema import PREFIX, SCHEMA_VERSION, decode_metadata
 from router_lab.train.artifacts import save_trained_router
 from router_lab.train.fit import train_router
 
@@ -65,7 +65,7 @@ def test_graph_has_named_float32_input_and_plain_probability_tensor(spec) -> Non
     assert "ZipMap" not in {n.op_type for n in model.graph.node}
     outputs = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
     assert outputs == {"probabilities": onnx.TensorProto.FLOAT, "score": onnx.TensorProto.FLOAT,
-                       "decision": onnx.TensorProto.BOOL}
+                       "decision": onnx.TensorProto.BOOL, "threshold": onnx.TensorProto.FLOAT}
     assert {(o.domain, o.version) for o in model.opset_import} >= {("", 17)}
     assert len({o.domain for o in model.opset_import}) == len(model.opset_import)
 
@@ -82,7 +82,7 @@ def test_metadata_records_features_threshold_target_hash_versions_opset(spec) ->
     assert meta["dataset_hash"] == spec.dataset_hash and len(spec.dataset_hash) == 64
     assert (meta["sklearn_version"], meta["skl2onnx_version"], meta["onnx_version"]) == (
         sklearn.__version__, skl2onnx.__version__, onnx.__version__)
-    assert meta["opset"][""] == 17 and meta["schema_version"] == 1
+    assert meta["opset"][""] == 17 and meta["schema_version"] == SCHEMA_VERSION
     assert list(props) == sorted(props) and all(k.startswith(PREFIX) for k in props)
 
 

@@ -143,7 +143,7 @@ def test_onnx_file_from_elsewhere_is_refused(model_file, tmp_path) -> None:
 
 def test_runtime_imports_only_numpy_and_onnxruntime(model_file) -> None:
     heavy = ["sklearn", "pandas", "simpy", "hydra", "omegaconf", "skl2onnx", "onnx", "scipy",
-             "joblib", "pyarrow", "matplotlib"]
+             "joblib", "pyarrow", "matplotlib", "skops", "cryptography"]
     code = (
         "import sys, numpy as np\n"
         "from router_lab.runtime import DeviceRouter\n"

@@ -142,7 +142,7 @@ def test_save_and_load_round_trip(digits_router, digits, tmp_path):
     assert (tmp_path / "again" / META_FILE).read_bytes() == meta_path.read_bytes()
 
 
-def test_corrupt_model_file_is_refused_before_unpickling(digits_router, tmp_path):
+def test_corrupt_model_file_is_refused_before_loading(digits_router, tmp_path):
     save_trained_router(digits_router, tmp_path)
     model = tmp_path / MODEL_FILE
     model.write_bytes(model.read_bytes()[:-10])

@@ -32,6 +32,18 @@ RESERVED = frozenset(
 )
 # Device-side outputs known only after the device model ran (post-routing / cascade features).
 CONFIDENCE_PREFIX = "device_"
+# Upper bounds (datasets/README.md): features are the router's float32 input; sizes and token
+# counts feed the simulator's integer byte/token arithmetic and stay far below where it overflows.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# input_bytes / output_bytes: 64 MiB per request, far above any on-device request or answer, and
+# small enough that the simulator's int32 off-device bytes (size x upload attempts) cannot wrap
+# for up to 32 attempts
+MAX_BYTES = 2**26
+MAX_TOKENS = 10_000_000  # tokens_in / tokens_out: ten million tokens per request
+MAX_TIMESTAMP_S = 10 * 365 * 86_400.0  # timestamp: ten years of seconds
+UPPER_BOUNDS: dict[str, float] = {"input_bytes": MAX_BYTES, "output_bytes": MAX_BYTES,
+                                  "tokens_in": MAX_TOKENS, "tokens_out": MAX_TOKENS,
+                                  "timestamp": MAX_TIMESTAMP_S}
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,10 @@ def validate_frame(df: pd.DataFrame, source: str, card: dict[str, Any] | None = 
 
     Raises :class:`RouterLabError` naming ``source``, the column and the first offending row.
     """
+    duplicated = df.columns[df.columns.duplicated()]
+    if len(duplicated):
+        raise _fail(source, str(duplicated[0]), None, "the column name appears more than once; "
+                    "expected unique column names")
     df = df.copy()
     if len(df.columns) == 0 or len(df) == 0:
         raise _fail(source, None, None, "no rows; expected one row per request")
@@ -174,10 +190,15 @@ def validate_frame(df: pd.DataFrame, source: str, card: dict[str, Any] | None = 
                 raise _fail(source, col, bad, f"got {values[bad]}; expected a number in [0, 1]")
     for col in (*COUNT_COLUMNS, "timestamp"):
         if col in df.columns:
-            values = _check_numeric(df, col, source, "a non-negative number")
+            bound = UPPER_BOUNDS[col]
+            values = _check_numeric(df, col, source, f"a number in [0, {bound:,.0f}]")
             bad = _first_bad(values < 0)
             if bad is not None:
                 raise _fail(source, col, bad, f"got {values[bad]}; expected a non-negative number")
+            bad = _first_bad(values > bound)
+            if bad is not None:
+                raise _fail(source, col, bad, f"got {values[bad]:g}; expected at most {bound:,.0f} "
+                            f"(the contract's upper bound for {col}, datasets/README.md)")
     for col in STRING_COLUMNS:
         if col in df.columns:
             _check_strings(df, col, source)
@@ -192,7 +213,11 @@ def validate_frame(df: pd.DataFrame, source: str, card: dict[str, Any] | None = 
             continue
         if not isinstance(col, str) or not col:
             raise _fail(source, str(col), None, "column names must be non-empty strings")
-        _check_numeric(df, col, source, "a finite number (feature columns are numeric)")
+        values = _check_numeric(df, col, source, "a finite number (feature columns are numeric)")
+        bad = _first_bad(np.abs(values) > FLOAT32_MAX)
+        if bad is not None:
+            raise _fail(source, col, bad, f"got {values[bad]:g}; expected |value| <= {FLOAT32_MAX:.6g} "
+                        "(features are the router's float32 input)")
         (confidences if col.startswith(CONFIDENCE_PREFIX) else features).append(col)
     if "device_confidence" in df.columns:
         confidences.insert(0, "device_confidence")

@@ -6,6 +6,7 @@ card records the data file's SHA-256, so a card that no longer matches its file 
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,36 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise RouterLabError(f"{path}: is a folder; expected a .csv or .parquet file")
     if path.stat().st_size == 0:
         raise RouterLabError(f"{path}: file is empty; expected a header and one row per request")
+    kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
     try:
+        check_unique_header(path, header_names(path))
         if path.suffix.lower() == ".csv":
             return pd.read_csv(path)
         return pd.read_parquet(path)
+    except RouterLabError:
+        raise
     except Exception as exc:  # parser errors differ by engine; all mean "not a readable table"
-        kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
         raise RouterLabError(f"{path}: not a readable {kind} file ({type(exc).__name__}: {exc})") from exc
+
+
+def header_names(path: Path) -> list[str]:
+    """The column names as the file spells them (pandas renames a repeated CSV name `x` to `x.1`,
+    which would turn a duplicated outcome column into a feature)."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            return next(csv.reader(fh), [])
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def check_unique_header(path: Path, names: list[str]) -> None:
+    first: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in first:
+            raise RouterLabError(f"{path}: column '{name}' appears twice in the header (columns "
+                                 f"{first[name]} and {position}); expected unique column names")
+        first[name] = position
 
 
 def read_card(data_path: str | Path) -> dict[str, Any] | None:

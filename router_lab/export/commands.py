@@ -9,6 +9,7 @@ Export validates the converted bytes before writing anything; when a gate fails 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
 from router_lab.data.files import load_dataset_file
 from router_lab.errors import RouterLabError
+from router_lab.export.bundle import (
+    configured_policy_for_export,
+    json_bytes,
+    needs_router,
+    policy_document,
+    refuse_upper_bounds,
+    write_bundle,
+)
 from router_lab.export.convert import RouterSpec, convert_router
 from router_lab.export.device_graph import build_device_graph
 from router_lab.export.validate import (
@@ -30,8 +39,16 @@ from router_lab.export.validate import (
     validate_router,
 )
 from router_lab.io import atomic_write_bytes, atomic_write_json, run_dir
+from router_lab.runtime.bundle import MANIFEST_FILE, POLICY_FILE
 from router_lab.runtime.device_router import resolve_model_path
-from router_lab.runtime.manifest import make_manifest, manifest_path, read_verified
+from router_lab.runtime.manifest import (
+    check_kind,
+    make_manifest,
+    manifest_path,
+    read_verified,
+    sign_manifest,
+)
+from router_lab.runtime.spec import policy_threshold, score_source
 
 ROUTER_FILE = "router.onnx"
 DEVICE_GRAPH_FILE = "device_graph.onnx"
@@ -82,16 +99,62 @@ def output_dir(cfg: DictConfig) -> Path:
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
-    """Convert the trained router (and the digits device graph), validate, write if every gate passes."""
+    """Write the routing bundle of the configured policy: the policy's models (converted and
+    validated; written only if every gate passes), policy.json and the bundle manifest."""
     opts = cfg.export
-    source = router_source(cfg)
-    spec = load_router_spec(source)
+    sign_key = signing_key(cfg)
+    policy_cfg = cfg.policy
+    refuse_upper_bounds(policy_cfg)
+    has_router = bool(_given_router(cfg))
+    if not has_router and needs_router(policy_cfg):
+        raise RouterLabError(f"export: policy {policy_cfg.name} scores with a trained router; expected "
+                             "export.run_dir=outputs/train/<time> (a 'router-lab train' run folder)")
+    source = router_source(cfg) if has_router else None
+    trained = load_trained(source) if source is not None else None
     dataset = validation_dataset(cfg)
+    policy = configured_policy_for_export(cfg, dataset, trained)
+    node = policy.node()  # refuses the oracle (it needs the answers) in one line
     folder = output_dir(cfg)
-    files: dict[str, tuple[bytes, dict[str, Any]]] = {}
+    uses_router = score_source(node) == "router"
+    files: dict[str, tuple[bytes, str]] = {}
+    summary: dict[str, Any] = {"passed": True, "policy": node["kind"]}
+    spec = None
+    if uses_router:
+        spec = replace(RouterSpec.from_trained(trained), threshold=shipped_threshold(node, trained))
+        summary = convert_and_validate(spec, source, dataset, opts, folder, files, sign_key)
+    document = policy_document(node, ROUTER_FILE if uses_router else None, spec, cfg, source, dataset)
+    files[POLICY_FILE] = (json_bytes(document), "policy")
+    write_bundle(folder, files, sign_key)
+    print(f"wrote the {node['kind']} bundle ({', '.join(sorted(files))}, {MANIFEST_FILE}) to {folder}")
+    return summary
+
+
+def _given_router(cfg: DictConfig) -> list[Any]:
+    return [v for v in (cfg.export.run_dir, cfg.export.model_path, OmegaConf.select(cfg, "run_dir", default=None),
+                        OmegaConf.select(cfg, "model_path", default=None)) if v]
+
+
+def load_trained(source: Path) -> Any:
+    from router_lab.train.artifacts import load_trained_router
+
+    return load_trained_router(source)
+
+
+def shipped_threshold(node: dict[str, Any], trained: Any) -> float:
+    """The threshold compiled into the graph: the policy's own (it may be a swept value), or the
+    router's trained one for policies whose threshold moves (budget)."""
+    fixed = policy_threshold(node)
+    return float(trained.threshold if fixed is None else fixed)
+
+
+def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts: Any, folder: Path,
+                         files: dict[str, tuple[bytes, str]], sign_key: Path | None = None) -> dict[str, Any]:
+    """Convert the router (and the digits device graph), validate the bytes in memory, write
+    validation.json; add the models and their manifests to ``files`` only if every gate passes."""
     router_bytes = convert_router(spec, opts.opset, opts.ml_opset).SerializeToString()
     report = validate_router(router_bytes, ROUTER_FILE, spec, dataset, opts)
-    files[ROUTER_FILE] = (router_bytes, {"source_router": str(source)})
+    models: dict[str, tuple[bytes, dict[str, Any]]] = {
+        ROUTER_FILE: (router_bytes, {"source_router": str(source), "threshold": spec.threshold})}
     graph_report = None
     weights = device_model_path(dataset)
     if opts.device_graph and spec.mode != "text" and weights.is_file():
@@ -101,7 +164,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         graph_bytes = build_device_graph(device_model, spec, dataset.feature_columns, dataset.name,
                                          opts.opset, opts.ml_opset).SerializeToString()
         graph_report = validate_device_graph(graph_bytes, DEVICE_GRAPH_FILE, device_model, spec, dataset, opts)
-        files[DEVICE_GRAPH_FILE] = (graph_bytes, {"source_router": str(source), "device_model": str(weights)})
+        models[DEVICE_GRAPH_FILE] = (graph_bytes, {"source_router": str(source), "device_model": str(weights),
+                                                   "threshold": spec.threshold})
     summary = validation_json(report, graph_report, source, dataset)
     atomic_write_json(folder / VALIDATION_FILE, summary)
     print(format_summary(report, graph_report, folder))
@@ -109,17 +173,37 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         failed = report.failed + [f"device_graph.{g}" for g in (graph_report.failed if graph_report else [])]
         raise RouterLabError(f"export: validation failed ({', '.join(failed)}); no model written; "
                              f"see {folder / VALIDATION_FILE}")
-    for name, (data, extra) in files.items():
+    for name, (data, extra) in models.items():
         kind = "device_graph" if name == DEVICE_GRAPH_FILE else "router"
-        write_model(folder / name, data, kind, validation=VALIDATION_FILE, **extra)
-    print(f"wrote {', '.join(files)} (+ manifests, {VALIDATION_FILE}) to {folder}")
+        manifest = make_manifest(data, name, kind, validation=VALIDATION_FILE, **extra)
+        if sign_key is not None:
+            manifest = sign_manifest(manifest, sign_key)
+        files[name] = (data, kind)
+        files[manifest_path(folder / name).name] = (json_bytes(manifest), "model_manifest")
     return summary
 
 
-def write_model(path: Path, data: bytes, kind: str, **extra: Any) -> Path:
-    """Write a model and then its manifest (a model without a manifest is never loaded)."""
+def signing_key(cfg: DictConfig) -> Path | None:
+    """``sign_key=PATH``: the Ed25519 private key that signs the manifests (checked before any
+    work, so a bad key writes nothing)."""
+    given = OmegaConf.select(cfg, "sign_key", default=None)
+    if not given:
+        return None
+    from router_lab.runtime.signing import load_private_key
+
+    path = Path(to_absolute_path(str(given)))
+    load_private_key(path)
+    return path
+
+
+def write_model(path: Path, data: bytes, kind: str, sign_key: Path | None = None, **extra: Any) -> Path:
+    """Write a model and then its manifest (a model without a manifest is never loaded); with
+    ``sign_key`` the manifest carries an Ed25519 signature (``router_lab.runtime.signing``)."""
+    manifest = make_manifest(data, path.name, kind, **extra)
+    if sign_key is not None:
+        manifest = sign_manifest(manifest, sign_key)
     atomic_write_bytes(path, data)
-    atomic_write_json(manifest_path(path), make_manifest(data, path.name, kind, **extra))
+    atomic_write_json(manifest_path(path), manifest)
     return path
 
 
@@ -130,8 +214,12 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     model_path = resolve_model_path(to_absolute_path(cfg.path))
     data, manifest = read_verified(model_path)
     parse_model(data, str(model_path))  # a damaged or foreign file fails here, before the data loads
-    session_router(data, str(model_path), int(cfg.export.threads))
+    loaded = session_router(data, str(model_path), int(cfg.export.threads))
+    check_kind(manifest, loaded.metadata["kind"], model_path)
+    loaded.check_compiled_threshold()
     spec = load_router_spec(router_source(cfg, manifest))
+    if isinstance(manifest.get("threshold"), float):  # a bundle's policy may ship its own threshold
+        spec = replace(spec, threshold=manifest["threshold"])
     dataset = validation_dataset(cfg)
     opts = cfg.export
     report, graph_report = None, None

@@ -18,12 +18,15 @@ from onnx import TensorProto, helper, numpy_helper
 
 from router_lab.errors import RouterLabError, one_line
 from router_lab.export.metadata import finish_model
-from router_lab.train.estimators import offered_estimators
+from router_lab.train.estimators import calibration_of, offered_estimators
 
 FEATURES_INPUT = "features"
 PROBABILITIES = "probabilities"
 SCORE = "score"
 DECISION = "decision"
+# The threshold constant the decision node compares with, as a graph output: the runtime checks it
+# equals the metadata's threshold at load (the runtime has no ONNX parser to read the constant).
+THRESHOLD = "threshold"
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def converter_options(estimator: Any) -> dict[Any, Any]:
 
 
 def _check_calibration(spec: RouterSpec) -> None:
-    if getattr(spec.estimator, "method", None) == "isotonic" and hasattr(spec.estimator, "calibrated_classifiers_"):
+    if calibration_of(spec.estimator) == "isotonic":
         raise RouterLabError(
             f"router estimator '{spec.estimator_name}' uses isotonic calibration, which skl2onnx "
             "1.20 converts as a nearest-point lookup instead of scikit-learn's interpolation "
@@ -97,7 +100,6 @@ def _check_calibration(spec: RouterSpec) -> None:
 
 
 def _skl2onnx_convert(spec: RouterSpec, opset: int, ml_opset: int) -> onnx.ModelProto:
-    _check_calibration(spec)
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -121,8 +123,9 @@ def _text_convert(spec: RouterSpec, opset: int) -> onnx.ModelProto:
 
 
 def add_score_and_decision(model: onnx.ModelProto, threshold: float) -> None:
-    """Append score = probabilities[:, 1] and decision = score >= threshold; keep only
-    probabilities, score and decision as outputs (skl2onnx's label is argmax at 0.5: misleading)."""
+    """Append score = probabilities[:, 1], decision = score >= threshold and the threshold constant
+    itself; keep only probabilities, score, decision and threshold as outputs (skl2onnx's label is
+    argmax at 0.5: misleading)."""
     graph = model.graph
     if PROBABILITIES not in {o.name for o in graph.output}:
         raise RouterLabError(f"converted router has outputs {[o.name for o in graph.output]}; "
@@ -136,11 +139,13 @@ def add_score_and_decision(model: onnx.ModelProto, threshold: float) -> None:
                          name="router_lab_score"),
         helper.make_node("GreaterOrEqual", [SCORE, "router_lab_threshold"], [DECISION],
                          name="router_lab_decision"),
+        helper.make_node("Identity", ["router_lab_threshold"], [THRESHOLD], name="router_lab_threshold_out"),
     ])
     kept = [o for o in graph.output if o.name == PROBABILITIES]
     del graph.output[:]
     graph.output.extend([*kept, helper.make_tensor_value_info(SCORE, TensorProto.FLOAT, [None]),
-                         helper.make_tensor_value_info(DECISION, TensorProto.BOOL, [None])])
+                         helper.make_tensor_value_info(DECISION, TensorProto.BOOL, [None]),
+                         helper.make_tensor_value_info(THRESHOLD, TensorProto.FLOAT, [])])
 
 
 def router_metadata(spec: RouterSpec, input_name: str, input_dtype: str) -> dict[str, Any]:
@@ -150,14 +155,16 @@ def router_metadata(spec: RouterSpec, input_name: str, input_dtype: str) -> dict
         "feature_names": list(spec.feature_columns), "mode": spec.mode,
         "threshold": float(spec.threshold), "target": spec.target, "estimator": spec.estimator_name,
         "dataset_name": spec.dataset_name, "dataset_hash": spec.dataset_hash,
-        "score_output": SCORE, "decision_output": DECISION,
-        "outputs": [PROBABILITIES, SCORE, DECISION],
+        "score_output": SCORE, "decision_output": DECISION, "threshold_output": THRESHOLD,
+        "calibration": calibration_of(spec.estimator),
+        "outputs": [PROBABILITIES, SCORE, DECISION, THRESHOLD],
     }
 
 
 def convert_router(spec: RouterSpec, opset: int = 17, ml_opset: int = 3) -> onnx.ModelProto:
     """The router as a finished ONNX model (metadata stamped, deterministic bytes)."""
     _check_binary(spec)
+    _check_calibration(spec)
     if spec.mode == "text":
         model = _text_convert(spec, opset)
         input_name, input_dtype = model.graph.input[0].name, "string"

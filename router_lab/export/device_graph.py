@@ -19,11 +19,19 @@ from onnx import TensorProto, compose, helper, numpy_helper
 
 from router_lab.data.digits import PROBA_CLIP, confidence_features
 from router_lab.errors import RouterLabError
-from router_lab.export.convert import DECISION, FEATURES_INPUT, SCORE, RouterSpec, convert_router
+from router_lab.export.convert import (
+    DECISION,
+    FEATURES_INPUT,
+    SCORE,
+    THRESHOLD,
+    RouterSpec,
+    convert_router,
+)
 from router_lab.export.metadata import finish_model, normalise_opsets
+from router_lab.train.estimators import calibration_of
 
 CONFIDENCE_FEATURES = ("device_confidence", "device_margin", "device_entropy")
-OUTPUTS = ("device_label", "device_probabilities", "device_confidence", SCORE, DECISION)
+OUTPUTS = ("device_label", "device_probabilities", "device_confidence", SCORE, DECISION, THRESHOLD)
 def router_columns(router: RouterSpec, input_names: tuple[str, ...]) -> list[int]:
     """Positions of the router's features in [input columns..., confidence features...]."""
     available = [*input_names, *CONFIDENCE_FEATURES]
@@ -97,13 +105,16 @@ def _glue_graph(width: int, n_classes: int, columns: list[int], opsets: dict[str
 
 
 def _tail_graph(opsets: dict[str, int], ir_version: int) -> onnx.ModelProto:
-    """Names the router's outputs ``score`` and ``decision`` in the combined graph."""
+    """Names the router's outputs ``score``, ``decision`` and ``threshold`` in the combined graph."""
     inputs = [helper.make_tensor_value_info("tail_score", TensorProto.FLOAT, [None]),
-              helper.make_tensor_value_info("tail_decision", TensorProto.BOOL, [None])]
+              helper.make_tensor_value_info("tail_decision", TensorProto.BOOL, [None]),
+              helper.make_tensor_value_info("tail_threshold", TensorProto.FLOAT, [])]
     outputs = [helper.make_tensor_value_info(SCORE, TensorProto.FLOAT, [None]),
-               helper.make_tensor_value_info(DECISION, TensorProto.BOOL, [None])]
+               helper.make_tensor_value_info(DECISION, TensorProto.BOOL, [None]),
+               helper.make_tensor_value_info(THRESHOLD, TensorProto.FLOAT, [])]
     nodes = [helper.make_node("Identity", ["tail_score"], [SCORE], name="name_score"),
-             helper.make_node("Identity", ["tail_decision"], [DECISION], name="name_decision")]
+             helper.make_node("Identity", ["tail_decision"], [DECISION], name="name_decision"),
+             helper.make_node("Identity", ["tail_threshold"], [THRESHOLD], name="name_threshold")]
     return _model(helper.make_graph(nodes, "tail", inputs, outputs), opsets, ir_version)
 
 
@@ -159,10 +170,12 @@ def build_device_graph(device_model: Any, router: RouterSpec, input_names: tuple
                                          ("device/label", "glue_label")])
     graph = compose.merge_models(graph, routed, io_map=[("router_features", f"router/{FEATURES_INPUT}")],
                                  outputs=["device_label", "device_probabilities", "device_confidence",
-                                          f"router/{SCORE}", f"router/{DECISION}"])
+                                          f"router/{SCORE}", f"router/{DECISION}",
+                                          f"router/{THRESHOLD}"])
     graph = compose.merge_models(graph, _tail_graph(opsets, ir_version),
                                  io_map=[(f"router/{SCORE}", "tail_score"),
-                                         (f"router/{DECISION}", "tail_decision")])
+                                         (f"router/{DECISION}", "tail_decision"),
+                                         (f"router/{THRESHOLD}", "tail_threshold")])
     values = {
         "kind": "device_graph", "input_name": FEATURES_INPUT, "input_dtype": "float32",
         "feature_names": list(input_names), "router_feature_names": list(router.feature_columns),
@@ -170,6 +183,7 @@ def build_device_graph(device_model: Any, router: RouterSpec, input_names: tuple
         "threshold": float(router.threshold), "target": router.target,
         "estimator": router.estimator_name, "dataset_name": router.dataset_name,
         "dataset_hash": router.dataset_hash, "score_output": SCORE, "decision_output": DECISION,
+        "threshold_output": THRESHOLD, "calibration": calibration_of(router.estimator),
         "outputs": list(OUTPUTS),
     }
     doc = (f"router_lab device graph ({dataset_name}): input 'features' float32 [n, {width}] "

@@ -103,9 +103,16 @@ class Policy:
     # -- requests and decisions -----------------------------------------------------------------
     def request(self, row: int, sensitive: bool, session_id: str | None = None) -> Request:
         """The runtime request for dataset row ``row`` (its score precomputed, no index)."""
+        return self.requests(np.array([row]), np.array([sensitive]), [session_id])[0]
+
+    def requests(self, rows: np.ndarray, sensitive: np.ndarray, sessions: list | None = None) -> list[Request]:
+        """Runtime requests for many rows at once (scores looked up in one batch)."""
         table = self.score_table
-        score = None if table is None or not self.core.uses_score else float(table[row])
-        return Request(score=score, sensitive=sensitive, session_id=session_id)
+        n = len(rows)
+        scores = (table[rows].tolist() if table is not None and self.core.uses_score else [None] * n)
+        sessions = sessions if sessions is not None else [None] * n
+        return [Request(score=sc, sensitive=p, session_id=se)
+                for sc, p, se in zip(scores, np.asarray(sensitive, dtype=bool).tolist(), sessions, strict=True)]
 
     def decide_batch(self, indices: np.ndarray) -> np.ndarray:
         """Routes (int8 :class:`Route`) for these rows in order, with no load (idle signals)."""

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from router_lab.errors import RouterLabError
-from router_lab.io import sha256_bytes
+from router_lab.io import dumps_json, sha256_bytes
 from router_lab.runtime.device_router import DeviceRouter
 from router_lab.runtime.policy import Request, RoutingPolicy
 from router_lab.runtime.spec import build_policy, policy_threshold, validate_spec
@@ -38,6 +38,14 @@ POLICY_FILE = "policy.json"
 ROLES = ("policy", "router", "device_graph", "model_manifest", "target")
 MODEL_SUFFIXES = (".onnx", ".ort")
 THRESHOLD_TOLERANCE = 1e-12
+SIGNATURE_FIELD = "signature"  # optional: Ed25519 over the manifest's canonical JSON without it
+TOP_KEYS = {"format", "bundle_version", "files", SIGNATURE_FIELD}
+
+
+def signed_bytes(manifest: dict[str, Any]) -> bytes:
+    """What a bundle signature covers: the manifest's canonical JSON without the signature (the
+    manifest holds every file's sha256 and size, so the signature covers every file)."""
+    return dumps_json({k: v for k, v in manifest.items() if k != SIGNATURE_FIELD}).encode("utf-8")
 
 
 def _read_manifest(folder: Path) -> tuple[dict[str, Any], bytes]:
@@ -56,6 +64,9 @@ def _read_manifest(folder: Path) -> tuple[dict[str, Any], bytes]:
     if manifest.get("bundle_version") != BUNDLE_VERSION:
         raise RouterLabError(f"{path}: field 'bundle_version' is {manifest.get('bundle_version')!r}; this "
                              f"runtime reads version {BUNDLE_VERSION}")
+    unknown = sorted(set(manifest) - TOP_KEYS)
+    if unknown:
+        raise RouterLabError(f"{path}: unknown field {unknown[0]!r}; expected {', '.join(sorted(TOP_KEYS))}")
     files = manifest.get("files")
     if not isinstance(files, list) or not files:
         raise RouterLabError(f"{path}: field 'files' must be a non-empty list")
@@ -132,12 +143,16 @@ class Bundle:
         return np.asarray(self.router.route(x).score, dtype=np.float64)
 
 
-def load_bundle(path: str | Path, threads: int = 1) -> Bundle:
-    """Load and verify a bundle folder (or its manifest's path); one-line errors naming the file."""
+def load_bundle(path: str | Path, threads: int = 1, trusted_keys: list[Any] | None = None) -> Bundle:
+    """Load and verify a bundle folder (or its manifest's path); one-line errors naming the file.
+    With ``trusted_keys`` (Ed25519 public keys: PEM files or bytes) only a bundle whose manifest is
+    signed by one of them loads (``router-lab export sign_key=…``)."""
     folder = Path(path)
     if folder.name == MANIFEST_FILE:
         folder = folder.parent
     manifest, raw = _read_manifest(folder)
+    if trusted_keys:
+        verify_signature(manifest, trusted_keys, folder / MANIFEST_FILE)
     files = _verified_files(folder, manifest)
     roles = {e["file"]: e["role"] for e in manifest["files"]}
     if roles.get(POLICY_FILE) != "policy":
@@ -162,6 +177,15 @@ def load_bundle(path: str | Path, threads: int = 1) -> Bundle:
             graph = DeviceRouter.from_bytes(files[name], str(folder / name), threads=threads)
             _check_router(graph, spec, source)
     return Bundle(folder, manifest, sha256_bytes(raw), spec, router, graph)
+
+
+def verify_signature(manifest: dict[str, Any], trusted_keys: list[Any], path: Path) -> None:
+    if SIGNATURE_FIELD not in manifest:
+        raise RouterLabError(f"{path}: unsigned, but trusted keys were given, so only a bundle signed "
+                             "by one of them loads ('router-lab export sign_key=…')")
+    from router_lab.runtime.signing import verify_bytes
+
+    verify_bytes(signed_bytes(manifest), manifest[SIGNATURE_FIELD], list(trusted_keys), source=str(path))
 
 
 def _check_router(router: DeviceRouter, spec: dict[str, Any], source: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from router_lab.errors import RouterLabError, one_line
-from router_lab.runtime.manifest import read_verified
+from router_lab.runtime.manifest import check_kind, read_verified
 from router_lab.runtime.schema import decode_metadata
 
 DEFAULT_FILE = "router.onnx"
@@ -83,19 +83,27 @@ class DeviceRouter:
         self._outputs = [metadata["score_output"], metadata["decision_output"]]
 
     @classmethod
-    def load(cls, path: str | Path, threads: int = 1) -> DeviceRouter:
-        """Load ``path`` (an .onnx file or an export folder), verified against its manifest."""
+    def load(cls, path: str | Path, threads: int = 1,
+             trusted_keys: list[str | Path | bytes] | None = None) -> DeviceRouter:
+        """Load ``path`` (an .onnx file or an export folder), verified against its manifest; with
+        ``trusted_keys`` (Ed25519 public keys, PEM files or bytes) only a manifest signed by one
+        of them is accepted (``router_lab.runtime.signing``)."""
         model_path = resolve_model_path(path)
-        data, manifest = read_verified(model_path)
-        return cls.from_bytes(data, str(model_path), manifest, threads)
+        data, manifest = read_verified(model_path, trusted_keys)
+        router = cls.from_bytes(data, str(model_path), manifest, threads)
+        check_kind(manifest, router.metadata["kind"], model_path)
+        return router
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str, manifest: dict[str, Any] | None = None,
                    threads: int = 1) -> DeviceRouter:
-        """A router from model bytes the caller has already verified (a bundle's loader does)."""
+        """A router from model bytes the caller has already verified (a bundle's loader does);
+        the threshold compiled into the graph is checked against its metadata."""
         session = open_session(data, source, threads)
         metadata = decode_metadata(session.get_modelmeta().custom_metadata_map, source)
-        return cls(session, metadata, source, manifest)
+        router = cls(session, metadata, source, manifest)
+        router.check_compiled_threshold()
+        return router
 
     @property
     def n_features(self) -> int:
@@ -140,6 +148,27 @@ class DeviceRouter:
         array, _ = self.prepare(x)
         names = [o.name for o in self.session.get_outputs()]
         return dict(zip(names, self.session.run(names, {self._input_name: array}), strict=True))
+
+    def check_compiled_threshold(self) -> None:
+        """The threshold constant the graph's decision uses (its ``threshold_output``) must equal
+        the metadata's threshold (as float32), and one probe request's decision must be its score
+        >= that threshold: an edited metadata threshold is refused, not silently reported."""
+        name = self.metadata["threshold_output"]
+        if name not in {o.name for o in self.session.get_outputs()}:
+            raise RouterLabError(f"{self.source}: graph has no output {name!r} (the compiled "
+                                 "threshold); expected a model written by 'router-lab export'")
+        probe = ("route" if self.is_text else np.zeros(self.n_features, dtype=np.float32))
+        array, _ = self.prepare(probe)
+        compiled, score, decision = self.session.run([name, *self._outputs], {self._input_name: array})
+        compiled = np.asarray(compiled, dtype=np.float32).reshape(-1)
+        expected = np.float32(self.threshold)
+        if compiled.size != 1 or compiled[0] != expected:
+            raise RouterLabError(f"{self.source}: metadata threshold is {self.threshold!r} but the "
+                                 f"graph's decision compares with {compiled.tolist()}; the metadata "
+                                 "was edited after export, refusing to load it")
+        if bool(np.asarray(decision).reshape(-1)[0]) != bool(np.asarray(score).reshape(-1)[0] >= expected):
+            raise RouterLabError(f"{self.source}: the graph's decision does not follow score >= its "
+                                 f"threshold {self.threshold!r}; refusing to load it")
 
     def _names_hint(self) -> str:
         names = self.feature_names

@@ -1,4 +1,4 @@
-"""The metadata an exported router carries in its ONNX ``metadata_props`` (schema version 1).
+"""The metadata an exported router carries in its ONNX ``metadata_props`` (schema version 2).
 
 Export writes these keys and the device runtime reads them; both sides import the names from here,
 so the file format is defined in one place.  Values are strings; lists and dicts are JSON.
@@ -11,12 +11,12 @@ from typing import Any
 
 from router_lab.errors import RouterLabError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: threshold_output (the compiled threshold as an output) and calibration
 PREFIX = "router_lab."
 
 # Every export carries these keys (JSON-encoded where the value is not a plain string).
 REQUIRED_KEYS = (
-    "schema_version",  # this format's version ("1")
+    "schema_version",  # this format's version ("2")
     "kind",  # "router" (router graph) or "device_graph" (device model + router in one graph)
     "input_name",  # the graph's single input
     "input_dtype",  # "float32" (a row of features) or "string" (raw text)
@@ -33,6 +33,9 @@ REQUIRED_KEYS = (
     "opset",  # JSON: {"": N, "ai.onnx.ml": M}, the opsets the graph imports
     "score_output",  # name of the output holding P(device wrong), float32 [N]
     "decision_output",  # name of the output holding the decision, bool [N] (True = cloud)
+    "threshold_output",  # name of the output holding the threshold constant the decision uses,
+    # float32 []; the runtime checks it equals "threshold" when it loads the model
+    "calibration",  # the router's probability calibration: none | sigmoid (isotonic never exports)
 )
 KINDS = ("router", "device_graph")
 INPUT_DTYPES = ("float32", "string")

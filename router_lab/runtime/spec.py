@@ -81,6 +81,8 @@ def _check_node(node: Any, where: str, source: str, nested: bool = False) -> Non
     if kind not in PARAMS:
         raise RouterLabError(f"{source}: field '{where}.kind' is {kind!r}; expected one of "
                              f"{', '.join(DEPLOYABLE)}")
+    if kind == "load_aware" and nested:
+        raise RouterLabError(f"{source}: field '{where}' is load_aware inside load_aware; expected another policy")
     params = node.get("params")
     if not isinstance(params, dict):
         raise RouterLabError(f"{source}: field '{where}.params' must be an object")
@@ -95,8 +97,6 @@ def _check_node(node: Any, where: str, source: str, nested: bool = False) -> Non
         if not check(params[key]):
             raise RouterLabError(f"{source}: field '{where}.params.{key}' is {params[key]!r}; expected {text}")
     if kind == "load_aware":
-        if nested:
-            raise RouterLabError(f"{source}: field '{where}' is load_aware inside load_aware; expected another policy")
         if "inner" not in node:
             raise RouterLabError(f"{source}: field '{where}.inner' missing; load_aware wraps another policy")
         _check_node(node["inner"], f"{where}.inner", source, nested=True)

@@ -6,6 +6,8 @@ handler that also writes ``metrics.json`` and ``requests.parquet`` into the run 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ from omegaconf import OmegaConf
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_json, run_dir
 from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.bundled import BundlePolicy
@@ -34,27 +37,80 @@ def policy_context(scenario: Scenario, dataset: Dataset, seed: Any, router: Any 
                          device_units=scenario.device.units, device_service_ms=scenario.device.service_mean_ms)
 
 
-def configured_policy(cfg: Any, context: PolicyContext, bundle: Bundle | None = None) -> Policy:
+def configured_policy(policy_cfg: Any, context: PolicyContext, bundle: Bundle | None = None) -> Policy:
     """The run's policy: the bundle as shipped (``bundle=PATH``), else the `policy` group's."""
     if bundle is not None:
         return BundlePolicy(context, bundle)
-    return make_policy(cfg.policy, context)
+    return make_policy(policy_cfg, context)
 
 
-def load_configured_bundle(cfg: Any) -> Bundle | None:
+def load_configured_bundle(cfg: Any, scenario: Scenario | None = None) -> Bundle | None:
     given = OmegaConf.select(cfg, "bundle", default=None)
-    return None if not given else load_bundle(to_absolute_path(str(given)))
+    if not given:
+        return None
+    bundle = load_bundle(to_absolute_path(str(given)))
+    if scenario is not None:
+        warn_if_exported_for_another_device(bundle, scenario)
+    return bundle
+
+
+def warn_if_exported_for_another_device(bundle: Bundle, scenario: Scenario) -> None:
+    """A load-aware bundle predicts the device's wait with the device it was exported for; say so
+    when the simulated device differs (the bundle runs as shipped, which may be the point)."""
+    node = bundle.policy_spec["policy"]
+    if node["kind"] != "load_aware":
+        return
+    p, d = node["params"], scenario.device
+    if (p["units"], p["service_ms"]) != (d.units, d.service_mean_ms):
+        print(f"note: the bundle's load_aware policy assumes a device of {p['units']} unit(s) at "
+              f"{p['service_ms']:g} ms; this scenario's device has {d.units} at {d.service_mean_ms:g} ms "
+              "(export with the same device=… to match)", file=sys.stderr)
+
+
+def replication_seeds(seed: int, replications: int) -> list[tuple[np.random.SeedSequence, np.random.SeedSequence]]:
+    """(policy seed, simulation seed) per replication; replication 0's policy seed is also the one
+    `router-lab export` builds a policy with, so an exported random policy draws the same coins."""
+    return [tuple(r.spawn(2)) for r in np.random.SeedSequence(int(seed)).spawn(replications)]
+
+
+LEARNED_POLICIES = ("learned", "learned_cascade", "budget")
+
+
+def policy_config(cfg: Any) -> Any:
+    """``cfg.policy``, with the top-level ``model_path`` (if given) as its trained router's path
+    (for ``load_aware``, its inner policy's); an error for a policy that uses no trained router."""
+    path = OmegaConf.select(cfg, "model_path", default=None) if OmegaConf.is_config(cfg) else None
+    if not path:
+        return cfg.policy
+    if not Path(to_absolute_path(str(path))).exists():
+        raise RouterLabError(f"model_path={path}: no such file or folder; expected a 'router-lab "
+                             "train' run folder or its router.json")
+    policy = OmegaConf.create(OmegaConf.to_container(cfg.policy, resolve=True))
+    node = policy
+    if str(policy.get("name")) == "load_aware":
+        if isinstance(policy.get("inner"), str):
+            policy.inner = {"name": policy.inner}
+        node = policy.inner
+    if str(node.get("name")) not in LEARNED_POLICIES:
+        raise RouterLabError(f"model_path: policy {policy.get('name')!r} uses no trained router; drop "
+                             "model_path or choose a learned policy (learned, learned_cascade, "
+                             "budget, load_aware)")
+    if node.get("model_path") not in (None, path):
+        raise RouterLabError(f"model_path={path} and policy.model_path={node.get('model_path')}: "
+                             "expected one router")
+    node.model_path = str(path)
+    return policy
 
 
 def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
+    policy_cfg = policy_config(cfg)
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
-    bundle = load_configured_bundle(cfg)
+    bundle = load_configured_bundle(cfg, scenario)
     runs = []
-    for replication in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications):
-        policy_seed, sim_seed = replication.spawn(2)
-        policy = configured_policy(cfg, policy_context(scenario, dataset, policy_seed), bundle)
+    for policy_seed, sim_seed in replication_seeds(int(cfg.seed), scenario.sim.replications):
+        policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed), bundle)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
     # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.
     extra = {"upper_bound": bool(policy.upper_bound)}

@@ -99,10 +99,11 @@ class SimpyRun:
             svcs = d.device_service_ns[c0:c1].tolist()
             routes = self.route[c0:c1].tolist()
             escs = self.dec.escalate[c0:c1].tolist()
+            requests = self.requests(c0, c1) if self.stateful else None
             for k in range(c1 - c0):
                 yield timeout(t0s[k] - env.now)
                 i = c0 + k
-                route = self.decide(i) if self.stateful else routes[k]
+                route = self.decide(i, requests[k]) if self.stateful else routes[k]
                 if route == CLOUD:
                     self.send(i, t0s[k], cascade=False)
                 else:
@@ -228,19 +229,23 @@ class SimpyRun:
             core.observe(Learned(t / NS_PER_S, latency_ms=(t - int(d.arrival_ns[i])) / NS_PER_MS,
                                  answered_by=by, cost_usd=cost))
 
-    def decide(self, i: int) -> int:
+    def requests(self, c0: int, c1: int) -> list:
+        """The runtime requests of arrivals c0..c1 (scores looked up in one batch)."""
+        rows = self.d.row[c0:c1]
+        sessions = [self.session_of(int(r)) for r in rows] if self.has_sessions else None
+        return self.policy.requests(rows, self.dec.sensitive[c0:c1], sessions)
+
+    def decide(self, i: int, request) -> int:  # noqa: ANN001 - a runtime Request
         now = self.env.now
-        self.learn_before(now)
-        d, log = self.d, self.log
-        sensitive = bool(self.dec.sensitive[i])
+        if self.learned and self.learned[0][0] < now:
+            self.learn_before(now)
+        d = self.d
         busy, queued = self.device.busy(now), self.device.queue_length(now)
-        up = not bool(len(d.outage_start_ns) and d.network_down(now))
-        request = self.policy.request(int(d.row[i]), sensitive, self.session_of(int(d.row[i])))
+        up = not (self.has_outages and bool(d.network_down(now)))
         decision = self.core.decide(request, Signals(now / NS_PER_S, busy, queued, up))
-        log.local_in_flight[i], log.local_queued[i], log.network_up[i] = busy, queued, up
-        log.reason[i] = REASON_CODES[decision.reason]
+        self.signal_log.append((busy, queued, up, REASON_CODES[decision.reason]))
         route = int(decision.route)
-        if sensitive and route != LOCAL:  # the runtime pins these; never trust, always check
+        if request.sensitive and route != LOCAL:  # the runtime pins these; never trust, always check
             self.blocked += 1
             route = LOCAL
         self.route[i] = route
@@ -249,11 +254,19 @@ class SimpyRun:
     def run(self, progress: bool = False) -> Timeline:
         self.costs = cost_table(self.sc, RowSizes.of(self.dataset))
         self.session_of = session_lookup(self.dataset)
+        self.has_sessions = "session_id" in self.dataset.frame.columns
+        self.has_outages = bool(len(self.d.outage_start_ns))
+        self.signal_log: list[tuple[int, int, bool, int]] = []
         bar = progress_bar(len(self.d), progress)
         self.env.process(self.arrivals(bar))
         self.env.run()
         if bar is not None:
             bar.close()
+        if self.stateful and self.signal_log:
+            log = self.log
+            columns = np.array(self.signal_log, dtype=np.int64).T
+            log.local_in_flight[:], log.local_queued[:] = columns[0], columns[1]
+            log.network_up[:], log.reason[:] = columns[2].astype(bool), columns[3]
         return self.tl
 
 

@@ -26,7 +26,9 @@ from router_lab.sim.commands import (
     configured_policy,
     format_summary,
     load_configured_bundle,
+    policy_config,
     policy_context,
+    replication_seeds,
     requests_frame,
 )
 from router_lab.sim.draws import NS_PER_S, draw, sample_pool
@@ -115,12 +117,13 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
         bind_socket(host, tb.cloud_port).close()
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     # The simulator's seeds (simulate_config): the same requests, draws and policy randomness.
-    seeds = [rep.spawn(2) for rep in np.random.SeedSequence(int(cfg.seed)).spawn(scenario.sim.replications)]
+    seeds = replication_seeds(int(cfg.seed), scenario.sim.replications)
+    policy_cfg = policy_config(cfg)
     all_draws = [draw(scenario, dataset, sim_seed) for _, sim_seed in seeds]
     for d in all_draws:
         check_drivable(scenario, d.arrival_ns, tb)
     sensitive_rows = dataset.column_or("sensitive", False).astype(bool)
-    bundle = load_configured_bundle(cfg)  # verified before anything starts
+    bundle = load_configured_bundle(cfg, scenario)  # verified before anything starts
     device_graph = None if bundle is None else bundle.device_graph
     models = live_models(dataset, cfg.dataset, sample_pool(dataset, scenario.sim.split), device_graph)
     runs: list[Records] = []
@@ -141,7 +144,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                           max_requests=sum(len(d) for d in all_draws) * 2 + 10)
         with CloudProcess(spec, host, tb.cloud_port, work, tb.startup_timeout_s) as cloud:
             for (policy_seed, _), draws in zip(seeds, all_draws, strict=True):
-                policy = configured_policy(cfg, policy_context(scenario, dataset, policy_seed), bundle)
+                policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed), bundle)
                 router = LiveRouter(policy, dataset)
                 upper_bound = router.upper_bound
                 live = LiveRun(scenario, router, dataset, draws, sensitive_rows[draws.row], models, cloud.url,

@@ -1,8 +1,10 @@
-"""A trained router and its files: ``router.joblib`` (the estimator), ``router.json``, the curve CSV.
+"""A trained router and its files: ``router.skops`` (the estimator), ``router.json``, the curve CSV.
 
 ``router.json`` records the features, mode, threshold, target, metrics, dataset hash, versions and
-the model file's SHA-256.  The pickle is loaded only after ``router.json`` shows it was written by
-router_lab and the file still hashes to the recorded value (never unpickle anything else).
+the model file's SHA-256.  The model is stored with ``skops.io`` and loaded through an allow-list of
+the estimator types router_lab trains (``router_lab.train.persist``): a forged or hostile file is a
+one-line error, never code that runs.  Nothing is ever unpickled; an old ``router.joblib`` is
+refused with a request to retrain.
 """
 
 from __future__ import annotations
@@ -14,18 +16,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.features import router_inputs
-from router_lab.io import atomic_path, atomic_write_json, sha256_file
+from router_lab.io import atomic_path, atomic_write_bytes, atomic_write_json, sha256_bytes
+from router_lab.train.persist import dumps_estimator, loads_estimator
 
 PRODUCER = "router_lab"
-SCHEMA_VERSION = 1
-MODEL_FILE = "router.joblib"
+SCHEMA_VERSION = 2  # 2: router.skops (1 was a pickled router.joblib, never loaded any more)
+MODEL_FILE = "router.skops"
+LEGACY_MODEL_FILE = "router.joblib"  # pickles from router_lab < 0.2: refused, never unpickled
 META_FILE = "router.json"
 CURVE_FILE = "validation_curve.csv"
 
@@ -57,7 +60,7 @@ class TrainedRouter:
         return self.scores(check_compatible(self, dataset))
 
 
-VERSIONED_PACKAGES = ("router_lab", "numpy", "pandas", "scikit-learn", "skl2onnx", "onnx", "joblib")
+VERSIONED_PACKAGES = ("router_lab", "numpy", "pandas", "scikit-learn", "skl2onnx", "onnx", "skops")
 
 
 def package_versions() -> dict[str, str]:
@@ -110,12 +113,11 @@ def save_trained_router(router: TrainedRouter, folder: str | Path) -> Path:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / MODEL_FILE) as tmp:
-        joblib.dump(router.estimator, tmp)
-        digest = sha256_file(tmp)
+    data = dumps_estimator(router.estimator)
+    atomic_write_bytes(folder / MODEL_FILE, data)
     with atomic_path(folder / CURVE_FILE) as tmp:
         router.curve.to_csv(tmp, index=False)
-    return atomic_write_json(folder / META_FILE, router_metadata(router, digest))
+    return atomic_write_json(folder / META_FILE, router_metadata(router, sha256_bytes(data)))
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -128,9 +130,16 @@ def _read_meta(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("producer") != PRODUCER:
         raise RouterLabError(f"{path}: not written by router_lab (field 'producer' is missing or "
                              f"wrong); refusing to load the model it points to")
+    if meta.get("model_file") == LEGACY_MODEL_FILE or meta.get("schema_version") == 1:
+        raise RouterLabError(f"{path}: a router from an older router_lab, pickled as "
+                             f"{LEGACY_MODEL_FILE}; pickles are never loaded (unpickling runs code): "
+                             "retrain it with 'router-lab train'")
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise RouterLabError(f"{path}: field 'schema_version' is {meta.get('schema_version')!r}; "
                              f"expected {SCHEMA_VERSION}")
+    if meta.get("model_file", MODEL_FILE) != MODEL_FILE:
+        raise RouterLabError(f"{path}: field 'model_file' is {meta.get('model_file')!r}; expected "
+                             f"{MODEL_FILE!r} beside it")
     for key in ("model_sha256", "feature_columns", "mode", "threshold", "estimator_name"):
         if key not in meta:
             raise RouterLabError(f"{path}: missing field '{key}'; expected a complete router.json")
@@ -141,27 +150,35 @@ def _meta_path(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         return path / META_FILE
-    if path.name == MODEL_FILE:
+    if path.name in (MODEL_FILE, LEGACY_MODEL_FILE):
         return path.with_name(META_FILE)
     return path
 
 
 def load_trained_router(path: str | Path) -> TrainedRouter:
-    """Load a router from its folder (or its router.json), verifying the model file's hash first."""
+    """Load a router from its folder (or its router.json): hash, then allow-listed skops load."""
     meta_path = _meta_path(path)
+    legacy = meta_path.parent / LEGACY_MODEL_FILE
+    if legacy.is_file() and not (meta_path.parent / MODEL_FILE).is_file():
+        raise RouterLabError(f"{legacy}: a pickled router from an older router_lab; pickles are "
+                             "never loaded (unpickling runs code): retrain it with 'router-lab train'")
     meta = _read_meta(meta_path)
-    model_path = meta_path.parent / str(meta.get("model_file", MODEL_FILE))
+    model_path = meta_path.parent / MODEL_FILE
     if not model_path.is_file():
         raise RouterLabError(f"{model_path}: no such file; router.json points to it")
-    digest = sha256_file(model_path)
+    try:
+        data = model_path.read_bytes()
+    except OSError as exc:
+        raise RouterLabError(f"{model_path}: cannot read ({exc.strerror or type(exc).__name__})") from exc
+    digest = sha256_bytes(data)
     if digest != meta["model_sha256"]:
         raise RouterLabError(f"{model_path}: SHA-256 is {digest[:12]}… but router.json records "
                              f"{str(meta['model_sha256'])[:12]}…; the model file was changed or "
                              "corrupted (retrain, or restore the original file)")
-    try:
-        estimator = joblib.load(model_path)
-    except Exception as exc:  # a file that hashes right but does not unpickle: a bug or version skew
-        raise RouterLabError(f"{model_path}: cannot load the model ({type(exc).__name__}: {exc})") from exc
+    estimator = loads_estimator(data, model_path)
+    if not callable(getattr(estimator, "predict_proba", None)):
+        raise RouterLabError(f"{model_path}: holds a {type(estimator).__name__}, not a classifier "
+                             "with predict_proba; the files do not belong together")
     columns = tuple(str(c) for c in meta["feature_columns"])
     n_in = getattr(estimator, "n_features_in_", None)
     if meta.get("mode") != "text" and n_in is not None and n_in != len(columns):

@@ -14,7 +14,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from router_lab.errors import RouterLabError
@@ -23,15 +23,32 @@ from router_lab.train.config import ROUTER_KEYS, plain_config
 
 EstimatorFactory = Callable[[dict[str, Any], int], BaseEstimator]
 ESTIMATORS: dict[str, EstimatorFactory] = {}
+# Routers whose calibration wraps the Pipeline's last step rather than the whole Pipeline: the text
+# router, whose string-input steps skl2onnx's CalibratedClassifierCV converter cannot take (the
+# vectoriser is then fitted once on all training rows; the calibration folds refit the classifier).
+CALIBRATE_LAST_STEP: set[str] = set()
 DEFAULT_ESTIMATOR = "logistic"
 # isotonic is for offline use only: skl2onnx 1.20 converts it as a nearest-point lookup, not
 # scikit-learn's interpolation, so `router-lab export` refuses such a router (with the reason).
 CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
 
 
-def register_estimator(name: str, factory: EstimatorFactory) -> EstimatorFactory:
+def register_estimator(name: str, factory: EstimatorFactory,
+                       calibrate_last_step: bool = False) -> EstimatorFactory:
     ESTIMATORS[name] = factory
+    if calibrate_last_step:
+        CALIBRATE_LAST_STEP.add(name)
     return factory
+
+
+def calibration_of(estimator: Any) -> str:
+    """The calibration method of a router: "none", "sigmoid" or "isotonic" (the whole estimator,
+    or the last step of a Pipeline, may be a CalibratedClassifierCV)."""
+    steps = getattr(estimator, "steps", None)
+    for candidate in (estimator, steps[-1][1] if steps else None):
+        if isinstance(candidate, CalibratedClassifierCV):
+            return str(candidate.method)
+    return "none"
 
 
 def _build(cls: type, params: dict[str, Any], **fixed: Any) -> BaseEstimator:
@@ -95,5 +112,9 @@ def make_router_estimator(router_cfg: Any, random_state: int) -> BaseEstimator:
     folds = int(router_cfg.get("calibration_cv", 3))
     if folds < 2:
         raise RouterLabError(f"router.calibration_cv: got {folds}; expected at least 2 folds")
+    if name in CALIBRATE_LAST_STEP and isinstance(estimator, Pipeline):
+        last_name, last = estimator.steps[-1]
+        calibrated = CalibratedClassifierCV(last, method=method, cv=folds)
+        return Pipeline([*estimator.steps[:-1], (last_name, calibrated)])
     return CalibratedClassifierCV(estimator, method=method, cv=folds)
 

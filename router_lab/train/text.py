@@ -142,4 +142,4 @@ def text_inputs(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 register_feature_mode("text", text_inputs)
-register_estimator("text", make_text_router)
+register_estimator("text", make_text_router, calibrate_last_step=True)

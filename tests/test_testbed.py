@@ -196,3 +196,15 @@ def test_report_shows_a_testbed_run_beside_a_simulated_one(live_and_sim, capsys)
     assert sorted(summary["command"]) == ["simulate", "testbed"]
     assert summary["latency_p50_ms"].notna().all()
     capsys.readouterr()
+
+
+def test_a_shipped_bundle_runs_live_through_the_runtime(digits, datasets_dir, tmp_path, capsys):
+    data = f"datasets_dir={datasets_dir}"
+    assert run_main("export", "policy=always_local", data, f"hydra.run.dir={tmp_path / 'bundle'}") == 0
+    assert run_main("testbed", f"bundle={tmp_path / 'bundle'}", data, "sim.n_requests=40", "testbed.time_scale=0.25",
+                    "testbed.max_lateness_ms=1000", f"hydra.run.dir={tmp_path / 'live'}") == 0
+    metrics = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    info = json.loads((tmp_path / "live" / "testbed.json").read_text())
+    assert metrics["bundle_sha256"] and info["routing"] == f"bundle {metrics['bundle_sha256']}"
+    assert metrics["outcomes"]["local"] == 40 and info["cloud_received"] == 0  # the bundle keeps all local
+    capsys.readouterr()

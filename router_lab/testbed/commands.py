@@ -92,7 +92,7 @@ def check_lateness(result: LiveResult, tb: TestbedSection) -> dict[str, float]:
     return late
 
 
-def cloud_spec(sc: Scenario, dataset: Any, tb: TestbedSection, tables_path: Path, model_path: Path | None,
+def cloud_spec(sc: Scenario, tb: TestbedSection, tables_path: Path, model_path: Path | None,
                max_requests: int) -> dict[str, Any]:
     c = sc.cloud
     return {
@@ -140,7 +140,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
         if models.cloud_onnx is not None:
             model_path = work / "cloud_model.onnx"
             model_path.write_bytes(models.cloud_onnx)
-        spec = cloud_spec(scenario, dataset, tb, work / "tables.npz", model_path,
+        spec = cloud_spec(scenario, tb, work / "tables.npz", model_path,
                           max_requests=sum(len(d) for d in all_draws) * 2 + 10)
         with CloudProcess(spec, host, tb.cloud_port, work, tb.startup_timeout_s) as cloud:
             for (policy_seed, _), draws in zip(seeds, all_draws, strict=True):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -379,6 +378,3 @@ def lateness_summary(lateness_ns: np.ndarray, time_scale: float) -> dict[str, fl
             "lateness_max_us_real": float(mx), "lateness_p99_ms": float(p99 / 1e3 / time_scale),
             "lateness_mean_ms": float(real_us.mean() / 1e3 / time_scale)}
 
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

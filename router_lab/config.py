@@ -21,6 +21,7 @@ from router_lab.report.config import SCHEMAS as REPORT_SCHEMAS
 from router_lab.report.config import ReportSection
 from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
 from router_lab.sim.config import SimSection
+from router_lab.testbed.config import TestbedSection
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
 from router_lab.train.config import EvaluateSection, TrainSection
 
@@ -42,6 +43,7 @@ class Config:
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     export: ExportSection = field(default_factory=ExportSection)
     report: ReportSection = field(default_factory=ReportSection)
+    testbed: TestbedSection = field(default_factory=TestbedSection)
     seed: int = 0  # the experiment's seed; every Generator is derived from it
     datasets_dir: str = "datasets"  # where built-in datasets are built and cached
     path: str | None = None  # the positional PATH of `dataset check`, `validate`, `report`

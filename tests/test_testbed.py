@@ -84,7 +84,9 @@ def test_every_request_ends_in_exactly_one_outcome(live_and_sim):
     assert frame["outcome"].notna().all()
     assert sum(metrics["outcomes"].values()) == N
     assert (frame["latency_ms"] >= 0).all()
-    assert metrics["littles_law_residual"] < 1e-6  # each request left once, never before it arrived
+    assert metrics["accounting_violations"] is None  # the model's exact checks do not apply live
+    sent = frame["sent"].to_numpy()
+    assert (frame["offdevice_bytes"].to_numpy()[sent] > 0).all() and (frame["offdevice_bytes"].to_numpy()[~sent] == 0).all()
 
 
 def test_no_sensitive_request_reached_the_cloud_service_by_its_own_count(live_and_sim):

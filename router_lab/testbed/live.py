@@ -353,8 +353,10 @@ class LiveRun:
     # -- records -------------------------------------------------------------------------------
     def records(self) -> Records:
         draws = replace(self.d, arrival_ns=self.arrival_ns)
+        # the shaped upload replays the drawn attempts (loss and retries) of the request
+        self.tl.attempts[:] = np.where(self.tl.sent, self.d.uplink_attempts, 0)
         rec = finish(self.tl, draws, self.route, self.sensitive, self.sc, self.dataset,
-                     self.router.sensitive_blocked(), "testbed", self.log)
+                     self.router.sensitive_blocked(), "testbed", self.log, audit_model=False)
         outcome = rec.outcome
         by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
         by_device = (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)

@@ -29,6 +29,8 @@ class Command:
     handler: str  # "module:function", called with the composed DictConfig
     summary: str
     positional: str | None = None  # the override a bare positional argument becomes
+    multirun: bool = False  # always a Hydra multirun (`-m` implied)
+    finish: str | None = None  # "module:function" called with the sweep folder after the sweep
 
 
 COMMANDS: dict[str, Command] = {
@@ -50,6 +52,9 @@ COMMANDS: dict[str, Command] = {
                         "validate an exported ONNX router against data (parity, latency, size)", "path"),
     "replay": Command("router_lab.sim.replay:replay_command",
                       "replay a simulate run's requests through an exported bundle (0 mismatches)", "path"),
+    "search": Command("router_lab.search.commands:search_trial",
+                      "search policy parameters for an objective under constraints (Optuna; -m implied)",
+                      multirun=True, finish="router_lab.search.commands:finish_search"),
     "report": Command("router_lab.report.commands:report",
                       "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
 }
@@ -84,6 +89,8 @@ def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
     if command.positional and args and "=" not in args[0] and not args[0].startswith("-"):
         args[0] = f"{command.positional}={args[0]}"
     leading = [f"command={name.replace(' ', '_')}", f"hydra.job.name={name.replace(' ', '_')}"]
+    if command.multirun and not {"-m", "--multirun"} & set(args):
+        leading.append("-m")
     return leading + args
 
 
@@ -127,6 +134,8 @@ def run_hydra(command: Command, args: list[str]) -> None:
     progress.current_sweep_dir = None
     try:
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+        if command.finish:
+            _resolve_handler(command.finish)(progress.current_sweep_dir)
     except RouterLabError as exc:
         progress.stop_watching()
         raise sweep_failure(exc, progress.current_sweep_dir) from None

@@ -19,6 +19,7 @@ from router_lab.export.config import ExportSection
 from router_lab.policies.config import SCHEMAS as POLICY_SCHEMAS
 from router_lab.report.config import SCHEMAS as REPORT_SCHEMAS
 from router_lab.report.config import ReportSection
+from router_lab.search.config import SearchSection
 from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
 from router_lab.sim.config import SimSection
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
@@ -41,6 +42,7 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     export: ExportSection = field(default_factory=ExportSection)
     report: ReportSection = field(default_factory=ReportSection)
+    search: SearchSection = field(default_factory=SearchSection)
     seed: int = 0  # the experiment's seed; every Generator is derived from it
     datasets_dir: str = "datasets"  # where built-in datasets are built and cached
     path: str | None = None  # the positional PATH of `dataset check`, `validate`, `report`

@@ -221,7 +221,9 @@ def evaluation_modes(cfg: DictConfig, dataset: Dataset) -> list[str]:
     return list(cfg.train.modes) if cfg.train.modes else default_modes(cfg.router.name, dataset)
 
 
-def evaluate_command(cfg: DictConfig) -> Evaluation:
+def evaluate_config(cfg: DictConfig) -> tuple[Evaluation, Dataset]:
+    """Every policy's offline metrics and curves for the config (nothing written), and the dataset
+    they were measured on: the library side of `evaluate`."""
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     section = cfg.train
     fractions = [float(f) for f in section.pgr_fractions]
@@ -237,6 +239,11 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
         dataset = with_splits(dataset, int(cfg.seed), margin)
         routers = evaluation_routers(cfg, dataset)
         evaluation = evaluate_routers(dataset, routers, section.split, int(cfg.seed), fractions, margin)
+    return evaluation, dataset
+
+
+def evaluate_command(cfg: DictConfig) -> Evaluation:
+    evaluation, dataset = evaluate_config(cfg)
     folder = run_dir()
     with atomic_path(folder / EVALUATION_FILE) as tmp:
         evaluation.table.to_csv(tmp, index=False)

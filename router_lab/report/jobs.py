@@ -132,7 +132,8 @@ def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a 
         check = check_job(job_dir, fingerprint)
         if check.complete:
             print(f"router-lab: {job_label()}: complete, skipped (resume)", file=sys.stderr)
-            return read_metrics(job_dir)
+            # A handler may say what a skipped job returns (a search trial: its objective).
+            return getattr(handler, "resumed_result", read_metrics)(job_dir)
         print(f"router-lab: {job_label()}: running ({check.reason})", file=sys.stderr)
     start_job(job_dir)
     kept = {k: v for k, v in config.items() if k not in RUN_ONLY_KEYS}

@@ -22,6 +22,7 @@ from router_lab.report.config import ReportSection
 from router_lab.search.config import SearchSection
 from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
 from router_lab.sim.config import SimSection
+from router_lab.tracking import SCHEMAS as TRACKING_SCHEMAS
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
 from router_lab.train.config import TrainSection
 
@@ -37,6 +38,7 @@ class Config:
     device: Any = None
     network: Any = None
     cloud: Any = None
+    tracking: Any = None  # optional experiment tracking (none | mlflow)
     # Plain sections, one per stage that needs run options.
     sim: SimSection = field(default_factory=SimSection)
     train: TrainSection = field(default_factory=TrainSection)
@@ -59,6 +61,7 @@ class Config:
 
 ALL_SCHEMAS: list[tuple[str, str, type]] = [
     *DATA_SCHEMAS, *TRAIN_SCHEMAS, *POLICY_SCHEMAS, *SIM_SCHEMAS, *EXPORT_SCHEMAS, *REPORT_SCHEMAS,
+    *TRACKING_SCHEMAS,
 ]
 
 

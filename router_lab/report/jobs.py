@@ -22,7 +22,7 @@ FAILED_MARKER = "_failed.json"
 CONFIG_FILE = "config.yaml"
 MARKER_VERSION = 1
 # Keys of the job config that say how to run it, not what it computes.
-RUN_ONLY_KEYS = ("resume",)
+RUN_ONLY_KEYS = ("resume", "tracking")
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,11 @@ def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a 
     """
     from omegaconf import OmegaConf
 
+    from router_lab.tracking import check_tracking
+
     job_dir = run_dir()
     OmegaConf.resolve(cfg)  # the handler sees exactly the values config.yaml records
+    check_tracking(cfg)  # tracking=mlflow with a bad URI or no mlflow fails here, in one line
     config = OmegaConf.to_container(cfg)
     fingerprint = config_fingerprint(config)
     if cfg.get("resume", False):

@@ -160,3 +160,39 @@ def test_resumed_search_reruns_no_trial_and_gives_the_same_answer(searched) -> N
     assert result.stderr.count("complete, skipped (resume)") == 7
     after = json.loads((sweep_dir / "search.json").read_text())
     assert after["best"] == before["best"] and after["trials"] == before["trials"]
+
+
+@pytest.mark.parametrize("preset", ["search_digits", "search_assistant"])
+def test_search_presets_draw_trials_that_compose_to_valid_scenarios(preset: str) -> None:
+    """Trials drawn as the sweeper draws them (its parser, the preset's seeded TPE, our extender)
+    each compose to a config whose policy has exactly the parameters drawn for it."""
+    import optuna
+    from hydra import compose, initialize_config_dir
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    from router_lab.cli import CONF_DIR
+    from router_lab.config import register_configs
+    from router_lab.search.space import extend
+    from router_lab.sim.scenario import scenario_from_config
+
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        sweep = compose("config", overrides=[f"+experiment={preset}", "command=search"], return_hydra_config=True)
+        check_section(sweep.search)
+        distributions, _ = create_params_from_overrides([f"{k}={v}" for k, v in sweep.hydra.sweeper.params.items()])
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        kinds = set()
+        for _ in range(12):
+            trial = study.ask()
+            for name, distribution in distributions.items():
+                trial._suggest(name, distribution)
+            extend(sweep, trial)
+            overrides = [f"+experiment={preset}", *[f"{k}={v}" for k, v in trial.params.items()]]
+            cfg = compose("config", overrides=overrides)
+            scenario_from_config(cfg)
+            kinds.add(cfg.policy.name)
+            if cfg.policy.name in ("learned", "learned_cascade", "budget"):
+                assert "routers" in str(cfg.policy.model_path)  # the router the search trained
+            study.tell(trial, 0.0)
+        assert len(kinds) >= 2

@@ -132,6 +132,12 @@ def test_search_is_at_least_as_cheap_as_the_best_feasible_grid_point(searched, d
     # The interval rule matters here: on point estimates a cheaper, noisier point would win.
     assert min(by_mean)[0] < min(by_ci)[0]
     assert all(t["feasible"] == (t["violation"] == 0) for t in document["trials"])
+    # The Pareto front (cost, accuracy, p99) among feasible trials: feasible, mutually undominated.
+    feasible_jobs = {t["job"] for t in document["trials"] if t["feasible"]}
+    front = document["pareto"]
+    assert front and {f["job"] for f in front} <= feasible_jobs
+    signed = [(f["cost_per_1k_usd"], -f["accuracy"], f["latency_p99_ms"]) for f in front]
+    assert not any(a != b and all(x <= y for x, y in zip(a, b, strict=True)) for a in signed for b in signed)
     # Every trial is an ordinary job: its metrics are the grid's for the same parameters.
     trial = sweep_dir / best["job"]
     same = [m for p, m in points if all(x in best["params"] for x in p[:2])]

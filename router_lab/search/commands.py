@@ -135,6 +135,29 @@ def best_row(rows: list[dict[str, Any]], direction: str) -> dict[str, Any] | Non
     return min(feasible, key=lambda r: (sign * r["objective"], _job_number(Path(r["path"]))))
 
 
+PARETO_METRICS = (("cost_per_1k_usd", "min"), ("accuracy", "max"), ("latency_p99_ms", "min"))
+
+
+def pareto_jobs(rows: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, Any]]:
+    """The feasible trials that no other feasible trial beats on cost, accuracy and p99 at once
+    (at least as good on all three, better on one): the trade-offs left once the constraints hold."""
+    points = []
+    for row in rows:
+        if not row["feasible"]:
+            continue
+        metrics = json.loads((sweep_dir / row["job"] / "metrics.json").read_text())
+        values = [metrics.get(m) for m, _ in PARETO_METRICS]
+        if all(isinstance(v, int | float) for v in values):
+            signed = tuple(v if sense == "min" else -v for v, (_, sense) in zip(values, PARETO_METRICS, strict=True))
+            points.append((row, signed, dict(zip((m for m, _ in PARETO_METRICS), values, strict=True))))
+
+    def dominated(a: tuple[float, ...]) -> bool:
+        return any(all(x <= y for x, y in zip(b, a, strict=True)) and b != a for _, b, _ in points)
+
+    return [{"job": row["job"], "params": row["params"], **values}
+            for row, signed, values in points if not dominated(signed)]
+
+
 def export_arguments(row: dict[str, Any], sweep_dir: Path, searchpath: list[str]) -> list[str]:
     """The `router-lab export` overrides that write the bundle of ``row``'s configuration
     (``searchpath``: the search's own ``hydra.searchpath`` override, if it had one)."""
@@ -173,6 +196,7 @@ def summarize_search(config: Any, sweep_dir: Path) -> dict[str, Any]:
         "trials": [{k: r[k] for k in ("job", "params", "objective", "objective_ci95", "feasible",
                                       "violation", "checks")} for r in rows],
     }
+    document["pareto"] = pareto_jobs(rows, sweep_dir)
     if best is not None:
         metrics = json.loads((Path(best["path"]) / "metrics.json").read_text())
         names = [section.objective, *[c["metric"] for c in best["checks"]],
@@ -201,6 +225,9 @@ def format_search(document: dict[str, Any], path: Path) -> str:
         for check in best["checks"]:
             lines.append(f"    {check['constraint']}: estimate {check['estimate']:.4g}, decisive bound "
                          f"{check['decisive']:.4g}")
+    if document.get("pareto"):
+        lines.append(f"  {len(document['pareto'])} feasible trial(s) on the cost / accuracy / p99 Pareto front "
+                     "(search.json: pareto)")
     lines.append(f"  wrote {path}")
     if best is not None:
         lines.append(f"  export it: {best['export_command']}")

@@ -29,6 +29,8 @@ class Command:
     handler: str  # "module:function", called with the composed DictConfig
     summary: str
     positional: str | None = None  # the override a bare positional argument becomes
+    multirun: bool = False  # always a Hydra multirun (`-m` implied)
+    finish: str | None = None  # "module:function" called with the sweep folder after the sweep
 
 
 COMMANDS: dict[str, Command] = {
@@ -54,6 +56,9 @@ COMMANDS: dict[str, Command] = {
                        "run the scenario live: HTTP cloud service, device workers, shaped network, real load"),
     "profile": Command("router_lab.testbed.profile:profile",
                        "measure the device and cloud models' service times here; write simulator profiles"),
+    "search": Command("router_lab.search.commands:search_trial",
+                      "search policy parameters for an objective under constraints (Optuna; -m implied)",
+                      multirun=True, finish="router_lab.search.commands:finish_search"),
     "report": Command("router_lab.report.commands:report",
                       "aggregate a run or a multirun folder into tables, figures and report.html", "path"),
     "keygen": Command("router_lab.export.keygen:keygen",
@@ -98,6 +103,8 @@ def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
     if command.positional and args and "=" not in args[0] and not args[0].startswith("-"):
         args[0] = f"{command.positional}={args[0]}"
     leading = [f"command={name.replace(' ', '_')}", f"hydra.job.name={name.replace(' ', '_')}"]
+    if command.multirun and not {"-m", "--multirun"} & set(args):
+        leading.append("-m")
     return leading + args
 
 
@@ -143,6 +150,8 @@ def run_hydra(command: Command, args: list[str]) -> None:
     progress.current_sweep_dir = None
     try:
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+        if command.finish:
+            _resolve_handler(command.finish)(progress.current_sweep_dir)
     except RouterLabError as exc:
         progress.stop_watching()
         raise sweep_failure(exc, progress.current_sweep_dir) from None

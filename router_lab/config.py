@@ -19,9 +19,11 @@ from router_lab.export.config import ExportSection
 from router_lab.policies.config import SCHEMAS as POLICY_SCHEMAS
 from router_lab.report.config import SCHEMAS as REPORT_SCHEMAS
 from router_lab.report.config import ReportSection
+from router_lab.search.config import SearchSection
 from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
 from router_lab.sim.config import SimSection
 from router_lab.testbed.config import TestbedSection
+from router_lab.tracking import SCHEMAS as TRACKING_SCHEMAS
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
 from router_lab.train.config import EvaluateSection, TrainSection
 
@@ -37,6 +39,7 @@ class Config:
     device: Any = None
     network: Any = None
     cloud: Any = None
+    tracking: Any = None  # optional experiment tracking (none | mlflow)
     # Plain sections, one per stage that needs run options.
     sim: SimSection = field(default_factory=SimSection)
     train: TrainSection = field(default_factory=TrainSection)
@@ -44,6 +47,7 @@ class Config:
     export: ExportSection = field(default_factory=ExportSection)
     report: ReportSection = field(default_factory=ReportSection)
     testbed: TestbedSection = field(default_factory=TestbedSection)
+    search: SearchSection = field(default_factory=SearchSection)
     seed: int = 0  # the experiment's seed; every Generator is derived from it
     datasets_dir: str = "datasets"  # where built-in datasets are built and cached
     path: str | None = None  # the positional PATH of `dataset check`, `validate`, `report`
@@ -61,6 +65,7 @@ class Config:
 
 ALL_SCHEMAS: list[tuple[str, str, type]] = [
     *DATA_SCHEMAS, *TRAIN_SCHEMAS, *POLICY_SCHEMAS, *SIM_SCHEMAS, *EXPORT_SCHEMAS, *REPORT_SCHEMAS,
+    *TRACKING_SCHEMAS,
 ]
 
 

@@ -301,7 +301,9 @@ def format_differences(evaluation: Evaluation, metrics: Sequence[str] = ("apgr",
     return wide[[m for m in metrics if m in wide.columns]].reset_index().to_string(index=False)
 
 
-def evaluate_command(cfg: DictConfig) -> Evaluation:
+def evaluate_config(cfg: DictConfig) -> tuple[Evaluation, Dataset]:
+    """Every policy's offline metrics and curves for the config (nothing written), and the dataset
+    they were measured on: the library side of `evaluate`."""
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     section = cfg.evaluate
     fractions = [float(f) for f in section.pgr_fractions]
@@ -322,6 +324,11 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
         routers = evaluation_routers(cfg, dataset)
         evaluation = evaluate_routers(dataset, routers, section.split, int(cfg.seed), fractions, margin,
                                       n_boot, level)
+    return evaluation, dataset
+
+
+def evaluate_command(cfg: DictConfig) -> Evaluation:
+    evaluation, dataset = evaluate_config(cfg)
     folder = run_dir()
     with atomic_path(folder / EVALUATION_FILE) as tmp:
         evaluation.table.to_csv(tmp, index=False)

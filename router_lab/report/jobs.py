@@ -22,7 +22,7 @@ FAILED_MARKER = "_failed.json"
 CONFIG_FILE = "config.yaml"
 MARKER_VERSION = 1
 # Keys of the job config that say how to run it, not what it computes.
-RUN_ONLY_KEYS = ("resume",)
+RUN_ONLY_KEYS = ("resume", "tracking")
 
 
 @dataclass(frozen=True)
@@ -124,15 +124,19 @@ def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a 
     """
     from omegaconf import OmegaConf
 
+    from router_lab.tracking import check_tracking
+
     job_dir = run_dir()
     OmegaConf.resolve(cfg)  # the handler sees exactly the values config.yaml records
+    check_tracking(cfg)  # tracking=mlflow with a bad URI or no mlflow fails here, in one line
     config = OmegaConf.to_container(cfg)
     fingerprint = config_fingerprint(config)
     if cfg.get("resume", False):
         check = check_job(job_dir, fingerprint)
         if check.complete:
             print(f"router-lab: {job_label()}: complete, skipped (resume)", file=sys.stderr)
-            return read_metrics(job_dir)
+            # A handler may say what a skipped job returns (a search trial: its objective).
+            return getattr(handler, "resumed_result", read_metrics)(job_dir)
         print(f"router-lab: {job_label()}: running ({check.reason})", file=sys.stderr)
     start_job(job_dir)
     kept = {k: v for k, v in config.items() if k not in RUN_ONLY_KEYS}

@@ -70,16 +70,18 @@ class SweepProgress(Callback):
         global current_sweep_dir, _active
         sweep_dir = Path(str(config.hydra.sweep.dir))
         current_sweep_dir, _active = sweep_dir, self
-        try:
-            jobs = sweep_job_overrides(config)
+        n_trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
+        try:  # a search (Optuna) draws its trials as it goes: only their number is known
+            jobs = [] if n_trials is not None else sweep_job_overrides(config)
         except Exception:  # noqa: BLE001 - a sweeper we cannot mirror: no count, still no harm
             return
+        n_jobs = int(n_trials) if n_trials is not None else len(jobs)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(sweep_dir / SWEEP_MANIFEST, {
-            "command": str(config.get("command", "")), "n_jobs": len(jobs), "jobs": jobs,
+            "command": str(config.get("command", "")), "n_jobs": n_jobs, "jobs": jobs,
             "launcher": str(OmegaConf.select(config, "hydra.launcher._target_", default="")),
         })
-        self._thread = threading.Thread(target=self._watch, args=(sweep_dir, len(jobs)), daemon=True)
+        self._thread = threading.Thread(target=self._watch, args=(sweep_dir, n_jobs), daemon=True)
         self._thread.start()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

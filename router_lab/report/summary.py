@@ -58,7 +58,7 @@ def find_job_dirs(root: Path) -> list[Path]:
         return [root]
     found = []
     for child in sorted(p for p in root.iterdir() if p.is_dir()):
-        if child.name.startswith(".") or child.name == "report":
+        if child.name.startswith(".") or child.name in ("report", "mlruns"):  # mlruns: tracking's copies
             continue
         found += find_job_dirs(child)
     return found

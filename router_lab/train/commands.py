@@ -41,10 +41,15 @@ def format_summary(router: TrainedRouter) -> str:
     return "\n".join(lines)
 
 
-def train(cfg: DictConfig) -> TrainedRouter:
+def train_config(cfg: DictConfig) -> TrainedRouter:
+    """The router the config describes, fitted (nothing written): the library side of `train`."""
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     mode = cfg.train.mode or default_modes(cfg.router.name, dataset)[0]
-    router = train_router(dataset, cfg.router, cfg.target, mode, int(cfg.seed))
+    return train_router(dataset, cfg.router, cfg.target, mode, int(cfg.seed))
+
+
+def train(cfg: DictConfig) -> TrainedRouter:
+    router = train_config(cfg)
     meta = save_trained_router(router, run_dir())
     print(format_summary(router))
     print(f"wrote {meta.parent}/{{{meta.name}, {MODEL_FILE}, {CURVE_FILE}}}")

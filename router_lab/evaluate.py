@@ -339,7 +339,8 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
     described = evaluation.table["protocol"].iloc[0]
     plot_curves(evaluation, folder / PLOT_FILE, f"{dataset.name}: routing curves ({described})")
     print(f"{dataset.name}, {described}, {int(evaluation.table['n_rows'].iloc[0]):,} rows, "
-          f"{round(100 * level)} % bootstrap intervals ({n_boot} resamples over rows)")
+          f"{round(100 * float(cfg.evaluate.level))} % bootstrap intervals ({int(cfg.evaluate.n_boot)} "
+          "resamples over rows)")
     print(format_table(evaluation))
     diffs = format_differences(evaluation)
     if diffs:

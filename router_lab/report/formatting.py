@@ -91,8 +91,9 @@ def format_setting(value: object) -> str:
     if isinstance(value, float | np.floating) and not is_missing(value) and math.isfinite(float(value)) \
             and float(value) == int(value):
         return f"{int(value):,}"
-    if isinstance(value, float | np.floating) and not is_missing(value):
-        return f"{float(value):,.6g}" if abs(float(value)) >= 1e-4 else format_number(value)
+    if isinstance(value, float | np.floating) and not is_missing(value) and math.isfinite(float(value)):
+        text = format_number(value, digits=6)  # 0.005, 1.25, 12,345.7: no trailing zeros
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return format_number(value)
 
 

@@ -25,6 +25,7 @@ from router_lab.errors import RouterLabError
 from router_lab.features import default_modes, device_wrong
 from router_lab.io import atomic_path, run_dir
 from router_lab.policies import PolicyContext, make_policy
+from router_lab.report import steps
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
 from router_lab.train.config import plain_config
 from router_lab.train.curves import auroc, curve_metrics, performance_gap_recovered, routing_curve
@@ -148,10 +149,13 @@ def cross_fitted(dataset: Dataset, router_cfg: Any, target_cfg: Any, modes: Sequ
     margin = float(plain_config(router_cfg, {}).get("label_margin", 0.0))
     labels = device_wrong(dataset, margin)
     parts: list[list[PolicyRun]] = []
-    for repeat_seq in np.random.SeedSequence(seed).spawn(repeats):
+    steps.expect(folds * repeats)
+    for repeat, repeat_seq in enumerate( np.random.SeedSequence(seed).spawn(repeats)):
         split_seq, *fold_seqs = repeat_seq.spawn(folds + 1)
         fold_of = fold_assignment(labels, folds, np.random.default_rng(split_seq))
         for fold, fold_seq in enumerate(fold_seqs):
+            steps.step(f"fold {fold + 1} of {folds}" + (f", repeat {repeat + 1} of {repeats}" if repeats > 1 else "")
+                       + f": train {len(modes)} router(s) on the other folds, score the held-out rows")
             held = fold_of == fold
             train_val = stratified_split(labels[~held], [0.75, 0.25, 0.0], np.random.default_rng(fold_seq))
             split = np.full(len(dataset), "test", dtype=object)
@@ -221,7 +225,9 @@ def evaluation_modes(cfg: DictConfig, dataset: Dataset) -> list[str]:
     return list(cfg.train.modes) if cfg.train.modes else default_modes(cfg.router.name, dataset)
 
 
+@steps.reported("evaluate", total=2)
 def evaluate_command(cfg: DictConfig) -> Evaluation:
+    steps.step(f"load the {cfg.dataset.name} dataset")
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     section = cfg.train
     fractions = [float(f) for f in section.pgr_fractions]
@@ -237,6 +243,7 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
         dataset = with_splits(dataset, int(cfg.seed), margin)
         routers = evaluation_routers(cfg, dataset)
         evaluation = evaluate_routers(dataset, routers, section.split, int(cfg.seed), fractions, margin)
+    steps.step("write the evaluation and plot the curves")
     folder = run_dir()
     with atomic_path(folder / EVALUATION_FILE) as tmp:
         evaluation.table.to_csv(tmp, index=False)

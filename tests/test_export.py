@@ -245,7 +245,7 @@ def test_export_writes_no_model_when_a_gate_fails(train_dir, datasets_dir, cli, 
              if line.startswith("router-lab: export: ")]
     assert [s.removeprefix("router-lab: export: ") for s in steps] == [
         "load the trained router and the validation dataset", "convert the router to ONNX",
-        "validate the router"], result.stdout
+        "validate the router", "build and validate the device graph"], result.stdout  # no "write"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["validation.json"]
     assert json.loads((tmp_path / "out" / "validation.json").read_text())["passed"] is False
 

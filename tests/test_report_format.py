@@ -177,6 +177,17 @@ def test_figure_texts_stay_inside_the_figure_at_any_sweep_size(n_devices: int) -
         assert _inside_figure(drawn.figure) == [], drawn.name
 
 
+def test_a_200_job_load_sweep_keeps_its_legend_inside_the_figure() -> None:
+    devices = {f"device_{i}": (1, 8.0, 100.0 + i) for i in range(10)}
+    frame = pd.concat([device_sweep_frame(devices=devices, seed=s).assign(**{"workload.rate_per_s": r})
+                       for s, r in enumerate((1.0, 2.0, 4.0, 8.0, 12.0))], ignore_index=True)
+    assert len(frame) == 200
+    drawn = figures.latency_rate_figure(frame, "digits", ["policy", "device"])
+    (legend,) = drawn.figure.axes[0].findobj(matplotlib.legend.Legend)
+    assert len(legend.get_texts()) == 40 + 1  # policy x device, and the SLO line
+    assert _inside_figure(drawn.figure) == []
+
+
 def test_routing_curve_has_one_named_panel_per_scenario() -> None:
     frame = device_sweep_frame()
     scenarios = scenario_groups(frame, ["policy", "device"])

@@ -86,9 +86,9 @@ def place_legend(ax, title: str | None = None) -> None:  # noqa: ANN001 - a matp
         return
     if n_entries <= 5:
         ax.legend(fontsize=8, loc="best", title=title, title_fontsize=8)
-    else:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
-                  title=title, title_fontsize=8)
+    else:  # beside the plot; past 14 entries in columns, so a big sweep's legend keeps to the figure
+        ax.legend(fontsize=8 if n_entries <= 14 else 6, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0, title=title, title_fontsize=8, ncols=-(-n_entries // 24))
 
 
 def figure_title(title: str, scenario: str, label: str = "") -> str:

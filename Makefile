@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 WEB := router_lab/export/web
 WEB_STAMP := $(WEB)/node_modules/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "router_lab needs Python 3.11, found " + sys.version.split()[0]'
@@ -28,7 +28,15 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 demo: $(STAMP) $(WEB_STAMP)
 	$(BIN)/python -m router_lab.demo
 
-test: $(STAMP) $(WEB_STAMP)
+# The report's layout test drives headless Chromium: Debian's package, installed here when missing
+# (as root, with apt-get; ~2.5 min once). Without it the test skips and says so.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make: no chromium (needs root and apt-get): tests/test_report_layout.py will skip"
+
+test: $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -25,6 +25,7 @@ from router_lab.errors import RouterLabError
 from router_lab.features import cloud_wins, default_modes, outcome_strata
 from router_lab.io import atomic_path, run_dir
 from router_lab.policies import PolicyContext, make_policy
+from router_lab.report import steps
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
 from router_lab.train.bootstrap import percentile_interval, resample_counts, weighted_metrics
 from router_lab.train.config import plain_config
@@ -199,11 +200,14 @@ def cross_fitted(dataset: Dataset, router_cfg: Any, target_cfg: Any, modes: Sequ
     margin = float(plain_config(router_cfg, {}).get("label_margin", 0.0))
     strata = outcome_strata(dataset, margin)
     parts: list[list[PolicyRun]] = []
-    for repeat_seq in np.random.SeedSequence(seed).spawn(repeats):
+    steps.expect(folds * repeats)
+    for repeat, repeat_seq in enumerate( np.random.SeedSequence(seed).spawn(repeats)):
         split_seq, *fold_seqs = repeat_seq.spawn(folds + 1)
         fold_of = fold_assignment(strata, folds, np.random.default_rng(split_seq))
         folds_runs: list[list[PolicyRun]] = []
         for fold, fold_seq in enumerate(fold_seqs):
+            steps.step(f"fold {fold + 1} of {folds}" + (f", repeat {repeat + 1} of {repeats}" if repeats > 1 else "")
+                       + f": train {len(modes)} router(s) on the other folds, score the held-out rows")
             held = fold_of == fold
             train_val = stratified_split(strata[~held], [0.75, 0.25, 0.0], np.random.default_rng(fold_seq))
             split = np.full(len(dataset), "test", dtype=object)
@@ -304,6 +308,7 @@ def format_differences(evaluation: Evaluation, metrics: Sequence[str] = ("apgr",
 def evaluate_config(cfg: DictConfig) -> tuple[Evaluation, Dataset]:
     """Every policy's offline metrics and curves for the config (nothing written), and the dataset
     they were measured on: the library side of `evaluate`."""
+    steps.step(f"load the {cfg.dataset.name} dataset")
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     section = cfg.evaluate
     fractions = [float(f) for f in section.pgr_fractions]
@@ -327,8 +332,10 @@ def evaluate_config(cfg: DictConfig) -> tuple[Evaluation, Dataset]:
     return evaluation, dataset
 
 
+@steps.reported("evaluate", total=2)
 def evaluate_command(cfg: DictConfig) -> Evaluation:
     evaluation, dataset = evaluate_config(cfg)
+    steps.step("write the evaluation and plot the curves")
     folder = run_dir()
     with atomic_path(folder / EVALUATION_FILE) as tmp:
         evaluation.table.to_csv(tmp, index=False)

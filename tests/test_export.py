@@ -240,6 +240,12 @@ def test_export_writes_no_model_when_a_gate_fails(train_dir, datasets_dir, cli, 
     result = cli("export", f"export.run_dir={train_dir}", f"out={tmp_path / 'out'}",
                  "export.max_model_bytes=1000", *quick_args(datasets_dir))
     assert_one_line_error(result, "validation failed (model_bytes", "no model written")
+    # a line per step on stdout, up to the gates that failed; stderr keeps its one line
+    steps = [line.split("] ", 1)[-1].split(" (")[0] for line in result.stdout.splitlines()
+             if line.startswith("router-lab: export: ")]
+    assert [s.removeprefix("router-lab: export: ") for s in steps] == [
+        "load the trained router and the validation dataset", "convert the router to ONNX",
+        "validate the router", "build and validate the device graph"], result.stdout  # no "write"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["validation.json"]
     assert json.loads((tmp_path / "out" / "validation.json").read_text())["passed"] is False
 

@@ -211,6 +211,10 @@ def test_train_cli_writes_the_artifacts(cli, tmp_path):
     result = cli("train", "train.mode=input+confidence", "target=tradeoff", "target.cost_weight=0.05")
     assert result.returncode == 0, result.stderr
     assert "threshold" in result.stdout
+    steps = [line for line in result.stdout.splitlines() if line.startswith("router-lab: train: ")]
+    assert [line.split("] ")[0] for line in steps[:3]] == [f"router-lab: train: [{i}/3" for i in (1, 2, 3)]
+    assert "fit the logistic router (mode input+confidence" in steps[1] and steps[3].startswith(
+        "router-lab: train: done in ")
     [meta_path] = list((tmp_path / "outputs" / "train").glob(f"*/{META_FILE}"))
     router = load_trained_router(meta_path)
     assert router.mode == "input+confidence" and router.target == {"name": "tradeoff", "cost_weight": 0.05}

@@ -39,6 +39,7 @@ from router_lab.export.validate import (
     validate_router,
 )
 from router_lab.io import atomic_write_bytes, atomic_write_json, run_dir
+from router_lab.report import steps
 from router_lab.runtime.bundle import MANIFEST_FILE, POLICY_FILE
 from router_lab.runtime.device_router import resolve_model_path
 from router_lab.runtime.manifest import (
@@ -98,6 +99,7 @@ def output_dir(cfg: DictConfig) -> Path:
     return Path(to_absolute_path(cfg.out)) if cfg.out else run_dir()
 
 
+@steps.reported("export")
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Write the routing bundle of the configured policy: the policy's models (converted and
     validated; written only if every gate passes), policy.json and the bundle manifest."""
@@ -112,6 +114,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     if not has_router and needs_router(policy_cfg):
         raise RouterLabError(f"export: policy {policy_cfg.name} scores with a trained router; expected "
                              "export.run_dir=outputs/train/<time> (a 'router-lab train' run folder)")
+    steps.step("load the trained router and the validation dataset")
     source = router_source(cfg) if has_router else None
     trained = load_trained(source) if source is not None else None
     dataset = validation_dataset(cfg)
@@ -127,6 +130,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         summary = convert_and_validate(spec, source, dataset, opts, folder, files, sign_key)
     document = policy_document(node, ROUTER_FILE if uses_router else None, spec, cfg, source, dataset)
     files[POLICY_FILE] = (json_bytes(document), "policy")
+    steps.step("write the bundle")
     write_bundle(folder, files, sign_key)
     print(f"wrote the {node['kind']} bundle ({', '.join(sorted(files))}, {MANIFEST_FILE}) to {folder}")
     return summary
@@ -154,7 +158,9 @@ def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts:
                          files: dict[str, tuple[bytes, str]], sign_key: Path | None = None) -> dict[str, Any]:
     """Convert the router (and the digits device graph), validate the bytes in memory, write
     validation.json; add the models and their manifests to ``files`` only if every gate passes."""
+    steps.step(f"convert the router to ONNX (opset {opts.opset})")
     router_bytes = convert_router(spec, opts.opset, opts.ml_opset).SerializeToString()
+    steps.step("validate the router (gates: checker, shape inference, max abs diff, decision agreement, size, p99 latency)")
     report = validate_router(router_bytes, ROUTER_FILE, spec, dataset, opts)
     models: dict[str, tuple[bytes, dict[str, Any]]] = {
         ROUTER_FILE: (router_bytes, {"source_router": str(source), "threshold": spec.threshold})}
@@ -165,6 +171,7 @@ def convert_and_validate(spec: RouterSpec, source: Path, dataset: Dataset, opts:
         from router_lab.data.digits import load_device_model
 
         device_model = load_device_model(weights)
+        steps.step("build and validate the device graph")
         graph_bytes = build_device_graph(device_model, spec, dataset.feature_columns, dataset.name,
                                          opts.opset, opts.ml_opset).SerializeToString()
         graph_report = validate_device_graph(graph_bytes, DEVICE_GRAPH_FILE, device_model, spec, dataset, opts)

@@ -14,26 +14,36 @@ import pandas as pd
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_text
 from router_lab.report import figures, timeline
-from router_lab.report.html import best_per_objective, render_report
+from router_lab.report.formatting import (
+    abbreviate_values,
+    format_column,
+    format_setting,
+    policy_label,
+)
+from router_lab.report.html import best_per_objective, render_report, results_table
 from router_lab.report.reference import reference_curves
-from router_lab.report.summary import GROUPS, Collection, collect, summary_frame, varied_columns
+from router_lab.report.summary import (
+    GROUPS,
+    Collection,
+    collect,
+    summary_frame,
+    swept_factors,
+    varied_columns,
+)
 
 METRIC_COLUMNS = ("accuracy", "cloud_fraction", "cost_per_1k_usd", "latency_p50_ms",
                   "latency_p99_ms", "slo_miss_rate", "energy_per_request_j", "device_utilization",
                   "offdevice_bytes", "sensitive_offloaded", "n_requests")
 
 
-def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
-    """A GitHub-markdown table of these columns (numbers to 4 significant digits)."""
+def markdown_table(frame: pd.DataFrame, columns: list[str], upper_bounds: tuple[str, ...] = ()) -> str:
+    """A GitHub-markdown table of these columns, formatted as the page's table."""
     shown = [c for c in columns if c in frame]
-
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            return "–" if pd.isna(value) else f"{value:,.4g}"
-        return str(value).replace("|", "\\|")
-
+    cells = [[policy_label(v, upper_bounds) for v in frame[c]] if c == "policy" else format_column(frame[c].tolist())
+             for c in shown]
     lines = ["| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame[shown].itertuples(index=False)]
+    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
+              for row in zip(*cells, strict=True)]
     return "\n".join(lines) + "\n"
 
 MARKDOWN_METRICS = ("accuracy", "cloud_fraction", "cost_per_1k_usd", "latency_p50_ms", "latency_p99_ms",
@@ -60,20 +70,19 @@ def _config_candidates(collection: Collection) -> list[str]:
     return [c for c in columns if c not in names]
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:,.6g}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
+def describe_scenario(frame: pd.DataFrame, varied: list[str],
+                      follows: dict[str, list[str]] | None = None,
+                      upper_bounds: tuple[str, ...] = ()) -> tuple[list[str], str]:
+    """The scenario in words (lines for the page) and a one-line version for figure titles.
 
-
-def describe_scenario(frame: pd.DataFrame, varied: list[str]) -> tuple[list[str], str]:
-    """The scenario in words (lines for the page) and a one-line version for figure titles."""
+    ``varied`` are the swept factors; ``follows`` the settings each one sets (``device`` →
+    ``device.units``, …), named once rather than listed as factors of their own."""
     first = frame.iloc[0]
+    follows = follows or {}
+    fixed_out = set(varied) | {c for columns in follows.values() for c in columns}
 
     def get(column: str) -> str | None:
-        return None if column not in frame or column in varied else _fmt(first[column])
+        return None if column not in frame or column in fixed_out else format_setting(first[column])
 
     pieces = []
     if get("dataset"):
@@ -95,9 +104,12 @@ def describe_scenario(frame: pd.DataFrame, varied: list[str]) -> tuple[list[str]
     if get("seed"):
         lines.append(f"seed {get('seed')} (every job's random numbers derive from its config's seed)")
     for column in varied:
-        values = list(dict.fromkeys(_fmt(v) for v in frame[column]))
-        shown = ", ".join(values[:12]) + (", …" if len(values) > 12 else "")
-        lines.append(f"varied: {column} ({len(values)} values: {shown})")
+        values = list(dict.fromkeys(policy_label(v, upper_bounds) if column == "policy" else format_setting(v)
+                                    for v in frame[column]))
+        lines.append(f"varied: {column} ({len(values)} values: {abbreviate_values(values)})")
+        if follows.get(column):
+            names = [c[len(column) + 1:] for c in follows[column]]
+            lines.append(f"set by each {column}: {abbreviate_values(names, 8)} (values in summary.csv)")
     return lines, short
 
 
@@ -113,18 +125,20 @@ def write_figures(drawn: list[figures.Drawn], out_dir: Path) -> list[Path]:
     return written
 
 
-def draw_all(collection: Collection, frame: pd.DataFrame, varied: list[str], scenario: str,
+def draw_all(collection: Collection, frame: pd.DataFrame, factors: list[str], scenario: str,
              time_windows: int) -> list[figures.Drawn]:
-    others = [c for c in varied if c != "policy" and not c.startswith("policy.")]
-    first_scenario = timeline.scenario_groups(frame, varied)[0][1]
-    first_job = next(j for j in collection.jobs if j.name == first_scenario["job"].iloc[0])
-    reference = reference_curves(first_job)
+    keys = figures.scenario_keys(factors)
+    scenarios = timeline.scenario_groups(frame, factors)
+    references = []
+    for _, part in scenarios[:figures.MAX_PANELS]:
+        job = next(j for j in collection.jobs if j.name == part["job"].iloc[0])
+        references.append(reference_curves(job))
     return [
-        figures.accuracy_cost_figure(frame, scenario),
-        figures.latency_rate_figure(frame, scenario, ["policy", *others]),
-        figures.routing_curve_figure(first_scenario, scenario, reference),
-        timeline.latency_cdf_figure(collection, frame, varied, scenario),
-        timeline.over_time_figure(collection, frame, varied, scenario, time_windows),
+        figures.accuracy_cost_figure(frame, scenario, factors),
+        figures.latency_rate_figure(frame, scenario, ["policy", *keys]),
+        figures.routing_curve_figure(scenarios, scenario, references, keys),
+        timeline.latency_cdf_figure(collection, frame, factors, scenario),
+        timeline.over_time_figure(collection, frame, factors, scenario, time_windows),
     ]
 
 
@@ -145,25 +159,27 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, title: str
     atomic_write_text(out / "summary.csv", frame.to_csv(index=False, float_format="%.10g"))
 
     varied = varied_columns(frame, _config_candidates(collection))
-    scenario_lines, scenario = describe_scenario(frame, varied)
-    drawn = draw_all(collection, frame, varied, scenario, time_windows)
+    factors, follows = swept_factors(frame, varied)
+    upper_bounds = figures.upper_bound_policies(frame)
+    scenario_lines, scenario = describe_scenario(frame, factors, follows, upper_bounds)
+    drawn = draw_all(collection, frame, factors, scenario, time_windows)
     figure_paths = write_figures(drawn, out)
 
     notes = []
     if collection.expected_jobs is not None and len(collection.jobs) < collection.expected_jobs:
         notes.append(f"{len(collection.jobs)} of the sweep's {collection.expected_jobs} jobs are "
                      "complete; re-run the sweep with +resume=true to finish the rest.")
-    upper_bounds = figures.upper_bound_policies(frame)
     if upper_bounds:
-        notes.append(f"{', '.join(upper_bounds)} sees each request's answers before routing: an upper "
-                     "bound, left out of the 'best policy' list.")
-    label_columns = varied or ["policy"]
+        notes.append(f"{', '.join(policy_label(p, upper_bounds) for p in upper_bounds)} sees each "
+                     "request's answers before routing: a reference, left out of the 'best policy' list.")
+    label_columns = factors or ["policy"]
     best = best_per_objective(frame, label_columns, upper_bounds)
-    table_columns = ["job", *varied, *[c for c in METRIC_COLUMNS if c in frame]]
-    md_columns = [*(varied or ["job"]), *[c for c in MARKDOWN_METRICS if c in frame]]
-    atomic_write_text(out / "summary.md", markdown_table(frame, md_columns))
+    table_columns = [*(factors or ["policy"]), *[c for c in METRIC_COLUMNS if c in frame], "job"]
+    md_columns = [*(factors or ["job"]), *[c for c in MARKDOWN_METRICS if c in frame]]
+    atomic_write_text(out / "summary.md", markdown_table(frame, md_columns, upper_bounds))
+    table = results_table(frame, table_columns, upper_bounds)
     page = render_report(title or f"router_lab report: {collection.root}", scenario_lines, best, drawn,
-                         frame, table_columns, list(left_out), notes)
+                         table, list(left_out), notes)
     html_path = atomic_write_text(out / "report.html", page)
     for item in drawn:
         if item.figure is not None:

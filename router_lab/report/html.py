@@ -1,35 +1,44 @@
-"""One self-contained ``report.html``: figures embedded as base64 PNG, the table, the scenario in
-words and the best policy per objective; opens from disk with no server and no network."""
+"""One self-contained ``report.html`` rendered from ``templates/report.html.j2`` (jinja2, autoescaped):
+figures embedded as base64 PNG, the scenario in words, the best policy per objective and the table;
+opens from disk with no server and no network."""
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 from dataclasses import dataclass
 
 import pandas as pd
+from markupsafe import Markup, escape
 
 from router_lab.report.figures import Drawn
+from router_lab.report.formatting import (
+    NONE,
+    factor_label,
+    format_column,
+    format_number,
+    policy_label,
+)
 
 
 @dataclass(frozen=True)
 class Objective:
-    """A column to optimise, which way, and how to print its value."""
+    """A column to optimise, which way, and how to print its value (before and after the number)."""
 
     title: str
     column: str
     maximise: bool
-    fmt: str
+    prefix: str = ""
+    unit: str = ""
 
 
 OBJECTIVES = (
-    Objective("highest accuracy", "accuracy", True, "{:.4f}"),
-    Objective("lowest cloud cost per 1,000 requests", "cost_per_1k_usd", False, "${:,.4f}"),
-    Objective("lowest p99 latency", "latency_p99_ms", False, "{:,.1f} ms"),
-    Objective("fewest SLO misses", "slo_miss_rate", False, "{:.4f}"),
-    Objective("least energy per request", "energy_per_request_j", False, "{:.3f} J"),
-    Objective("least data sent off the device", "offdevice_bytes", False, "{:,.0f} bytes"),
+    Objective("highest accuracy", "accuracy", True),
+    Objective("lowest cloud cost per 1,000 requests", "cost_per_1k_usd", False, prefix="$"),
+    Objective("lowest p99 latency", "latency_p99_ms", False, unit=" ms"),
+    Objective("fewest SLO misses", "slo_miss_rate", False),
+    Objective("least energy per request", "energy_per_request_j", False, unit=" J"),
+    Objective("least data sent off the device", "offdevice_bytes", False, unit=" bytes"),
 )
 
 
@@ -42,9 +51,21 @@ def png_base64(figure) -> str:  # noqa: ANN001 - a matplotlib Figure
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _value(objective: Objective, value: object) -> str:
+    text = format_number(value)
+    return text if text == NONE else f"{objective.prefix}{text}{objective.unit}"
+
+
+def _label(row: pd.Series, label_columns: list[str]) -> str:
+    return factor_label(row, label_columns) or str(row["job"])
+
+
 def best_per_objective(frame: pd.DataFrame, label_columns: list[str],
                        excluded_policies: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    """(objective, winning job's label, value) for every objective the table has."""
+    """(objective, winning job's label, value) for every objective the table has.
+
+    ``label_columns`` are the swept factors only: a setting that follows another's choice
+    (``device.units`` follows ``device``) would repeat on every line and name nothing new."""
     candidates = frame[~frame["policy"].isin(excluded_policies)] if "policy" in frame else frame
     best = []
     for objective in OBJECTIVES:
@@ -52,61 +73,70 @@ def best_per_objective(frame: pd.DataFrame, label_columns: list[str],
             continue
         values = candidates[objective.column].astype(float)
         row = candidates.loc[values.idxmax() if objective.maximise else values.idxmin()]
-        label = ", ".join(f"{c}={row[c]}" for c in label_columns if c in row) or str(row["job"])
-        best.append((objective.title, label, objective.fmt.format(float(row[objective.column]))))
+        best.append((objective.title, _label(row, label_columns), _value(objective, row[objective.column])))
     if {"accuracy", "slo_miss_rate"} <= set(candidates):
         meeting = candidates[candidates["slo_miss_rate"] <= SLO_MISS_BUDGET]
         title = f"highest accuracy with at most {SLO_MISS_BUDGET:.0%} SLO misses"
         if meeting.empty:
-            best.append((title, "none of these jobs meets it", "–"))
+            best.append((title, "none of these jobs meets it", NONE))
         else:
             row = meeting.loc[meeting["accuracy"].astype(float).idxmax()]
-            label = ", ".join(f"{c}={row[c]}" for c in label_columns if c in row) or str(row["job"])
-            best.append((title, label, f"{float(row['accuracy']):.4f}"))
+            best.append((title, _label(row, label_columns), _value(OBJECTIVES[0], row["accuracy"])))
     return best
 
 
-def _table_html(frame: pd.DataFrame, columns: list[str]) -> str:
-    shown = frame[[c for c in columns if c in frame]]
-    return shown.to_html(index=False, border=0, classes="summary", float_format=lambda v: f"{v:,.4g}",
-                         na_rep="–")
+def breakable(name: str) -> Markup:
+    """A column name that may wrap after ``_`` and ``.`` (narrow headers, no overflow)."""
+    out = escape(name)
+    for sep in ("_", "."):
+        out = Markup(f"{sep}<wbr>").join(out.split(sep))
+    return Markup(out)
 
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
-table.summary { border-collapse: collapse; font-size: 0.85em; }
-table.summary th, table.summary td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: right; }
-table.summary th { background: #f3f3f3; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #555; } .warn { color: #a40; } .muted { color: #777; }
-"""
+@dataclass(frozen=True)
+class Table:
+    """The results table, formatted: headers, rows of strings, which columns are numbers."""
+
+    headers: list[Markup]
+    rows: list[list[str]]
+    numeric: list[bool]
+
+
+def results_table(frame: pd.DataFrame, columns: list[str], upper_bounds: tuple[str, ...]) -> Table:
+    """The shown columns, each formatted as one (thousands separators, one number of decimals per
+    column, ``–`` for none), upper-bound policies labelled; ``policy`` first (frozen on the page)."""
+    shown = [c for c in columns if c in frame]
+    if "policy" in shown:
+        shown.remove("policy")
+        shown.insert(0, "policy")
+    cells, numeric = [], []
+    for column in shown:
+        values = frame[column].tolist()
+        if column == "policy":
+            cells.append([policy_label(v, upper_bounds) for v in values])
+            numeric.append(False)
+        else:
+            cells.append(format_column(values))
+            numeric.append(pd.api.types.is_numeric_dtype(frame[column]) and
+                           not pd.api.types.is_bool_dtype(frame[column]))
+    rows = [list(row) for row in zip(*cells, strict=True)] if cells else []
+    return Table([breakable(c) for c in shown], rows, numeric)
+
+
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("router_lab.report", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
 
 
 def render_report(title: str, scenario_lines: list[str], best: list[tuple[str, str, str]],
-                  figures: list[Drawn], frame: pd.DataFrame, table_columns: list[str],
-                  left_out: list[tuple[str, str]], notes: list[str]) -> str:
+                  figures: list[Drawn], table: Table, left_out: list[tuple[str, str]],
+                  notes: list[str]) -> str:
     """The whole page as a string (UTF-8, no external references)."""
-    esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
-             f"<style>{_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
-             "<h2>Scenario</h2><ul>", *[f"<li>{esc(line)}</li>" for line in scenario_lines], "</ul>"]
-    if best:
-        parts += ["<h2>Best policy per objective</h2><ul>"]
-        parts += [f"<li><b>{esc(obj)}</b>: {esc(label)} ({esc(value)})</li>" for obj, label, value in best]
-        parts += ["</ul>"]
-    parts += [f"<p class='muted'>{esc(note)}</p>" for note in notes]
-    if left_out:
-        parts += ["<h2 class='warn'>Jobs left out</h2><ul>"]
-        parts += [f"<li class='warn'>{esc(job)}: {esc(reason)}</li>" for job, reason in left_out]
-        parts += ["</ul>"]
-    parts += ["<h2>Figures</h2>"]
-    for drawn in figures:
-        if drawn.figure is None:
-            parts.append(f"<p class='muted'>{esc(drawn.title)}: {esc(drawn.caption)}</p>")
-            continue
-        parts.append(f"<figure><img alt='{esc(drawn.title)}' src='data:image/png;base64,"
-                     f"{png_base64(drawn.figure)}'><figcaption>{esc(drawn.caption)}</figcaption></figure>")
-    parts += ["<h2>Results (one row per job; full table in summary.csv)</h2>",
-              _table_html(frame, table_columns), "</body></html>"]
-    return "\n".join(parts)
+    shown = [{"title": d.title, "caption": d.caption,
+              "png": png_base64(d.figure) if d.figure is not None else None} for d in figures]
+    return _environment().get_template("report.html.j2").render(
+        title=title, scenario_lines=scenario_lines, best=best, figures=shown, table=table,
+        left_out=left_out, notes=notes)

@@ -7,6 +7,7 @@ returns, so an interrupted job has none; a failed job gets ``_failed.json`` with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -23,6 +24,9 @@ CONFIG_FILE = "config.yaml"
 MARKER_VERSION = 1
 # Keys of the job config that say how to run it, not what it computes.
 RUN_ONLY_KEYS = ("resume", "tracking")
+# In a sweep, what a job prints goes here (its folder), not to the terminal: the sweep prints one
+# line per finished job instead (router_lab.report.progress).
+JOB_OUTPUT_FILE = "output.log"
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,12 @@ def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a 
     kept = {k: v for k, v in config.items() if k not in RUN_ONLY_KEYS}
     atomic_write_text(job_dir / CONFIG_FILE, OmegaConf.to_yaml(OmegaConf.create(kept)))
     try:
-        result = handler(cfg)
+        if in_multirun():
+            with open(job_dir / JOB_OUTPUT_FILE, "w", encoding="utf-8") as out, \
+                    contextlib.redirect_stdout(out):
+                result = handler(cfg)
+        else:
+            result = handler(cfg)
     except Exception as exc:
         mark_failed(job_dir, str(cfg.command), exc)
         raise

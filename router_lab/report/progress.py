@@ -1,12 +1,14 @@
 """Sweep progress: a Hydra callback that counts finished jobs while the launcher runs them.
 
 Jobs run in other processes (joblib workers, submitit, a cluster), so the parent process watches
-the sweep folder for job markers instead: a tqdm bar on a terminal, one line per change otherwise.
+the sweep folder for job markers instead: one line per finished job, in job order (a job's own
+output goes to its folder's output.log), under a tqdm bar on a terminal; then the count.
 It also writes ``sweep.json`` (the number of jobs and their overrides) for the report.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -17,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from router_lab.io import atomic_write_json
-from router_lab.report.jobs import COMPLETE_MARKER, FAILED_MARKER
+from router_lab.report.jobs import COMPLETE_MARKER, CONFIG_FILE, FAILED_MARKER
 
 SWEEP_MANIFEST = "sweep.json"
 # The sweep folder of the multirun running in this process (read by the CLI after a failure),
@@ -49,6 +51,38 @@ def count_markers(sweep_dir: Path, since_s: float = 0.0) -> tuple[int, int]:
     complete = sum(1 for _ in sweep_dir.rglob(COMPLETE_MARKER))
     failed = sum(1 for p in sweep_dir.rglob(FAILED_MARKER) if p.stat().st_mtime >= since_s)
     return complete, failed
+
+
+_JOB_FOLDER = re.compile(r"^(\d+)_(.*)$")
+
+
+def finished_jobs(sweep_dir: Path, since_s: float = 0.0) -> dict[int, str]:
+    """{job number: its line} for the finished jobs directly under ``sweep_dir``
+    (folders ``<num>_<overrides>``, hydra.sweep.subdir's default here)."""
+    lines: dict[int, str] = {}
+    try:
+        children = list(sweep_dir.iterdir())
+    except OSError:
+        return lines
+    for child in children:
+        match = _JOB_FOLDER.match(child.name)
+        if match is None or not child.is_dir():
+            continue
+        num, overrides = int(match.group(1)), match.group(2) or "no overrides"
+        complete, failed = child / COMPLETE_MARKER, child / FAILED_MARKER
+        try:
+            if complete.exists():
+                ended_s = complete.stat().st_mtime
+                if ended_s < since_s:
+                    lines[num] = f"job {num} complete before this run ({overrides})"
+                    continue
+                took_s = ended_s - (child / CONFIG_FILE).stat().st_mtime
+                lines[num] = f"job {num} complete ({overrides}) in {max(took_s, 0.0):,.1f} s"
+            elif failed.exists() and failed.stat().st_mtime >= since_s:
+                lines[num] = f"job {num} FAILED ({overrides}): see {child.name}/{FAILED_MARKER}"
+        except OSError:  # a marker moved between the check and the stat: seen next time
+            continue
+    return lines
 
 
 class SweepProgress(Callback):
@@ -100,19 +134,26 @@ class SweepProgress(Callback):
             from tqdm import tqdm
 
             bar = tqdm(total=n_jobs, desc="sweep", unit="job", file=sys.stderr)
-        last = (-1, -1)
+        say = bar.write if bar is not None else (lambda line: print(line, file=sys.stderr, flush=True))
+        say(f"router-lab: sweep: {n_jobs} jobs in {sweep_dir}")
+        next_num, printed, last = 0, 0, (-1, -1)
         while True:
             stopping = self._stop.wait(self.poll_s)
             done, failed = count_markers(sweep_dir, started_s)
-            if (done, failed) != last:
-                if bar is not None:
-                    bar.n = min(done + failed, n_jobs)
-                    bar.set_postfix(failed=failed, refresh=True)
-                else:
-                    print(f"router-lab: sweep: {done}/{n_jobs} jobs complete"
-                          + (f", {failed} failed" if failed else ""), file=sys.stderr, flush=True)
-                last = (done, failed)
+            lines = finished_jobs(sweep_dir, started_s)
+            # one line per finished job, in job order: a job waits for the ones before it
+            while next_num in lines or (stopping and any(n > next_num for n in lines)):
+                if next_num in lines:
+                    printed += 1
+                    say(f"router-lab: sweep: [{printed}/{n_jobs}] {lines[next_num]}")
+                next_num += 1
+            if bar is not None and (done, failed) != last:
+                bar.n = min(done + failed, n_jobs)
+                bar.set_postfix(failed=failed, refresh=True)
+            last = (done, failed)
             if stopping:
                 break
         if bar is not None:
             bar.close()
+        print(f"router-lab: sweep: {done}/{n_jobs} jobs complete" + (f", {failed} failed" if failed else ""),
+              file=sys.stderr, flush=True)

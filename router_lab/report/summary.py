@@ -200,3 +200,26 @@ def varied_columns(frame: pd.DataFrame, candidates: list[str]) -> list[str]:
     exported router differs from the others in a path, which says nothing a reader compares."""
     return [c for c in candidates if c in frame and frame[c].astype(str).nunique() > 1
             and not c.rsplit(".", 1)[-1].endswith(("path", "_dir"))]
+
+
+def swept_factors(frame: pd.DataFrame, varied: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The varied columns a reader compares, and the ones that only follow another's choice.
+
+    A sweep over ``device`` also varies ``device.units``, ``device.queue_limit``, …: each is set
+    by the device chosen, so it names nothing new.  A column whose value is a function of a varied
+    column that prefixes it (``device`` → ``device.*``) is listed under that column instead; one
+    that varies on its own within it (``policy.threshold`` within ``policy=confidence``) stays."""
+    factors: list[str] = []
+    follows: dict[str, list[str]] = {}
+    for column in varied:
+        owner = next((o for o in varied if o != column and column.startswith(o + ".")
+                      and _determined_by(frame, o, column)), None)
+        if owner is None:
+            factors.append(column)
+        else:
+            follows.setdefault(owner, []).append(column)
+    return factors, follows
+
+
+def _determined_by(frame: pd.DataFrame, owner: str, column: str) -> bool:
+    return bool((frame[[owner, column]].astype(str).groupby(owner)[column].nunique() <= 1).all())

@@ -8,12 +8,18 @@ import pandas as pd
 
 from router_lab.report.figures import (
     SLO_COLUMN,
+    SLO_STYLE,
     Drawn,
+    figure_title,
     finish_axes,
     new_figure,
     place_legend,
-    styles_for,
+    policy_styles,
+    scenario_keys,
+    thousands,
+    upper_bound_policies,
 )
+from router_lab.report.formatting import factor_label, format_number, policy_label
 from router_lab.report.summary import Collection
 
 # requests.parquet columns (router_lab.sim.records.Records.to_frame)
@@ -24,16 +30,13 @@ CORRECT_COLUMN = "correct"  # quality of the answer (0 without one)
 CLOUD_ANSWERS = ("cloud", "cascade")
 
 
-def scenario_groups(frame: pd.DataFrame, varied: list[str]) -> list[tuple[str, pd.DataFrame]]:
-    """The sweep's scenarios: jobs sharing every varied setting except the policy."""
-    keys = [c for c in varied if c != "policy" and not c.startswith("policy.")]
+def scenario_groups(frame: pd.DataFrame, factors: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """The sweep's scenarios, in job order: jobs sharing every swept factor except the policy's."""
+    keys = scenario_keys(factors)
     if not keys:
         return [("", frame)]
-    groups = []
-    for values, part in frame.groupby(keys, sort=True, dropna=False):
-        values = values if isinstance(values, tuple) else (values,)
-        groups.append((", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)), part))
-    return groups
+    labels = frame.apply(lambda r: factor_label(r, keys), axis=1)
+    return [(label, frame[labels == label]) for label in dict.fromkeys(labels)]
 
 
 def _requests(collection: Collection, job_name: str, columns: list[str]) -> pd.DataFrame | None:
@@ -49,17 +52,13 @@ def _requests(collection: Collection, job_name: str, columns: list[str]) -> pd.D
         return None
 
 
-def _title(title: str, scenario: str, label: str) -> str:
-    return f"{title}\n{scenario}" + (f"\n{label}" if label else "")
-
-
 def latency_cdf_figure(collection: Collection, frame: pd.DataFrame, varied: list[str],
                        scenario: str) -> Drawn:
     name, title = "latency_cdf", "Latency CDF per policy"
     label, part = scenario_groups(frame, varied)[0]
     fig, ax = new_figure()
-    policies = list(dict.fromkeys(part["policy"])) if "policy" in part else ["run"]
-    style = styles_for(policies)
+    style = policy_styles(frame) if "policy" in frame else {"run": {"color": "#0072B2"}}
+    upper_bounds = upper_bound_policies(frame)
     drawn = 0
     for _, row in part.iterrows():
         records = _requests(collection, row["job"], [LATENCY_COLUMN])
@@ -68,18 +67,21 @@ def latency_cdf_figure(collection: Collection, frame: pd.DataFrame, varied: list
         latency = np.sort(records[LATENCY_COLUMN].to_numpy(float))
         share = np.arange(1, len(latency) + 1) / len(latency)
         policy = row.get("policy", "run")
-        ax.step(latency, share, where="post", color=style[policy]["color"], label=policy)
+        ax.step(latency, share, where="post", color=style[policy]["color"],
+                label=policy_label(policy, upper_bounds))
         drawn += 1
     if not drawn:
         return Drawn(name, title, None, f"not drawn: no {LATENCY_COLUMN} in requests.parquet")
     if SLO_COLUMN in part:
         slo_ms = float(part[SLO_COLUMN].iloc[0])
-        ax.axvline(slo_ms, color="crimson", linestyle="--", linewidth=1, label=f"SLO {slo_ms:,.0f} ms")
+        ax.axvline(slo_ms, label=f"SLO {format_number(slo_ms, 0)} ms", **SLO_STYLE)
     ax.set_xscale("log")
+    thousands(ax.xaxis)
     finish_axes(ax, "end-to-end latency (ms, log scale)", "fraction of requests at or below",
-                _title(title, scenario, label), log=True)
+                figure_title(title, scenario, label), log=True)
+    which = f"the first of the sweep: {label}" if label else "the only one of these jobs"
     return Drawn(name, title, fig, "Each curve is one policy's distribution of end-to-end latency "
-                 "in the same scenario (the first of the sweep).")
+                 f"in the same scenario ({which}); the dashed black line is the SLO.")
 
 
 def windowed(time_s: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -107,12 +109,13 @@ def over_time_figure(collection: Collection, frame: pd.DataFrame, varied: list[s
     edges = np.linspace(0.0, max(end_s, 1e-9), n_windows + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     fig, (ax_cloud, ax_acc) = new_figure(height=6.0, rows=2)
-    style = styles_for(list(dict.fromkeys(p for p, _, _ in series)))
+    style = policy_styles(frame) if "policy" in frame else {"run": {"color": "#0072B2"}}
+    upper_bounds = upper_bound_policies(frame)
     for policy, records, _job in series:
         t = records[ARRIVAL_COLUMN].to_numpy(float)
         in_cloud = records[OUTCOME_COLUMN].astype(str).isin(CLOUD_ANSWERS).to_numpy(float)
         ax_cloud.plot(centres, windowed(t, in_cloud, edges),
-                      color=style[policy]["color"], label=policy)
+                      color=style[policy]["color"], label=policy_label(policy, upper_bounds))
         ax_acc.plot(centres, windowed(t, records[CORRECT_COLUMN].to_numpy(float), edges),
                     color=style[policy]["color"], label=policy)
     down = _outages([records for _, records, _ in series], edges)
@@ -122,13 +125,14 @@ def over_time_figure(collection: Collection, frame: pd.DataFrame, varied: list[s
     ax_cloud.set_ylabel("cloud fraction")
     ax_acc.set_ylabel("accuracy")
     ax_acc.set_xlabel("simulated time (s)")
-    ax_cloud.set_title(_title(title, scenario, label) + (" · grey: cloud attempts failing" if down else ""),
-                       fontsize=10)
+    ax_cloud.set_title(figure_title(title, scenario, label + (" · grey: cloud attempts failing"
+                                                              if down else "")), fontsize=10)
     for ax in (ax_cloud, ax_acc):
         ax.grid(alpha=0.3)
-    place_legend(ax_cloud)
+    place_legend(ax_cloud, "policy")
+    which = f"the last of the sweep: {label}" if label else "the only one of these jobs"
     return Drawn(name, title, fig, f"Means over {n_windows} windows of arrival time for one scenario "
-                 "(the last of the sweep); drift and outages show as changes over time.")
+                 f"({which}); drift and outages show as changes over time.")
 
 
 def _outages(series: list[pd.DataFrame], edges: np.ndarray) -> list[tuple[float, float]]:

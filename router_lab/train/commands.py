@@ -8,6 +8,7 @@ from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.features import default_modes
 from router_lab.io import run_dir
+from router_lab.report.steps import reported, step
 from router_lab.train.artifacts import (
     CURVE_FILE,
     MODEL_FILE,
@@ -43,13 +44,21 @@ def format_summary(router: TrainedRouter) -> str:
 
 def train_config(cfg: DictConfig) -> TrainedRouter:
     """The router the config describes, fitted (nothing written): the library side of `train`."""
+    step(f"load the {cfg.dataset.name} dataset")
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     mode = cfg.train.mode or default_modes(cfg.router.name, dataset)[0]
+    calibration = cfg.router.get("calibration")
+    calibration = None if str(calibration).lower() in ("none", "null", "false", "") else calibration
+    step(f"fit the {cfg.router.name} router (mode {mode}"
+         + (f", {calibration} calibration, {cfg.router.get('calibration_cv', 3)}-fold CV" if calibration else "")
+         + ") and choose its threshold on val")
     return train_router(dataset, cfg.router, cfg.target, mode, int(cfg.seed))
 
 
+@reported("train", total=3)
 def train(cfg: DictConfig) -> TrainedRouter:
     router = train_config(cfg)
+    step("write the router and its routing curve")
     meta = save_trained_router(router, run_dir())
     print(format_summary(router))
     print(f"wrote {meta.parent}/{{{meta.name}, {MODEL_FILE}, {CURVE_FILE}}}")

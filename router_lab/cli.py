@@ -4,24 +4,32 @@
     router-lab dataset check path/to/data.parquet   # positional PATH is `path=PATH`
     router-lab simulate policy=learned device=laptop_cpu
     router-lab simulate -m policy=always_local,learned   # Hydra multirun
+    eval "$(router-lab -sc install=bash)"           # shell completion (also --hydra-help, --info)
 
 Everything after the subcommand is a Hydra override or flag (``-m``, ``--cfg job``, ``--help``).
-User mistakes (``RouterLabError``, bad overrides, unknown config options) print one line
-``router-lab: error: …`` and exit with status 2; no traceback.
+User mistakes (``RouterLabError``, bad overrides, unknown config options, paths the file system
+refuses) print one line ``router-lab: error: …`` and exit with status 2; no traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from router_lab.errors import RouterLabError, one_line
+from router_lab.config import CONF_DIR, conf_hint
+from router_lab.errors import RouterLabError, one_line, os_error_message
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# Hydra's own flags that need no command: `router-lab -sc install=bash`, `--hydra-help`, `--info`.
+TOP_LEVEL_FLAGS = ("-sc", "--shell-completion", "--hydra-help", "--info", "-i", "--version")
+# Config options that only carry a schema (``conf/<group>/<option>.yaml`` names one in its
+# defaults list); not choices a user makes.
+INTERNAL_OPTION_PREFIX = "schema_"
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,8 @@ def usage() -> str:
              "commands:"]
     lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", "Arguments after the command are Hydra overrides (group=option, key=value); ",
-              "'-m' runs a multirun sweep; 'router-lab COMMAND --help' lists the config groups."]
+              "'-m' runs a multirun sweep; 'router-lab COMMAND --help' lists the config groups.",
+              "Hydra: --hydra-help, --info [searchpath|defaults|…], -sc install=bash (completion)."]
     return "\n".join(lines)
 
 
@@ -81,8 +90,74 @@ def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
     args = list(rest)
     if command.positional and args and "=" not in args[0] and not args[0].startswith("-"):
         args[0] = f"{command.positional}={args[0]}"
+    check_options(args)
     leading = [f"command={name.replace(' ', '_')}", f"hydra.job.name={name.replace(' ', '_')}"]
-    return leading + args
+    return normalize_flags(leading + args)
+
+
+_GROUP_CHOICE = re.compile(r"^[+~]{0,2}(?P<group>[\w/]+)(?:@[\w.]*)?=(?P<value>.*)$")
+
+
+def group_options(group: str) -> list[str]:
+    """The options a user may choose in ``group`` (the option files under the config folder)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def no_such_option(group: str, option: str, options: list[str]) -> str:
+    choices = ", ".join(o for o in sorted(options) if not o.startswith(INTERNAL_OPTION_PREFIX))
+    return f"{group}={option}: no such option; expected one of: {choices} ({conf_hint(group)})"
+
+
+def check_options(args: list[str]) -> None:
+    """Refuse internal schema options (``policy=schema_learned``), also inside sweeps."""
+    for arg in args:
+        match = _GROUP_CHOICE.match(arg)
+        if not match or not (CONF_DIR / match["group"]).is_dir():
+            continue
+        for value in re.split(r"[\s,()\[\]]+", match["value"]):
+            value = value.strip("'\"")
+            if value.startswith(INTERNAL_OPTION_PREFIX):
+                group = match["group"]
+                raise RouterLabError(no_such_option(group, value, group_options(group)))
+
+
+def normalize_flags(args: list[str]) -> list[str]:
+    """Hydra's flags made unambiguous for its parser.
+
+    * a bare ``--info`` becomes ``--info all`` (else argparse takes the next override as its value);
+    * ``-m`` with ``--cfg``/``--info`` shows the multirun's config (``hydra.mode=MULTIRUN``), as
+      ``--cfg hydra`` cannot be combined with ``-m`` in Hydra's parser;
+    * ``--hydra-help`` keeps only ``hydra.*`` overrides (Hydra composes its help without the app).
+    """
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg in ("--info", "-i"):
+            nxt = args[i + 1] if i + 1 < len(args) else ""
+            if nxt not in _INFO_CHOICES:
+                out.append("all")
+    multirun = [a for a in out if a in ("-m", "--multirun")]
+    if multirun and any(a in ("--cfg", "-c", "--info", "-i") for a in out):
+        flags = flags_first(out)
+        n_flags = next((i for i, a in enumerate(flags) if "=" in a and not a.startswith("-")), len(flags))
+        out = ([a for a in flags[:n_flags] if a not in multirun] + first_job(flags[n_flags:])
+               + ["hydra.mode=MULTIRUN"])
+    if "--hydra-help" in out:
+        out = [a for a in out if a.startswith("-") or a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    return out
+
+
+def first_job(overrides: list[str]) -> list[str]:
+    """The overrides of a sweep's first job (``policy=a,b`` -> ``policy=a``), for ``-m --cfg``."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    batches = BasicSweeper.split_arguments(parsed, None)
+    return list(batches[0][0]) if batches and batches[0] else list(overrides)
+
+
+_INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 
 def _resolve_handler(spec: str) -> Callable[..., object]:
@@ -96,21 +171,31 @@ def _resolve_handler(spec: str) -> Callable[..., object]:
     return getattr(module, func_name)
 
 
-def run_hydra(command: Command, args: list[str]) -> None:
+def run_hydra(command: Command | None, args: list[str]) -> None:
+    """Compose the config and run ``command`` under Hydra (None: a Hydra flag such as ``-sc``)."""
     import hydra
 
     from router_lab.config import register_configs
     from router_lab.report import progress
     from router_lab.report.jobs import in_multirun, job_label, run_job, sweep_failure
+    from router_lab.report.launcher import watch_parent
     from router_lab.report.resume import with_resumed_sweep_dir
 
     register_configs()
-    handler = _resolve_handler(command.handler)
-    args = with_resumed_sweep_dir(_command_option(args), args)
+    handler = _resolve_handler(command.handler) if command else _no_job
+    if command and "--hydra-help" not in args:
+        args = with_resumed_sweep_dir(_command_option(args), args)
 
     def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
+        watch_parent()  # in a sweep worker: exit when the sweep's parent dies
         try:
-            return run_job(handler, cfg)
+            try:
+                return run_job(handler, cfg)
+            except OSError as exc:
+                message = os_error_message(exc)
+                if message is None:
+                    raise
+                raise RouterLabError(message) from None
         except RouterLabError as exc:
             if in_multirun():
                 raise RouterLabError(f"{job_label()} failed: {exc}") from None
@@ -124,13 +209,41 @@ def run_hydra(command: Command, args: list[str]) -> None:
     sys.argv = ["router-lab", *flags_first(args)]
     progress.current_sweep_dir = None
     try:
-        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+        with _quiet_help(args):
+            hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
     except RouterLabError as exc:
         progress.stop_watching()
         raise sweep_failure(exc, progress.current_sweep_dir) from None
     finally:
         progress.stop_watching()
         sys.argv = saved
+
+
+def _no_job(cfg) -> None:  # noqa: ANN001 - never called: Hydra flags end before any job
+    raise RouterLabError("no command given")
+
+
+@contextlib.contextmanager
+def _quiet_help(args: list[str]):
+    """Hide internal schema options from ``--help`` (and from completion's suggestions)."""
+    if not any(a in ("--help", "-h", "-sc", "--shell-completion") for a in args):
+        yield
+        return
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        sys.stdout.write(hide_internal_options(buffer.getvalue()))
+        sys.stdout.flush()
+
+
+def hide_internal_options(text: str) -> str:
+    """Drop ``schema_*`` options from Hydra's help (``group: a, schema_b, c``) and from completion
+    suggestions (``policy=a policy=schema_b``)."""
+    text = re.sub(rf"(?m)(?<=[:,] ){INTERNAL_OPTION_PREFIX}\w+(, )?", "", text)
+    text = re.sub(r"(?m), $", "", text)
+    return re.sub(rf"(?<!\S)\S*={INTERNAL_OPTION_PREFIX}\w*[ \t]?", "", text)
 
 
 _VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -166,15 +279,23 @@ def _command_option(args: list[str]) -> str:
 
 def render_error(exc: BaseException) -> str | None:
     """The one-line message for a user mistake, or None when ``exc`` is a bug."""
-    from hydra.errors import HydraException, MissingConfigException
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(exc, RouterLabError):
         return str(exc)
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
         group, _, option = exc.missing_cfg_file.rpartition("/")
-        choices = ", ".join(o for o in sorted(exc.options) if not o.startswith("schema_"))
-        return f"{group}={option}: no such option; expected one of: {choices} (see conf/{group}/)"
+        return no_such_option(group, option, list(exc.options))
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    if isinstance(exc, OverrideParseException) and not exc.override.isascii():
+        return (f"{one_line(str(exc))}; the override {exc.override!r} has non-ASCII characters: "
+                "quote its value, e.g. 'key=\"välue\"' (single quotes around it for the shell)")
+    if isinstance(exc, ValueError) and str(exc).startswith("Only one of --run, --multirun"):
+        return one_line(str(exc))  # Hydra's parser: e.g. -m with -sc
+    if isinstance(exc, OverrideParseException) and exc.override not in str(exc):
+        return f"{exc.override}: {one_line(str(exc))}"
     if isinstance(exc, HydraException | OmegaConfBaseException):
         message = one_line(str(exc))
         cause = exc.__cause__
@@ -186,12 +307,33 @@ def render_error(exc: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep (report/launcher.py)
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 2
+        print(f"router-lab: interrupted (signal {signum})", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:
+        # The reader went away (`router-lab --help | head`): stop quietly, as a shell tool does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the broken pipe
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
     # Let Hydra raise instead of printing its own traceback; we render user errors ourselves.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
+        if argv[0] in TOP_LEVEL_FLAGS:
+            from router_lab.completion import top_level_arguments
+
+            hydra_call = top_level_arguments(argv)
+            if hydra_call is not None:
+                run_hydra(*hydra_call)
+            return 0
         name, command, rest = split_command(argv)
         run_hydra(command, hydra_arguments(name, command, rest))
     except Exception as exc:

@@ -9,6 +9,7 @@ type is an error before anything runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -23,6 +24,15 @@ from router_lab.sim.config import SCHEMAS as SIM_SCHEMAS
 from router_lab.sim.config import SimSection
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
 from router_lab.train.config import TrainSection
+
+# The config folder Hydra reads (the defaults list and one folder per group).  It ships inside the
+# package, so an installed wheel and the checkout read the same files.
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def conf_hint(group: str) -> str:
+    """Where a user finds the options of ``group``, for error messages."""
+    return f"see {CONF_DIR.parent.name}/{CONF_DIR.name}/{group}/"
 
 
 @dataclass

@@ -68,13 +68,23 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global current_sweep_dir, _active
+        from router_lab.errors import RouterLabError
+        from router_lab.report.launcher import check_n_jobs
+
+        try:
+            check_n_jobs(OmegaConf.select(config, "hydra.launcher.n_jobs", default=-1))
+        except RouterLabError:  # the launcher refuses the sweep in one line before any job
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         current_sweep_dir, _active = sweep_dir, self
         try:
             jobs = sweep_job_overrides(config)
         except Exception:  # noqa: BLE001 - a sweeper we cannot mirror: no count, still no harm
             return
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:  # the launcher reports the same error in one line
+            return
         atomic_write_json(sweep_dir / SWEEP_MANIFEST, {
             "command": str(config.get("command", "")), "n_jobs": len(jobs), "jobs": jobs,
             "launcher": str(OmegaConf.select(config, "hydra.launcher._target_", default="")),

@@ -16,6 +16,22 @@ def make_file_and_csv(tmp: Path) -> None:
                                    "name a prime,True,True\nsum 1..10,False,True\n")
 
 
+def multirun_root_is_file(tmp: Path) -> None:
+    (tmp / "outputs").mkdir()
+    (tmp / "outputs" / "multirun").write_text("not a folder\n")
+
+
+def trained_router_and_file(tmp: Path) -> None:
+    """A real `router-lab train` folder (trained here on the copied digits) and a file in the way."""
+    from router_lab.data.files import load_dataset_file
+    from router_lab.train.artifacts import save_trained_router
+    from router_lab.train.fit import train_router
+
+    make_file(tmp)
+    router = train_router(load_dataset_file(tmp / "datasets" / "digits.parquet"), None, None, "input", 0)
+    save_trained_router(router, tmp / "train_run")
+
+
 CASES = [
     {"id": "out-run-dir-is-file", "setup": "make_file", "args": ["train", "hydra.run.dir={tmp}/afile"],
      "expect": ["{tmp}/afile", "a file is in the way"]},
@@ -45,5 +61,12 @@ CASES = [
     {"id": "out-import-out-under-file", "setup": "make_file_and_csv",
      "args": ["dataset", "import", "routellm", "path={tmp}/bench.csv", "device_model=small",
               "cloud_model=big", "out={tmp}/afile/bench.parquet"],
+     "expect": ["{tmp}/afile", "a file is in the way"]},
+    {"id": "out-resume-root-is-file", "setup": "multirun_root_is_file",
+     "args": ["simulate", "-m", "policy=random,always_local", "+resume=true"],
+     "expect": ["outputs/multirun", "is a file"]},
+    {"id": "out-export-out-is-file", "setup": "trained_router_and_file",
+     "args": ["export", "run_dir={tmp}/train_run", "out={tmp}/afile", "export.latency_calls=50",
+              "export.sklearn_latency_calls=0"],
      "expect": ["{tmp}/afile", "a file is in the way"]},
 ]

@@ -12,6 +12,7 @@ import os
 import re
 
 from router_lab.cli import COMMANDS, Command, hydra_arguments
+from router_lab.cli_hydra import normalize_flags
 
 _APP = re.compile(r"^\s*\S+\s*")  # the program name at the start of COMP_LINE
 
@@ -20,7 +21,7 @@ def top_level_arguments(argv: list[str]) -> tuple[Command | None, list[str]] | N
     """What to hand to Hydra for ``router-lab <flag> …``, or None when answered here."""
     if argv[0] in ("-sc", "--shell-completion") and len(argv) > 1 and argv[1].startswith("query="):
         return _query(argv)
-    return None, argv
+    return None, normalize_flags(argv)
 
 
 def _query(argv: list[str]) -> tuple[Command | None, list[str]] | None:

@@ -46,6 +46,10 @@ def main() -> None:
     import router_lab.cli  # noqa: F401 - the imports every case shares, done once before forking
     import router_lab.config  # noqa: F401
     import router_lab.data.commands  # noqa: F401
+    import router_lab.data.importers  # noqa: F401
+    import router_lab.evaluate  # noqa: F401
+    import router_lab.report.commands  # noqa: F401
+    import router_lab.report.figures  # noqa: F401
     import router_lab.export.commands  # noqa: F401
     import router_lab.sim.commands  # noqa: F401
     import router_lab.train.commands  # noqa: F401

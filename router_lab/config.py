@@ -2,7 +2,7 @@
 
 Each stage owns the dataclasses of its own config group (``router_lab/<stage>/config.py`` lists
 them in ``SCHEMAS``); this module gathers them into Hydra's ConfigStore.  A group option in
-``conf/<group>/<option>.yaml`` names its schema in its defaults list, so a typo in a key or a wrong
+``router_lab/conf/<group>/<option>.yaml`` names its schema in its defaults list, so a typo in a key or a wrong
 type is an error before anything runs.
 """
 
@@ -27,7 +27,7 @@ from router_lab.train.config import TrainSection
 
 # The config folder Hydra reads (the defaults list and one folder per group).  It ships inside the
 # package, so an installed wheel and the checkout read the same files.
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def conf_hint(group: str) -> str:
@@ -37,7 +37,7 @@ def conf_hint(group: str) -> str:
 
 @dataclass
 class Config:
-    # Config groups (chosen in conf/config.yaml's defaults list, overridden as `group=option`).
+    # Config groups (chosen in router_lab/conf/config.yaml's defaults list, overridden as `group=option`).
     dataset: Any = None
     router: Any = None
     target: Any = None

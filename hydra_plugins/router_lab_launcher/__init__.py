@@ -1,6 +1,6 @@
 """router_lab's Hydra launcher plugin: Hydra instantiates launchers only from classes defined in
 the hydra_plugins namespace.  The behaviour lives in router_lab/report/launcher.py; the option is
-``hydra/launcher=router_lab_joblib`` (the default in conf/config.yaml)."""
+``hydra/launcher=router_lab_joblib`` (the default in router_lab/conf/config.yaml)."""
 
 from dataclasses import dataclass
 

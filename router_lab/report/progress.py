@@ -52,7 +52,7 @@ def count_markers(sweep_dir: Path, since_s: float = 0.0) -> tuple[int, int]:
 
 
 class SweepProgress(Callback):
-    """``hydra.callbacks.progress`` in conf/config.yaml: progress of a multirun, in the parent."""
+    """``hydra.callbacks.progress`` in router_lab/conf/config.yaml: progress of a multirun, in the parent."""
 
     def __init__(self, poll_s: float = 0.5) -> None:
         self.poll_s = poll_s

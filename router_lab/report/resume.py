@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SWEEP_ROOT = Path("outputs/multirun")  # matches hydra.sweep.dir in conf/config.yaml
+SWEEP_ROOT = Path("outputs/multirun")  # matches hydra.sweep.dir in router_lab/conf/config.yaml
 _RESUME = re.compile(r"^\+{0,2}resume=(.*)$")
 _TRUE = {"true", "1", "yes", "on"}
 

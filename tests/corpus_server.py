@@ -48,9 +48,9 @@ def main() -> None:
     import router_lab.data.commands  # noqa: F401
     import router_lab.data.importers  # noqa: F401
     import router_lab.evaluate  # noqa: F401
+    import router_lab.export.commands  # noqa: F401
     import router_lab.report.commands  # noqa: F401
     import router_lab.report.figures  # noqa: F401
-    import router_lab.export.commands  # noqa: F401
     import router_lab.sim.commands  # noqa: F401
     import router_lab.train.commands  # noqa: F401
 

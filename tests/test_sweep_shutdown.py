@@ -15,8 +15,9 @@ import pytest
 
 from tests.conftest import run_cli
 
-SWEEP = ["simulate", "-m", "policy=random,always_local,always_cloud", "sim.n_requests=200000",
-         "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep"]
+SWEEP = ["simulate", "-m", "policy=random,always_local,always_cloud,confidence",
+         "sim.n_requests=300000", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep"]
+N_JOBS = 4
 
 
 def _processes() -> dict[int, tuple[int, str]]:
@@ -61,8 +62,10 @@ def test_killed_sweep_leaves_no_worker_and_resumes(tmp_path: Path, signum: int) 
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             workers |= _descendants(proc.pid)
-            if list((tmp_path / "sweep").glob("*/config.yaml")) and len(workers) >= 2:
-                break  # workers are up and a job is running
+            started = list((tmp_path / "sweep").glob("*/config.yaml"))
+            done = list((tmp_path / "sweep").glob("*/_complete.json"))
+            if started and len(done) <= N_JOBS - 3 and len(workers) >= 2:
+                break  # workers are up, a job runs, and at least two jobs are still to finish
             time.sleep(0.2)
         assert proc.poll() is None, "the sweep ended before it could be killed"
         assert len(workers) >= 2, workers
@@ -86,6 +89,6 @@ def test_killed_sweep_leaves_no_worker_and_resumes(tmp_path: Path, signum: int) 
         resumed = run_cli(*SWEEP, "+resume=true", cwd=tmp_path, env=env)
         assert resumed.returncode == 0, resumed.stderr
         done = sorted(tmp_path.glob("sweep/*/_complete.json"))
-        assert len(done) == 3
+        assert len(done) == N_JOBS
         assert resumed.stderr.count("complete, skipped (resume)") == len(before)
         assert all(json.loads(p.read_text())["status"] == "complete" for p in done)

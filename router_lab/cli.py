@@ -4,10 +4,11 @@
     router-lab dataset check path/to/data.parquet   # positional PATH is `path=PATH`
     router-lab simulate policy=learned device=laptop_cpu
     router-lab simulate -m policy=always_local,learned   # Hydra multirun
+    eval "$(router-lab -sc install=bash)"           # shell completion (also --hydra-help, --info)
 
 Everything after the subcommand is a Hydra override or flag (``-m``, ``--cfg job``, ``--help``).
-User mistakes (``RouterLabError``, bad overrides, unknown config options) print one line
-``router-lab: error: …`` and exit with status 2; no traceback.
+User mistakes (``RouterLabError``, bad overrides, unknown config options, paths the file system
+refuses) print one line ``router-lab: error: …`` and exit with status 2; no traceback.
 """
 
 from __future__ import annotations
@@ -17,11 +18,21 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from router_lab.errors import RouterLabError, one_line
+from router_lab.cli_hydra import (
+    check_options,
+    flags_first,
+    no_such_option,
+    normalize_flags,
+    quiet_help,
+)
+from router_lab.config import CONF_DIR
+from router_lab.errors import RouterLabError, one_line, os_error_message
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+__all__ = ["CONF_DIR", "COMMANDS", "flags_first", "main"]
+
+# Hydra's own flags that need no command: `router-lab -sc install=bash`, `--hydra-help`, `--info`.
+TOP_LEVEL_FLAGS = ("-sc", "--shell-completion", "--hydra-help", "--info", "-i", "--version")
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,8 @@ def usage() -> str:
              "commands:"]
     lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", "Arguments after the command are Hydra overrides (group=option, key=value); ",
-              "'-m' runs a multirun sweep; 'router-lab COMMAND --help' lists the config groups."]
+              "'-m' runs a multirun sweep; 'router-lab COMMAND --help' lists the config groups.",
+              "Hydra: --hydra-help, --info [searchpath|defaults|…], -sc install=bash (completion)."]
     return "\n".join(lines)
 
 
@@ -102,10 +114,11 @@ def hydra_arguments(name: str, command: Command, rest: list[str]) -> list[str]:
     args = list(rest)
     if command.positional and args and "=" not in args[0] and not args[0].startswith("-"):
         args[0] = f"{command.positional}={args[0]}"
+    check_options(args)
     leading = [f"command={name.replace(' ', '_')}", f"hydra.job.name={name.replace(' ', '_')}"]
     if command.multirun and not {"-m", "--multirun"} & set(args):
         leading.append("-m")
-    return leading + args
+    return normalize_flags(leading + args)
 
 
 def _resolve_handler(spec: str) -> Callable[..., object]:
@@ -119,23 +132,33 @@ def _resolve_handler(spec: str) -> Callable[..., object]:
     return getattr(module, func_name)
 
 
-def run_hydra(command: Command, args: list[str]) -> None:
+def run_hydra(command: Command | None, args: list[str]) -> None:
+    """Compose the config and run ``command`` under Hydra (None: a Hydra flag such as ``-sc``)."""
     import hydra
 
     from router_lab.config import register_configs
     from router_lab.config_checks import check_config
     from router_lab.report import progress
     from router_lab.report.jobs import in_multirun, job_label, run_job, sweep_failure
+    from router_lab.report.launcher import watch_parent
     from router_lab.report.resume import with_resumed_sweep_dir
 
     register_configs()
-    handler = _resolve_handler(command.handler)
-    args = with_resumed_sweep_dir(_command_option(args), args)
+    handler = _resolve_handler(command.handler) if command else _no_job
+    if command and "--hydra-help" not in args:
+        args = with_resumed_sweep_dir(_command_option(args), args)
 
     def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
+        watch_parent()  # in a sweep worker: exit when the sweep's parent dies
         try:
             check_config(cfg)  # what the typed schemas let through: '+' keys, ignored keys, NaN
-            return run_job(handler, cfg)
+            try:
+                return run_job(handler, cfg)
+            except OSError as exc:
+                message = os_error_message(exc)
+                if message is None:
+                    raise
+                raise RouterLabError(message) from None
         except RouterLabError as exc:
             if in_multirun():
                 raise RouterLabError(f"{job_label()} failed: {exc}") from None
@@ -149,8 +172,9 @@ def run_hydra(command: Command, args: list[str]) -> None:
     sys.argv = ["router-lab", *flags_first(args)]
     progress.current_sweep_dir = None
     try:
-        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
-        if command.finish:
+        with quiet_help(args):
+            hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)()
+        if command is not None and command.finish:
             _resolve_handler(command.finish)(progress.current_sweep_dir)
     except RouterLabError as exc:
         progress.stop_watching()
@@ -160,31 +184,8 @@ def run_hydra(command: Command, args: list[str]) -> None:
         sys.argv = saved
 
 
-_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
-
-
-def flags_first(args: list[str]) -> list[str]:
-    """Hydra's flags (``-m``, ``--cfg job``) before the overrides, so they may appear anywhere.
-
-    Hydra's argparse takes the overrides as one run of positionals; ``simulate -m policy=a,b``
-    arrives here as ``command=simulate … -m policy=a,b``, which argparse would reject.
-    """
-    flags: list[str] = []
-    overrides: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg.startswith("-"):
-            flags.append(arg)
-            nxt = args[i + 1] if i + 1 < len(args) else ""
-            if arg in _VALUE_FLAGS and nxt and not nxt.startswith("-") and "=" not in nxt:
-                flags.append(nxt)
-                i += 1
-        else:
-            overrides.append(arg)
-        i += 1
-    return flags + overrides
+def _no_job(cfg) -> None:  # noqa: ANN001 - never called: Hydra flags end before any job
+    raise RouterLabError("no command given")
 
 
 def _command_option(args: list[str]) -> str:
@@ -193,15 +194,23 @@ def _command_option(args: list[str]) -> str:
 
 def render_error(exc: BaseException) -> str | None:
     """The one-line message for a user mistake, or None when ``exc`` is a bug."""
-    from hydra.errors import HydraException, MissingConfigException
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(exc, RouterLabError):
         return str(exc)
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
         group, _, option = exc.missing_cfg_file.rpartition("/")
-        choices = ", ".join(o for o in sorted(exc.options) if not o.startswith("schema_"))
-        return f"{group}={option}: no such option; expected one of: {choices} (see conf/{group}/)"
+        return no_such_option(group, option, list(exc.options))
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    if isinstance(exc, OverrideParseException) and not exc.override.isascii():
+        return (f"{one_line(str(exc))}; the override {exc.override!r} has non-ASCII characters: "
+                "quote its value, e.g. 'key=\"välue\"' (single quotes around it for the shell)")
+    if isinstance(exc, ValueError) and str(exc).startswith("Only one of --run, --multirun"):
+        return one_line(str(exc))  # Hydra's parser: e.g. -m with -sc
+    if isinstance(exc, OverrideParseException) and exc.override not in str(exc):
+        return f"{exc.override}: {one_line(str(exc))}"
     if isinstance(exc, HydraException | OmegaConfBaseException):
         message = one_line(str(exc))
         cause = exc.__cause__
@@ -213,12 +222,33 @@ def render_error(exc: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep (report/launcher.py)
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 2
+        print(f"router-lab: interrupted (signal {signum})", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:
+        # The reader went away (`router-lab --help | head`): stop quietly, as a shell tool does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the broken pipe
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
     # Let Hydra raise instead of printing its own traceback; we render user errors ourselves.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
+        if argv[0] in TOP_LEVEL_FLAGS:
+            from router_lab.completion import top_level_arguments
+
+            hydra_call = top_level_arguments(argv)
+            if hydra_call is not None:
+                run_hydra(*hydra_call)
+            return 0
         name, command, rest = split_command(argv)
         refuse_unsafe_flags(rest)
         run_hydra(command, hydra_arguments(name, command, rest))

@@ -2,13 +2,14 @@
 
 Each stage owns the dataclasses of its own config group (``router_lab/<stage>/config.py`` lists
 them in ``SCHEMAS``); this module gathers them into Hydra's ConfigStore.  A group option in
-``conf/<group>/<option>.yaml`` names its schema in its defaults list, so a typo in a key or a wrong
+``router_lab/conf/<group>/<option>.yaml`` names its schema in its defaults list, so a typo in a key or a wrong
 type is an error before anything runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -27,10 +28,19 @@ from router_lab.tracking import SCHEMAS as TRACKING_SCHEMAS
 from router_lab.train.config import SCHEMAS as TRAIN_SCHEMAS
 from router_lab.train.config import EvaluateSection, TrainSection
 
+# The config folder Hydra reads (the defaults list and one folder per group).  It ships inside the
+# package, so an installed wheel and the checkout read the same files.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+def conf_hint(group: str) -> str:
+    """Where a user finds the options of ``group``, for error messages."""
+    return f"see {CONF_DIR.parent.name}/{CONF_DIR.name}/{group}/"
+
 
 @dataclass
 class Config:
-    # Config groups (chosen in conf/config.yaml's defaults list, overridden as `group=option`).
+    # Config groups (chosen in router_lab/conf/config.yaml's defaults list, overridden as `group=option`).
     dataset: Any = None
     router: Any = None
     target: Any = None

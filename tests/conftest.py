@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+# One OpenMP/BLAS thread per test process (and the CLI subprocesses, which inherit it), set before
+# scikit-learn loads its OpenMP runtime.  With the default (one thread per core) on this 2-core
+# machine shared by several busy processes, OpenMP threads wait for each other at every barrier:
+# a small HistGradientBoosting fit took 13.3 s instead of 0.49 s at a load average of 7.7.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from router_lab.data.builders import build_dataset
-from router_lab.data.config import DigitsConfig, SyntheticConfig
-from router_lab.data.contract import Dataset
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from router_lab.data.builders import build_dataset  # noqa: E402
+from router_lab.data.config import DigitsConfig, SyntheticConfig  # noqa: E402
+from router_lab.data.contract import Dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

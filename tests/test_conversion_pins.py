@@ -25,7 +25,7 @@ WORDS = ("add", "sum", "prove", "integral", "matrix", "count", "apples", "train"
 
 
 def router_config(name: str) -> dict:
-    """The `router` config option of that name with its defaults (conf/router/<name>.yaml)."""
+    """The `router` config option of that name with its defaults (router_lab/conf/router/<name>.yaml)."""
     for group, _, cls in ALL_SCHEMAS:
         if group == "router" and dataclasses.is_dataclass(cls):
             defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}

@@ -227,6 +227,14 @@ def test_cli_trains_and_exports_a_text_router_that_passes_the_gates(cli, gsm8k_c
     assert done.returncode == 0, done.stderr
     routed = json.loads(done.stdout)
     assert routed["heavy"] == [] and 0.0 < routed["score"] < 1.0
+    # An empty batch is a one-line user error, not onnxruntime's raw refusal of an empty tensor.
+    from router_lab.errors import RouterLabError
+    from router_lab.runtime import DeviceRouter
+
+    router = DeviceRouter.load(out / "router.onnx")
+    for empty in ([], (), np.array([], dtype=object)):
+        with pytest.raises(RouterLabError, match="empty batch"):
+            router.route(empty)
 
 
 def test_simulator_routes_text_requests_and_tokens_set_cloud_cost(trained) -> None:

@@ -87,12 +87,74 @@ def device_model_path(dataset: Dataset) -> Path:
     return source.with_name(f"{source.name.rsplit('.', 1)[0]}.device_model.json")
 
 
-def validation_dataset(cfg: DictConfig) -> Dataset:
-    """The data parity is measured on: export.data=FILE (or data=FILE), else the `dataset` group."""
+def validation_dataset(cfg: DictConfig, source: Path | None = None) -> Dataset:
+    """The data parity is measured on: export.data=FILE (or data=FILE), else the `dataset` group
+    when the command line chooses it, else the dataset the router ``source`` was trained on."""
     given = cfg.export.data or OmegaConf.select(cfg, "data", default=None)
     if given:
         return load_dataset_file(to_absolute_path(str(given)))
+    if source is not None and not dataset_chosen():
+        return router_dataset(source, cfg)
     return resolve_dataset(cfg.dataset, datasets_dir(cfg))
+
+
+def dataset_chosen() -> bool:
+    """Did the command line choose the dataset (``dataset=…`` or ``dataset.key=…``)?"""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return True  # called as a library: the config given is the choice
+    keys = [str(o).lstrip("+~").split("=", 1)[0] for o in HydraConfig.get().overrides.task]
+    return any(k == "dataset" or k.startswith(("dataset.", "dataset@")) for k in keys)
+
+
+def router_dataset(source: Path, cfg: DictConfig) -> Dataset:
+    """The dataset the router ``source`` was trained on, found by the name and sha256 its
+    router.json records: the ``dataset`` section of the train run's config.yaml, else the cached
+    ``datasets_dir/<name>.parquet``, else the configured default when it has that name."""
+    import json
+
+    folder = source if source.is_dir() else source.parent
+    try:
+        record = json.loads((folder / "router.json").read_text(encoding="utf-8"))
+        name, digest = str(record["dataset_name"]), str(record["dataset_hash"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RouterLabError(f"{folder / 'router.json'}: no dataset_name/dataset_hash to find the "
+                             f"router's dataset ({type(exc).__name__}); pass dataset=… or data=FILE") from None
+    seen: list[str] = []
+    for candidate in _dataset_candidates(folder, name, cfg):
+        try:
+            dataset = candidate()
+        except RouterLabError as exc:
+            seen.append(str(exc))
+            continue
+        if str(dataset.card.get("content_hash", "")) == digest:
+            return dataset
+        seen.append(f"{dataset.source} has another sha256")
+    tried = f" (tried: {'; '.join(seen)})" if seen else ""
+    raise RouterLabError(f"{folder}: cannot find the dataset the router was trained on ({name!r}, "
+                         f"sha256 {digest[:12]}…){tried}; pass dataset=… or data=FILE")
+
+
+def _dataset_candidates(folder: Path, name: str, cfg: DictConfig) -> list:
+    config_file = folder / "config.yaml"
+    candidates = []
+    if config_file.is_file():
+        def from_run_config() -> Dataset:
+            try:
+                section = OmegaConf.load(config_file).get("dataset")
+            except Exception as exc:  # noqa: BLE001 - an unreadable record is not a candidate
+                raise RouterLabError(f"{config_file} is unreadable ({type(exc).__name__})") from None
+            if section is None:
+                raise RouterLabError(f"{config_file} has no dataset section")
+            return resolve_dataset(section, datasets_dir(cfg))
+        candidates.append(from_run_config)
+    cached = datasets_dir(cfg) / f"{name}.parquet"
+    if cached.is_file():
+        candidates.append(lambda: load_dataset_file(cached))
+    if str(OmegaConf.select(cfg, "dataset.name", default="")) == name:
+        candidates.append(lambda: resolve_dataset(cfg.dataset, datasets_dir(cfg)))
+    return candidates
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -117,7 +179,7 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     steps.step("load the trained router and the validation dataset")
     source = router_source(cfg) if has_router else None
     trained = load_trained(source) if source is not None else None
-    dataset = validation_dataset(cfg)
+    dataset = validation_dataset(cfg, source)
     policy = configured_policy_for_export(cfg, dataset, trained)
     node = policy.node()  # refuses the oracle (it needs the answers) in one line
     folder = output_dir(cfg)
@@ -257,10 +319,11 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     loaded = session_router(data, str(model_path), int(cfg.export.threads))
     check_kind(manifest, loaded.metadata["kind"], model_path)
     loaded.check_compiled_threshold()
-    spec = load_router_spec(router_source(cfg, manifest))
+    source = router_source(cfg, manifest)
+    spec = load_router_spec(source)
     if isinstance(manifest.get("threshold"), float):  # a bundle's policy may ship its own threshold
         spec = replace(spec, threshold=manifest["threshold"])
-    dataset = validation_dataset(cfg)
+    dataset = validation_dataset(cfg, source)
     opts = cfg.export
     report, graph_report = None, None
     if manifest.get("kind") == "device_graph":
@@ -272,7 +335,7 @@ def validate(cfg: DictConfig) -> dict[str, Any]:
     else:
         report = validate_router(data, str(model_path), spec, dataset, opts)
     main = report or graph_report
-    summary = validation_json(main, None, router_source(cfg, manifest), dataset)
+    summary = validation_json(main, None, source, dataset)
     folder = output_dir(cfg)
     atomic_write_json(folder / VALIDATION_FILE, summary)
     print(format_summary(report, graph_report, folder))

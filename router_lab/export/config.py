@@ -25,6 +25,9 @@ class ExportSection:
     batch_rows: int = 1000  # rows per batch call for the throughput figure
     batch_calls: int = 20  # batch calls timed
     threads: int = 1  # onnxruntime intra-op threads (1 = what a phone app gets)
+    # scikit-learn's single-request calls timed for comparison (one thread, 3 batch calls);
+    # 0 skips that timing.  It gates nothing.
+    sklearn_latency_calls: int = 200
     max_model_bytes: int | None = None  # optional gate on the .onnx file size
     max_p99_us: float | None = None  # optional gate on onnxruntime single-request p99
     device_graph: bool = True  # also export the digits device model and the combined device graph

@@ -175,6 +175,8 @@ def sweep_failure(exc: RouterLabError, sweep_dir: Path | None) -> RouterLabError
     from router_lab.report.progress import count_markers  # progress imports this module
 
     _, failed = count_markers(sweep_dir)
+    if failed == 0:  # the sweep failed before any job ran (e.g. a launcher option)
+        return exc
     return RouterLabError(f"{failed} job(s) of the sweep in {sweep_dir} failed (each folder has "
                           f"_failed.json); first: {exc}; fix it and re-run the same command with "
                           "+resume=true to run only the unfinished jobs")

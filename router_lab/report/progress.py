@@ -86,7 +86,7 @@ def finished_jobs(sweep_dir: Path, since_s: float = 0.0) -> dict[int, str]:
 
 
 class SweepProgress(Callback):
-    """``hydra.callbacks.progress`` in conf/config.yaml: progress of a multirun, in the parent."""
+    """``hydra.callbacks.progress`` in router_lab/conf/config.yaml: progress of a multirun, in the parent."""
 
     def __init__(self, poll_s: float = 0.5) -> None:
         self.poll_s = poll_s
@@ -102,6 +102,13 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global current_sweep_dir, _active
+        from router_lab.errors import RouterLabError
+        from router_lab.report.launcher import check_n_jobs
+
+        try:
+            check_n_jobs(OmegaConf.select(config, "hydra.launcher.n_jobs", default=-1))
+        except RouterLabError:  # the launcher refuses the sweep in one line before any job
+            return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         current_sweep_dir, _active = sweep_dir, self
         n_trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
@@ -110,7 +117,10 @@ class SweepProgress(Callback):
         except Exception:  # noqa: BLE001 - a sweeper we cannot mirror: no count, still no harm
             return
         n_jobs = int(n_trials) if n_trials is not None else len(jobs)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:  # the launcher reports the same error in one line
+            return
         atomic_write_json(sweep_dir / SWEEP_MANIFEST, {
             "command": str(config.get("command", "")), "n_jobs": n_jobs, "jobs": jobs,
             "launcher": str(OmegaConf.select(config, "hydra.launcher._target_", default="")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SWEEP_ROOT = Path("outputs/multirun")  # matches hydra.sweep.dir in conf/config.yaml
+SWEEP_ROOT = Path("outputs/multirun")  # matches hydra.sweep.dir in router_lab/conf/config.yaml
 _RESUME = re.compile(r"^\+{0,2}resume=(.*)$")
 _TRUE = {"true", "1", "yes", "on"}
 
@@ -60,6 +60,12 @@ def with_resumed_sweep_dir(command: str, args: list[str]) -> list[str]:
         return args
     if any(arg.lstrip("+").startswith("hydra.sweep.dir=") for arg in args):
         return args
+    for folder in (SWEEP_ROOT.parent, SWEEP_ROOT, SWEEP_ROOT / command):
+        if folder.exists() and not folder.is_dir():
+            from router_lab.errors import RouterLabError
+
+            raise RouterLabError(f"{folder}: is a file; expected the folder of earlier sweeps to resume "
+                                 "(or pass hydra.sweep.dir=…)")
     found = find_sweep_to_resume(command, args)
     if found is None:
         print(f"router-lab: resume: no earlier sweep of these overrides under "

@@ -133,6 +133,8 @@ class DeviceRouter:
         if values.ndim != 1 or not all(isinstance(v, str) for v in values):
             raise RouterLabError(f"route: got {type(x).__name__}; this is a text router, expected a "
                                  "string or a 1-D sequence of strings")
+        if values.size == 0:  # onnxruntime's string kernels reject an empty tensor with a raw error
+            raise RouterLabError("route: got an empty batch; expected a string or at least one string")
         return (values.reshape(-1, 1) if self._input_rank == 2 else values), single
 
     def route(self, x: Any) -> RouteResult:

@@ -1,6 +1,6 @@
 """Structured configs owned by router_lab.sim: the workload/device/network/cloud groups and `sim.*`.
 
-Every option file in ``conf/<group>/`` names one of these schemas; the numbers of the shipped
+Every option file in ``router_lab/conf/<group>/`` names one of these schemas; the numbers of the shipped
 profiles (and where they come from) are documented in those YAML files.
 """
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from router_lab.config import conf_hint
 from router_lab.errors import RouterLabError
 from router_lab.sim.config import (
     BurstyWorkloadConfig,
@@ -43,7 +44,7 @@ class Scenario:
 
 def _to_object(node: Any, schema: type, group: str) -> Any:
     if node is None:  # only when called as a library with a partial config
-        raise RouterLabError(f"{group}: no option chosen; expected one from conf/{group}/")
+        raise RouterLabError(f"{group}: no option chosen; expected one option ({conf_hint(group)})")
     if isinstance(node, DictConfig):
         obj = OmegaConf.to_object(node)
         if not isinstance(obj, schema):  # a plain dict (e.g. composed without its schema)

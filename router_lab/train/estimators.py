@@ -17,6 +17,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from router_lab.config import conf_hint
 from router_lab.errors import RouterLabError
 from router_lab.features import load_plugins
 from router_lab.train.config import ROUTER_KEYS, plain_config
@@ -55,7 +56,7 @@ def _build(cls: type, params: dict[str, Any], **fixed: Any) -> BaseEstimator:
     try:
         return cls(**params, **fixed)
     except TypeError as exc:  # an unknown hyper-parameter name
-        raise RouterLabError(f"router: {exc}; see conf/router/ for the accepted keys") from exc
+        raise RouterLabError(f"router: {exc}; {conf_hint('router')} for the accepted keys") from exc
 
 
 def logistic(params: dict[str, Any], random_state: int) -> BaseEstimator:

@@ -1,0 +1,27 @@
+"""Bad command-line words: unknown commands, groups, options, flags and override syntax."""
+
+CASES = [
+    {"id": "cli-unknown-command", "args": ["simulat"], "expect": ["unknown command 'simulat'"]},
+    {"id": "cli-unknown-subcommand", "args": ["dataset", "bild"],
+     "expect": ["unknown command 'dataset bild'", "dataset build"]},
+    {"id": "cli-unknown-option", "args": ["simulate", "policy=nosuch"],
+     "expect": ["policy=nosuch", "no such option", "always_local"]},
+    {"id": "cli-unknown-router", "args": ["train", "router=xgboost"],
+     "expect": ["router=xgboost", "no such option", "logistic"]},
+    {"id": "cli-schema-option", "args": ["simulate", "policy=schema_learned"],
+     "expect": ["policy=schema_learned", "no such option"]},
+    {"id": "cli-schema-option-in-sweep", "args": ["simulate", "-m", "policy=random,schema_random"],
+     "expect": ["policy=schema_random", "no such option"]},
+    {"id": "cli-schema-router", "args": ["train", "router=schema_gbdt"],
+     "expect": ["router=schema_gbdt", "no such option"]},
+    {"id": "cli-unknown-group", "args": ["simulate", "nosuchgroup=x"], "expect": ["nosuchgroup"]},
+    {"id": "cli-unknown-key", "args": ["train", "router.Cc=1"], "expect": ["Cc"]},
+    {"id": "cli-section-typo", "args": ["simulate", "sim.n_request=100"], "expect": ["n_request"]},
+    {"id": "cli-unclosed-bracket", "args": ["simulate", "sim.slo_ms=[1,2"], "expect": ["sim.slo_ms=[1,2"]},
+    {"id": "cli-non-ascii-unquoted", "args": ["simulate", "hydra.run.dir={tmp}/outputs/é"],
+     "expect": ["non-ASCII", "quote"]},
+    {"id": "cli-check-missing-path", "args": ["dataset", "check"], "expect": ["missing PATH"]},
+    {"id": "cli-validate-missing-path", "args": ["validate"], "expect": ["missing PATH"]},
+    {"id": "cli-multirun-with-completion", "args": ["simulate", "-m", "-sc", "install=bash"],
+     "expect": ["Only one of"]},
+]

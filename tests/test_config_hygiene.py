@@ -15,7 +15,7 @@ from router_lab.sim.commands import policy_config, simulate_config
 from router_lab.train.artifacts import save_trained_router
 from router_lab.train.fit import train_router
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parent.parent / "router_lab" / "conf"
 COMMANDS = ("dataset_build", "dataset_check", "dataset_import", "train", "evaluate", "simulate",
             "export", "validate", "report", "keygen")
 

@@ -21,15 +21,15 @@ from router_lab.errors import RouterLabError
 
 # Each documented top-level key -> the commands that honour it (see the README's table).
 TOP_LEVEL_KEYS: dict[str, tuple[str, ...]] = {
-    "seed": ("dataset_import", "train", "evaluate", "simulate", "export", "testbed"),
+    "seed": ("dataset_import", "train", "evaluate", "simulate", "export", "testbed", "search"),
     "datasets_dir": ("dataset_build", "dataset_import", "train", "evaluate", "simulate", "export",
-                     "validate", "replay", "testbed", "profile"),
+                     "validate", "replay", "testbed", "profile", "search"),
     "path": ("dataset_check", "dataset_import", "validate", "report", "replay"),
     "out": ("dataset_import", "export", "validate", "keygen", "replay"),
     "bundle": ("simulate", "replay", "testbed"),
     "sign_key": ("export",),
     "run_dir": ("export", "validate"),
-    "model_path": ("evaluate", "simulate", "export", "validate", "testbed"),
+    "model_path": ("evaluate", "simulate", "export", "validate", "testbed", "search"),
     "data": ("export", "validate"),
     "importer": ("dataset_import",),
     "device_model": ("dataset_import",),

@@ -58,7 +58,7 @@ def onnx_scores(onnx_path: str, dataset: Dataset) -> tuple[np.ndarray, float, st
 
 @register_policy("learned")
 class LearnedPolicy(ScoredPolicy):
-    """Pre-routing: cloud when the router's P(device wrong) >= its threshold (input features only)."""
+    """Pre-routing: cloud when the router's score (what escalating is worth, per `router.label`) >= its threshold (input features only)."""
 
     default_mode: ClassVar[str] = "input"
 
@@ -94,7 +94,7 @@ class LearnedPolicy(ScoredPolicy):
 @register_policy("learned_cascade")
 class LearnedCascadePolicy(LearnedPolicy):
     """Cascade: the device answers first; escalate when the router, which also sees the device's
-    confidence features, says P(device wrong) >= its threshold."""
+    confidence features, scores at or above its threshold."""
 
     default_mode = "input+confidence"
     cascade = True

@@ -27,7 +27,7 @@ _ORT_TYPES = {"float32": "tensor(float)", "string": "tensor(string)"}
 class RouteResult:
     """One request: ``decision`` is a bool and ``score`` a float; a batch: numpy arrays of both.
 
-    ``decision`` True means the cloud; ``score`` is the router's P(device answer is wrong).
+    ``decision`` True means the cloud; ``score`` is the router's score (what escalating is worth; its meaning follows ``router.label``).
     """
 
     decision: Any

@@ -31,7 +31,7 @@ REQUIRED_KEYS = (
     "skl2onnx_version",
     "onnx_version",
     "opset",  # JSON: {"": N, "ai.onnx.ml": M}, the opsets the graph imports
-    "score_output",  # name of the output holding P(device wrong), float32 [N]
+    "score_output",  # name of the output holding the routing score (meaning per router.label), float32 [N]
     "decision_output",  # name of the output holding the decision, bool [N] (True = cloud)
     "threshold_output",  # name of the output holding the threshold constant the decision uses,
     # float32 []; the runtime checks it equals "threshold" when it loads the model

@@ -139,7 +139,13 @@ def run_hydra(command: Command | None, args: list[str]) -> None:
     from router_lab.config import register_configs
     from router_lab.config_checks import check_config
     from router_lab.report import progress
-    from router_lab.report.jobs import in_multirun, job_label, run_job, sweep_failure
+    from router_lab.report.jobs import (
+        in_multirun,
+        job_label,
+        mark_config_failure,
+        run_job,
+        sweep_failure,
+    )
     from router_lab.report.launcher import watch_parent
     from router_lab.report.resume import with_resumed_sweep_dir
 
@@ -151,7 +157,11 @@ def run_hydra(command: Command | None, args: list[str]) -> None:
     def task(cfg):  # noqa: ANN001 - Hydra passes a DictConfig
         watch_parent()  # in a sweep worker: exit when the sweep's parent dies
         try:
-            check_config(cfg)  # what the typed schemas let through: '+' keys, ignored keys, NaN
+            try:
+                check_config(cfg)  # what the typed schemas let through: '+' keys, ignored keys, NaN
+            except RouterLabError as exc:
+                mark_config_failure(cfg, exc)  # the job folder says why, as a failed job's does
+                raise
             try:
                 return run_job(handler, cfg)
             except OSError as exc:

@@ -66,6 +66,9 @@ class Config:
     model_path: str | None = None  # a trained router (router.json or its folder) to use
     data: str | None = None  # `validate PATH data=…`: a CSV/Parquet file to validate against
     bundle: str | None = None  # `simulate/replay bundle=…`: an exported routing bundle folder
+    # compare_policies_onnx: the exported routers its learned / learned_cascade jobs score with
+    router_onnx: str | None = None
+    cascade_onnx: str | None = None
     sign_key: str | None = None  # `export sign_key=…`: Ed25519 private key (PEM) signing the manifests
     importer: str | None = None  # `dataset import NAME`: routellm | routerbench
     device_model: str | None = None  # `dataset import`: the model column playing the device

@@ -2,6 +2,8 @@
 
 * A key appended with ``+`` (or ``++``) inside a typed section or group (``+sim.n_request=100``)
   is a typo like any other: Hydra adds it to the structured node, and nothing would read it.
+* A key appended at the top level (``+seeds=3``) is refused the same way: the root's keys are the
+  ``Config`` fields, plus ``resume`` (read by the job runner).
 * A documented top-level key (``seed``, ``datasets_dir``, ``path``, ``out``, ``run_dir``,
   ``model_path``, ``data``, ``sign_key``) given to a command that does not use it is refused, not ignored.
 * Numbers: no NaN or infinity anywhere in the typed sections and groups, and the ranges of the
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from typing import Any
 
@@ -31,6 +34,8 @@ TOP_LEVEL_KEYS: dict[str, tuple[str, ...]] = {
     "run_dir": ("export", "validate"),
     "model_path": ("evaluate", "simulate", "export", "validate", "testbed", "search"),
     "data": ("export", "validate"),
+    "router_onnx": ("simulate",),
+    "cascade_onnx": ("simulate",),
     "importer": ("dataset_import",),
     "device_model": ("dataset_import",),
     "cloud_model": ("dataset_import",),
@@ -55,6 +60,7 @@ def check_config(cfg: DictConfig, overrides: list[str] | None = None) -> None:
     if overrides is None:
         overrides = _task_overrides()
     _check_added_keys(cfg, "")
+    _check_root_keys(cfg)
     _check_top_level(str(cfg.get("command", "")), overrides)
     _check_finite(cfg, "")
     _check_evaluate(OmegaConf.select(cfg, "evaluate", default=None))
@@ -93,6 +99,25 @@ def _check_added_keys(node: Any, where: str) -> None:
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
             _check_added_keys(child, f"{where}.{key}" if where else str(key))
+
+
+def _check_root_keys(cfg: DictConfig) -> None:
+    schema = _schema_fields(cfg)
+    if schema is None:
+        return
+    from router_lab.report.jobs import RUN_ONLY_KEYS  # +resume=true: read by the job runner
+
+    _, known = schema
+    extra = sorted(str(k) for k in cfg.keys()
+                   if k not in known and str(k) not in ("hydra", *RUN_ONLY_KEYS))
+    if not extra:
+        return
+    for key in extra:
+        close = difflib.get_close_matches(key, sorted(known - {"command"}), n=1)
+        hint = f"did you mean {close[0]}?" if close else \
+            f"expected one of: {', '.join(sorted(known - {'command'}))}"
+        raise RouterLabError(f"{key}: no such top-level key; a key appended with '+' is not read "
+                             f"by anything ({hint})")
 
 
 def _override_key(override: str) -> str:

@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     step("validate the exported router on its own",
          ["validate", str(exported["router"]), f"hydra.run.dir={root / 'validate'}"])
     step("compare every policy under load (multirun, learned policies on ONNX)",
-         ["simulate", "-m", "+experiment=compare_policies_onnx", f"+router_onnx={exported['router']}",
-          f"+cascade_onnx={exported['cascade']}", *sizes, f"hydra.sweep.dir={sweep_dir}"])
+         ["simulate", "-m", "+experiment=compare_policies_onnx", f"router_onnx={exported['router']}",
+          f"cascade_onnx={exported['cascade']}", *sizes, f"hydra.sweep.dir={sweep_dir}"])
     step("the report", ["report", str(sweep_dir), f"hydra.run.dir={root / 'report_run'}"])
     print(f"\ndemo: done in {time.perf_counter() - started_s:.0f} s; everything is in {root}/")
     print(f"demo: open {sweep_dir / 'report' / 'report.html'} in a browser")

@@ -3,6 +3,7 @@ refused, numbers are finite and in range, and `simulate model_path=…` really u
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,24 @@ def test_appended_keys_in_typed_sections_are_refused_like_typos(override) -> Non
 
 def test_appended_experiment_and_resume_are_still_accepted() -> None:
     check("simulate", "+experiment=compare_policies", "+resume=true")
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("+seeds=3", "seeds: no such top-level key; a key appended with '+' is not read by anything (did you mean seed?)"),
+    ("+model_paths=x", "model_paths: no such top-level key; a key appended with '+' is not read by anything (did you mean model_path?)"),
+    ("++zzz=1", "zzz: no such top-level key; a key appended with '+' is not read by anything (expected one of: bundle,"),
+])
+def test_appended_top_level_keys_nothing_reads_are_refused(override, expected) -> None:
+    with pytest.raises(RouterLabError) as info:
+        check("simulate", override)
+    assert str(info.value).startswith(expected)
+
+
+def test_the_onnx_presets_router_paths_are_plain_top_level_keys() -> None:
+    # compare_policies_onnx's onnx_policy nodes read ${oc.select:router_onnx,null}
+    check("simulate", "+experiment=compare_policies_onnx", "router_onnx=a.onnx", "cascade_onnx=b.onnx")
+    with pytest.raises(RouterLabError, match="^router_onnx: 'train' does not use this key"):
+        check("train", "router_onnx=a.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +136,15 @@ def test_cli_refuses_an_appended_typo_in_one_line(cli, tmp_path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("router-lab: error: sim.n_request: no such key")
     assert not (tmp_path / "datasets").exists()  # refused before anything was built
+
+
+def test_a_refused_config_leaves_the_failure_marker_in_its_run_folder(cli, tmp_path) -> None:
+    run = tmp_path / "run"
+    result = cli("simulate", "+seeds=3", f"hydra.run.dir={run}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "router-lab: error: seeds: no such top-level key; a key appended with '+' is not read by "
+        "anything (did you mean seed?)"]
+    marker = json.loads((run / "_failed.json").read_text())
+    assert marker["status"] == "failed" and marker["error"].startswith("seeds: no such top-level key")
+    assert not (run / "config.yaml").exists()  # the job never started

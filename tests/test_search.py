@@ -102,7 +102,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory, digits, datasets_dir: Pat
     args = ["search", "+experiment=search_small", f"hydra.searchpath=[file://{work / 'conf'}]",
             "hydra/launcher=basic", f"hydra.sweep.dir={sweep_dir}", f"datasets_dir={datasets_dir}",
             *SCENARIO,
-            "+export_best=true", "export.latency_calls=20", "export.batch_calls=1"]
+            "search.export_best=true", "export.latency_calls=20", "export.batch_calls=1"]
     result = run_cli(*args, cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     return work, sweep_dir, args, result
@@ -143,7 +143,7 @@ def test_search_is_at_least_as_cheap_as_the_best_feasible_grid_point(searched, d
     same = [m for p, m in points if all(x in best["params"] for x in p[:2])]
     assert same and json.loads((trial / "metrics.json").read_text()) == same[0]
     assert f"export it: {best['export_command']}" in result.stdout
-    # +export_best=true exported it; the runtime loads it, and simulated as shipped it is the trial.
+    # search.export_best=true exported it; the runtime loads it, and simulated as shipped it is the trial.
     bundle = load_bundle(sweep_dir / "bundle")
     assert bundle.kind == best["params"][0].split("=")[1]
     assert document["bundle"]["sha256"] == bundle.sha256

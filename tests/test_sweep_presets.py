@@ -43,11 +43,11 @@ def jobs_of(preset: str, *extra: str) -> list[tuple[list[str], object]]:
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_job_of_the_preset_composes_to_a_valid_scenario(preset: str) -> None:
     n_jobs, keys = PRESETS[preset]
-    jobs = jobs_of(preset, "+router_onnx=out/router.onnx")
+    jobs = jobs_of(preset, "router_onnx=out/router.onnx")
     assert len(jobs) == n_jobs
     seen = set()
     for overrides, cfg in jobs:
-        seen |= {o.split("=", 1)[0] for o in overrides if not o.startswith(("+experiment=", "+router_onnx"))}
+        seen |= {o.split("=", 1)[0] for o in overrides if not o.startswith(("+experiment=", "router_onnx"))}
         scenario_from_config(cfg)  # raises a one-line error on a bad value
         assert cfg.hydra.runtime.choices.policy == cfg.policy.name
     assert seen == keys
@@ -56,7 +56,7 @@ def test_every_job_of_the_preset_composes_to_a_valid_scenario(preset: str) -> No
 
 
 def test_onnx_preset_scores_learned_policies_with_the_exported_file() -> None:
-    paths = ("+router_onnx=out/router.onnx", "+cascade_onnx=cascade/router.onnx")
+    paths = ("router_onnx=out/router.onnx", "cascade_onnx=cascade/router.onnx")
     for _, cfg in jobs_of("compare_policies_onnx", *paths):
         policy = cfg.policy
         if policy.name == "learned_cascade":  # its own router, trained on input + confidence
@@ -68,13 +68,13 @@ def test_onnx_preset_scores_learned_policies_with_the_exported_file() -> None:
         else:
             assert "backend" not in policy
     # the same policies as the plain preset, in the same order
-    plain = [cfg.policy.name for _, cfg in jobs_of("compare_policies", "+router_onnx=out/router.onnx")]
-    onnx = [cfg.policy.name for _, cfg in jobs_of("compare_policies_onnx", "+router_onnx=out/router.onnx")]
+    plain = [cfg.policy.name for _, cfg in jobs_of("compare_policies", "router_onnx=out/router.onnx")]
+    onnx = [cfg.policy.name for _, cfg in jobs_of("compare_policies_onnx", "router_onnx=out/router.onnx")]
     assert onnx == plain
 
 
 def test_load_sweep_reaches_overload_of_the_default_device() -> None:
-    jobs = jobs_of("load_sweep", "+router_onnx=out/router.onnx")
+    jobs = jobs_of("load_sweep", "router_onnx=out/router.onnx")
     rates = {cfg.workload.rate_per_s for _, cfg in jobs}
     _, cfg = jobs[0]
     capacity_per_s = cfg.device.units / (cfg.device.service_mean_ms / 1000)

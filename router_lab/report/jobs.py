@@ -81,6 +81,24 @@ def mark_failed(job_dir: Path, command: str, error: BaseException) -> Path:
     return atomic_write_json(job_dir / FAILED_MARKER, marker)
 
 
+def mark_config_failure(cfg, error: BaseException) -> None:  # noqa: ANN001 - a DictConfig
+    """Leave ``_failed.json`` in the job folder of a job whose config was refused before it ran.
+
+    Best effort: when the folder itself is the problem (read-only, a file), the error says so and
+    nothing is written.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    try:
+        job_dir = run_dir()
+        if job_dir.is_dir():
+            mark_failed(job_dir, str(cfg.get("command", "")), error)
+    except (OSError, ValueError):
+        pass
+
+
 def check_job(job_dir: Path, fingerprint: str | None = None) -> JobCheck:
     """Is ``job_dir`` complete (marker present, files intact, same config when ``fingerprint``)?"""
     job_dir = Path(job_dir)

@@ -256,14 +256,14 @@ def export_best(document: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
 
 def finish_search(sweep_dir: Path | None) -> dict[str, Any]:
     """After the sweep (the CLI calls it): judge every trial, write search.json, print the best
-    and its export command; with ``+export_best=true`` export it and load the bundle back."""
+    and its export command; with ``search.export_best=true`` export it and load the bundle back."""
     if sweep_dir is None or not (Path(sweep_dir) / "multirun.yaml").exists():
         raise RouterLabError("search: the sweep wrote no multirun.yaml; expected Hydra's Optuna sweeper, e.g. "
                              "'router-lab search +experiment=search_digits'")
     sweep_dir = Path(sweep_dir).resolve()
     config = OmegaConf.load(sweep_dir / "multirun.yaml")
     document = summarize_search(config, sweep_dir)
-    wanted = bool(config.search.export_best or OmegaConf.select(config, "export_best", default=False))
+    wanted = bool(config.search.export_best)
     if wanted and document["best"] is not None:
         document["bundle"] = export_best(document, sweep_dir)
     path = atomic_write_json(sweep_dir / SEARCH_FILE, document)

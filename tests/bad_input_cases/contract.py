@@ -60,6 +60,8 @@ CASES: list[dict] = [
      "expect": ["train.foo: no such key in train"]},
     {"id": "config-appended-export-key", "args": ["export", "+export.x=1"],
      "expect": ["export.x: no such key in export"]},
+    {"id": "config-appended-top-level-key", "args": ["simulate", "+seeds=3"],
+     "expect": ["seeds: no such top-level key", "did you mean seed?"]},
     {"id": "config-simulate-model-path-missing", "args": ["simulate", "model_path={tmp}/nonexistent"],
      "expect": ["model_path=", "no such file or folder"]},
     {"id": "config-build-ignores-seed", "args": ["dataset", "build", "digits", "seed=3"],

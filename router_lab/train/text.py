@@ -14,7 +14,6 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 import numpy as np
-from skl2onnx.sklapi import TraceableTfidfVectorizer
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
@@ -125,6 +124,9 @@ def make_text_router(params: dict[str, Any] | None = None, random_state: int = 0
     Parameters are :data:`DEFAULT_PARAMS` (overridden by ``params``); ``random_state`` seeds the
     solver (liblinear/lbfgs are deterministic, kept for the registry's signature).
     """
+    # Imported here: skl2onnx (all its converters) adds ~1 s to every `train` that is not text.
+    from skl2onnx.sklapi import TraceableTfidfVectorizer
+
     p = _check_params(dict(params or {}))
     branches: list[tuple[str, Any]] = []
     if p["word_ngram_max"]:

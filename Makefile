@@ -36,7 +36,9 @@ chromium:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make: no chromium (needs root and apt-get): tests/test_report_layout.py will skip"
 
-test: $(STAMP) $(WEB_STAMP) chromium
+# The three installs (Python packages, the web harness, Chromium) are independent: run side by side.
+test:
+	@$(MAKE) --no-print-directory -j3 $(STAMP) $(WEB_STAMP) chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

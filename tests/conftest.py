@@ -25,6 +25,18 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# The longest files first, so that neither of the two workers (pyproject's `-n 2 --dist loadfile`)
+# starts one of them last while the other sits idle; the rest keep their collection order.
+SLOW_FIRST = ("test_demo.py", "test_bad_input_corpus.py", "test_report_layout.py", "test_sweep.py",
+              "test_wheel_install.py", "test_text_router.py", "test_export_targets.py", "test_export.py",
+              "test_sweep_shutdown.py", "test_testbed.py", "test_no_code_execution.py", "test_search.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: order kept within
+
+
 @pytest.fixture(scope="session")
 def datasets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("datasets")

@@ -11,8 +11,13 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import atexit  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -63,9 +68,67 @@ def gsm8k_csv() -> Path:
     return path
 
 
+class CliServer:
+    """tests/corpus_server.py --serve: runs each `router-lab ARGS` in a forked child of one process
+    that imported the CLI once (a fresh interpreter spends 1–3 s of CPU on imports alone)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[str] | None = None
+        self.files = Path(tempfile.mkdtemp(prefix="router_lab_cli_"))
+        self.count = 0
+        atexit.register(self.close)
+
+    def _start(self) -> subprocess.Popen[str]:
+        if self.proc is None or self.proc.poll() is not None:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+            self.proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "corpus_server.py"), "--serve"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        return self.proc
+
+    def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+        with self.lock:
+            self.count += 1
+            out, err = self.files / f"{self.count}.out", self.files / f"{self.count}.err"
+            request = {"key": str(self.count), "args": args, "cwd": str(cwd), "stdout": str(out),
+                       "stderr": str(err), "timeout": timeout, "env": dict(os.environ)}
+            proc = self._start()
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError("tests/corpus_server.py --serve died")
+            reply = json.loads(line)
+            stdout, stderr = (p.read_text(errors="replace") if p.exists() else "" for p in (out, err))
+            for p in (out, err):
+                p.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "router_lab", *args]
+        if reply["rc"] is None:
+            raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
+        return subprocess.CompletedProcess(command, reply["rc"], stdout, stderr)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.files, ignore_errors=True)
+
+
+_SERVER = CliServer()
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run `router-lab ARGS` in a subprocess (as a user would) and capture its output."""
+    """Run `router-lab ARGS` as a user would, in its own process, and capture its output.
+
+    The process is a forked child of the CLI server (same code path as ``python -m router_lab``,
+    the environment of this call, a fresh Hydra); with ``env`` given (variables an interpreter may
+    read as it starts) it is a new interpreter instead."""
+    if env is None and os.environ.get("ROUTER_LAB_TEST_FORK", "1") != "0":
+        return _SERVER.run(list(args), Path(cwd or REPO), timeout)
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "router_lab", *args], cwd=cwd or REPO,
                           env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -7,19 +7,22 @@ import json
 import socket
 from pathlib import Path
 
-HELD_PORT = 47391  # bound by `hold_port` for the port-in-use case
-_held: list[socket.socket] = []  # kept open for the rest of the test session
+
+def _held_port() -> tuple[socket.socket, int]:
+    """A loopback port this process holds for the rest of the test session (the kernel picks a free
+    one, so two test processes, or two sessions, never share it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock, sock.getsockname()[1]
+
+
+_HOLDER, HELD_PORT = _held_port()  # busy for the port-in-use case
 
 
 def hold_port(tmp: Path) -> None:
-    """Keep 127.0.0.1:HELD_PORT busy (if something else already holds it, it is busy anyway)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", HELD_PORT))
-        sock.listen(1)
-        _held.append(sock)
-    except OSError:
-        sock.close()
+    """The port-in-use case's setup: HELD_PORT is held by this process since import."""
+    assert _HOLDER.fileno() != -1
 
 
 def tampered_bundle(tmp: Path) -> None:

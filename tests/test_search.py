@@ -5,6 +5,7 @@ confidence intervals, the best exports as a bundle that loads, and a resumed sea
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -148,6 +149,26 @@ def test_search_is_at_least_as_cheap_as_the_best_feasible_grid_point(searched, d
     assert bundle.kind == best["params"][0].split("=")[1]
     assert document["bundle"]["sha256"] == bundle.sha256
     assert document["bundle"]["same_as_trial"] is True
+
+
+def test_search_prints_one_line_per_finished_trial_in_order_and_no_hydra_dumps(searched) -> None:  # noqa: ANN001
+    _, sweep_dir, _, result = searched
+    document = json.loads((sweep_dir / "search.json").read_text())
+    printed = result.stderr.splitlines()
+    trials = [line for line in printed if line.startswith("router-lab: search: [")]
+    line = re.compile(r"router-lab: search: \[(\d)/7\] trial (\d) complete \((.*)\) in [\d.]+ s: "
+                      r"cost_per_1k_usd (\S+), (feasible|infeasible \(not shown: .*\))$")
+    assert [line.match(t).groups()[:4] for t in trials] == [
+        (str(k + 1), t["job"].split("_")[0], " ".join(t["params"]), f"{t['objective']:.4g}")
+        for k, t in enumerate(document["trials"])]
+    assert [line.match(t).group(5) == "feasible" for t in trials] == [t["feasible"] for t in document["trials"]]
+    # Nothing else: no Hydra launcher lines ("Launching 1 jobs locally", "#0 : policy=…"), no
+    # Optuna INFO ("A new study created in memory"), no trial's own printout (its output.log).
+    trained = f"router-lab: search: trained the input router into {router_dir(sweep_dir, 'input')}"
+    assert trained in printed  # printed by the sweep's callback while the watcher starts: either order
+    assert [p for p in printed if p != trained] == [
+        f"router-lab: search: 7 trials in {sweep_dir}", *trials, "router-lab: search: 7/7 trials complete"]
+    assert not re.search(r"Launching|#\d+ : |new study|\[I \d", result.stdout + result.stderr)
 
 
 def test_a_search_is_a_sweep_the_report_reads(searched) -> None:  # noqa: ANN001

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from search_case import CONFIDENCES, CONSTRAINTS, SCENARIO, THRESHOLDS
 
 from router_lab import api
 from router_lab.errors import RouterLabError
@@ -18,38 +18,6 @@ from router_lab.runtime.bundle import load_bundle
 from router_lab.search.feasibility import PENALTY, check_section, judge, parse_constraint
 from router_lab.search.space import router_dir
 from router_lab.sim.commands import simulate_config
-
-# A small space: 4 confidence levels and 3 thresholds of the learned router (7 points), on a
-# lighter load than the default so that some points meet the constraints and some do not.
-CONFIDENCES = (0.7, 0.8, 0.9, 0.95)
-THRESHOLDS = (0.2, 0.4, 0.6)
-SCENARIO = ["sim.n_requests=500", "sim.replications=3", "workload.rate_per_s=2", "seed=0"]
-CONSTRAINTS = ["accuracy>=0.935", "latency_p99_ms<=900"]
-PRESET = f"""\
-# @package _global_
-defaults:
-  - override /hydra/sweeper: optuna
-search:
-  objective: cost_per_1k_usd
-  constraints: {json.dumps(CONSTRAINTS)}
-  routers: [input]
-  space:
-    - when: policy=confidence
-      params: ["policy.min_confidence=choice({','.join(map(str, CONFIDENCES))})"]
-    - when: policy=learned
-      params: ["policy.threshold=choice({','.join(map(str, THRESHOLDS))})"]
-hydra:
-  sweeper:
-    sampler:
-      seed: ${{seed}}
-      n_startup_trials: 3
-    direction: minimize
-    n_trials: 7
-    n_jobs: 1
-    custom_search_space: router_lab.search.space.extend
-    params:
-      policy: choice(confidence,learned)
-"""
 
 
 def metrics(ci: dict[str, list[float]], **point: float) -> dict:
@@ -92,21 +60,6 @@ def test_search_without_a_search_space_says_what_to_do(tmp_path: Path, datasets_
     assert last.startswith("router-lab: error: ")
     assert "search: expected Hydra's Optuna sweeper and a search space" in last
     assert "Traceback" not in result.stderr
-
-
-@pytest.fixture(scope="module")
-def searched(tmp_path_factory: pytest.TempPathFactory, digits, datasets_dir: Path):  # noqa: ANN001, ANN201
-    work = tmp_path_factory.mktemp("search")
-    (work / "conf" / "experiment").mkdir(parents=True)
-    (work / "conf" / "experiment" / "search_small.yaml").write_text(textwrap.dedent(PRESET))
-    sweep_dir = work / "sweep"
-    args = ["search", "+experiment=search_small", f"hydra.searchpath=[file://{work / 'conf'}]",
-            "hydra/launcher=basic", f"hydra.sweep.dir={sweep_dir}", f"datasets_dir={datasets_dir}",
-            *SCENARIO,
-            "+export_best=true", "export.latency_calls=20", "export.batch_calls=1"]
-    result = run_cli(*args, cwd=work)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return work, sweep_dir, args, result
 
 
 def grid(sweep_dir: Path, datasets_dir: Path) -> list[tuple[list[str], dict]]:

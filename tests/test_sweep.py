@@ -151,6 +151,7 @@ def test_ray_sweep_gives_the_same_summary(by_ray, reference: tuple[Path, pd.Data
     sweep_dir, _, stderr, _ = by_ray
     assert "Ray Launcher is launching 4 jobs" not in stderr  # Hydra's INFO lines stay quiet
     assert "router-lab: sweep: 4/4 jobs complete" in stderr
+    assert json.loads((sweep_dir / "sweep.json").read_text())["launcher"].endswith(".RayLauncher")
     # summary.csv's bytes, as `router-lab report` writes them (the report's figures take seconds)
     assert summary_csv(summary_frame(collect(sweep_dir))) == (reference[0] / "report" / "summary.csv").read_text()
 
@@ -167,6 +168,7 @@ def test_ray_search_gives_the_same_trials_summary_and_best(by_ray, searched, tmp
     assert "Ray Launcher is launching" not in stderr
     assert re.findall(r"\[\d/\d\] trial (\d) complete", stderr) == [str(k) for k in range(RAY_TRIALS)]
     assert f"router-lab: search: {RAY_TRIALS}/{RAY_TRIALS} trials complete" in stderr
+    assert json.loads((ray_dir / "sweep.json").read_text())["launcher"].endswith(".RayLauncher")
     # The serial search's folder with only its first RAY_TRIALS trials, judged as a search does.
     serial_dir = tmp_path / "serial"
     first = {p.name for p in searched[1].iterdir() if p.name.split("_")[0].isdigit()

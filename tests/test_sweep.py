@@ -112,7 +112,8 @@ RAY_TRIALS = 3  # of the small search's 7 (its sampler's random start-up trials)
 RAY_LOCAL = ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
              "+hydra.launcher.ray.init.include_dashboard=false", "+hydra.launcher.ray.init.log_to_driver=false"]
 # Two `router-lab` commands in one process, so that the second finds Ray running (the launcher
-# connects to it, as to a cluster) and its workers warm: Ray's start-up is most of a Ray sweep's time.
+# reuses the instance the first started) and its workers warm: Ray's start-up is most of a Ray
+# sweep's time. At exit the instance stops with the process that started it, as after one command.
 TWO_COMMANDS = """
 import sys
 from router_lab.cli import main

@@ -143,3 +143,18 @@ def cli(tmp_path: Path):
         return run_cli(*args, **kwargs)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def searched(tmp_path_factory: pytest.TempPathFactory, digits: Dataset, datasets_dir: Path):  # noqa: ANN201
+    """The small search (tests/search_case.py) through the serial launcher, exporting its best:
+    (work folder, sweep folder, its arguments, what it printed). Session-wide: tests/test_search.py
+    checks its answer and tests/test_sweep.py compares the same search through Ray with it."""
+    from search_case import search_args
+
+    work = tmp_path_factory.mktemp("search")
+    sweep_dir = work / "sweep"
+    args = [*search_args(work, sweep_dir, datasets_dir), "hydra/launcher=basic", "search.export_best=true"]
+    result = run_cli(*args, cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, sweep_dir, args, result

@@ -5,11 +5,12 @@ confidence intervals, the best exports as a bundle that loads, and a resumed sea
 from __future__ import annotations
 
 import json
-import textwrap
+import re
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from search_case import CONFIDENCES, CONSTRAINTS, SCENARIO, THRESHOLDS
 
 from router_lab import api
 from router_lab.errors import RouterLabError
@@ -17,38 +18,6 @@ from router_lab.runtime.bundle import load_bundle
 from router_lab.search.feasibility import PENALTY, check_section, judge, parse_constraint
 from router_lab.search.space import router_dir
 from router_lab.sim.commands import simulate_config
-
-# A small space: 4 confidence levels and 3 thresholds of the learned router (7 points), on a
-# lighter load than the default so that some points meet the constraints and some do not.
-CONFIDENCES = (0.7, 0.8, 0.9, 0.95)
-THRESHOLDS = (0.2, 0.4, 0.6)
-SCENARIO = ["sim.n_requests=500", "sim.replications=3", "workload.rate_per_s=2", "seed=0"]
-CONSTRAINTS = ["accuracy>=0.935", "latency_p99_ms<=900"]
-PRESET = f"""\
-# @package _global_
-defaults:
-  - override /hydra/sweeper: optuna
-search:
-  objective: cost_per_1k_usd
-  constraints: {json.dumps(CONSTRAINTS)}
-  routers: [input]
-  space:
-    - when: policy=confidence
-      params: ["policy.min_confidence=choice({','.join(map(str, CONFIDENCES))})"]
-    - when: policy=learned
-      params: ["policy.threshold=choice({','.join(map(str, THRESHOLDS))})"]
-hydra:
-  sweeper:
-    sampler:
-      seed: ${{seed}}
-      n_startup_trials: 3
-    direction: minimize
-    n_trials: 7
-    n_jobs: 1
-    custom_search_space: router_lab.search.space.extend
-    params:
-      policy: choice(confidence,learned)
-"""
 
 
 def metrics(ci: dict[str, list[float]], **point: float) -> dict:
@@ -93,21 +62,6 @@ def test_search_without_a_search_space_says_what_to_do(tmp_path: Path, datasets_
     assert "Traceback" not in result.stderr
 
 
-@pytest.fixture(scope="module")
-def searched(tmp_path_factory: pytest.TempPathFactory, digits, datasets_dir: Path):  # noqa: ANN001, ANN201
-    work = tmp_path_factory.mktemp("search")
-    (work / "conf" / "experiment").mkdir(parents=True)
-    (work / "conf" / "experiment" / "search_small.yaml").write_text(textwrap.dedent(PRESET))
-    sweep_dir = work / "sweep"
-    args = ["search", "+experiment=search_small", f"hydra.searchpath=[file://{work / 'conf'}]",
-            "hydra/launcher=basic", f"hydra.sweep.dir={sweep_dir}", f"datasets_dir={datasets_dir}",
-            *SCENARIO,
-            "search.export_best=true", "export.latency_calls=20", "export.batch_calls=1"]
-    result = run_cli(*args, cwd=work)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return work, sweep_dir, args, result
-
-
 def grid(sweep_dir: Path, datasets_dir: Path) -> list[tuple[list[str], dict]]:
     """Every point of the space, simulated through the same library call as a trial."""
     points = [["policy=confidence", f"policy.min_confidence={c}"] for c in CONFIDENCES]
@@ -148,6 +102,26 @@ def test_search_is_at_least_as_cheap_as_the_best_feasible_grid_point(searched, d
     assert bundle.kind == best["params"][0].split("=")[1]
     assert document["bundle"]["sha256"] == bundle.sha256
     assert document["bundle"]["same_as_trial"] is True
+
+
+def test_search_prints_one_line_per_finished_trial_in_order_and_no_hydra_dumps(searched) -> None:  # noqa: ANN001
+    _, sweep_dir, _, result = searched
+    document = json.loads((sweep_dir / "search.json").read_text())
+    printed = result.stderr.splitlines()
+    trials = [line for line in printed if line.startswith("router-lab: search: [")]
+    line = re.compile(r"router-lab: search: \[(\d)/7\] trial (\d) complete \((.*)\) in [\d.]+ s: "
+                      r"cost_per_1k_usd (\S+), (feasible|infeasible \(not shown: .*\))$")
+    assert [line.match(t).groups()[:4] for t in trials] == [
+        (str(k + 1), t["job"].split("_")[0], " ".join(t["params"]), f"{t['objective']:.4g}")
+        for k, t in enumerate(document["trials"])]
+    assert [line.match(t).group(5) == "feasible" for t in trials] == [t["feasible"] for t in document["trials"]]
+    # Nothing else: no Hydra launcher lines ("Launching 1 jobs locally", "#0 : policy=…"), no
+    # Optuna INFO ("A new study created in memory"), no trial's own printout (its output.log).
+    trained = f"router-lab: search: trained the input router into {router_dir(sweep_dir, 'input')}"
+    assert trained in printed  # printed by the sweep's callback while the watcher starts: either order
+    assert [p for p in printed if p != trained] == [
+        f"router-lab: search: 7 trials in {sweep_dir}", *trials, "router-lab: search: 7/7 trials complete"]
+    assert not re.search(r"Launching|#\d+ : |new study|\[I \d", result.stdout + result.stderr)
 
 
 def test_a_search_is_a_sweep_the_report_reads(searched) -> None:  # noqa: ANN001

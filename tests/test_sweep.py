@@ -22,6 +22,7 @@ from conftest import run_cli
 
 from router_lab.data.contract import Dataset
 from router_lab.report.build import build_report
+from router_lab.report.summary import collect, summary_csv, summary_frame
 
 SWEEP = ["simulate", "-m", "policy=always_local,random", "workload.rate_per_s=2,4",
          "sim.n_requests=300", "seed=7"]
@@ -107,28 +108,92 @@ def test_joblib_and_submitit_local_sweeps_give_the_same_summary(
         (reference[0] / "report" / "summary.csv").read_bytes()
 
 
+RAY_TRIALS = 3  # of the small search's 7 (its sampler's random start-up trials)
 RAY_LOCAL = ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
              "+hydra.launcher.ray.init.include_dashboard=false", "+hydra.launcher.ray.init.log_to_driver=false"]
+# Two `router-lab` commands in one process, so that the second finds Ray running (the launcher
+# reuses the instance the first started) and its workers warm: Ray's start-up is most of a Ray
+# sweep's time. At exit the instance stops with the process that started it, as after one command.
+TWO_COMMANDS = """
+import sys
+from router_lab.cli import main
+cut = sys.argv.index("--then")
+sys.exit(main(sys.argv[1:cut]) or main(sys.argv[cut + 1:]))
+"""
 
 
-def test_ray_sweep_gives_the_same_summary(workdir: Path, datasets_dir: Path,
-                                          reference: tuple[Path, pd.DataFrame]) -> None:
-    """A local Ray instance with 2 CPUs. `make test` installs the launcher (the `test` extra), so
-    under CI a missing launcher fails; elsewhere (a bare `pip install -e .`) the test skips."""
+@pytest.fixture(scope="module")
+def by_ray(workdir: Path, datasets_dir: Path, searched) -> tuple[Path, Path, str, str]:  # noqa: ANN001
+    """The 2x2 sweep, then the small search of tests/test_search.py cut to its first
+    ``RAY_TRIALS`` trials, on one local Ray instance with 2 CPUs: (sweep folder, search folder,
+    the sweep's stderr, the search's stderr). `make test` installs the launcher (the `test`
+    extra), so under CI a missing launcher fails; elsewhere (a bare `pip install -e .`) the Ray
+    tests skip."""
     try:
         import hydra_plugins.hydra_ray_launcher  # noqa: F401
     except ImportError:
         if os.environ.get("CI"):
             raise
         pytest.skip("hydra-ray-launcher is not installed (pip install -e '.[test]' or '.[ray]')")
-    sweep_dir = workdir / "by_ray"
-    result = sweep(workdir, *RAY_LOCAL, f"hydra.sweep.dir={sweep_dir}", datasets=datasets_dir)
-    assert result.returncode == 0, result.stderr
-    assert "Ray Launcher is launching 4 jobs" not in result.stderr  # Hydra's INFO lines stay quiet
-    assert "router-lab: sweep: 4/4 jobs complete" in result.stderr
-    pd.testing.assert_frame_equal(summary(sweep_dir), reference[1], check_exact=True)
-    assert (sweep_dir / "report" / "summary.csv").read_bytes() == \
-        (reference[0] / "report" / "summary.csv").read_bytes()
+    from search_case import search_args
+
+    search_work = searched[0]  # the serial search's folder: the same preset and search path
+    sweep_dir, search_dir = workdir / "by_ray", search_work / "by_ray"
+    sweep_args = [*SWEEP, *RAY_LOCAL, f"hydra.sweep.dir={sweep_dir}", f"datasets_dir={datasets_dir}"]
+    search = [*search_args(search_work, search_dir, datasets_dir), f"hydra.sweeper.n_trials={RAY_TRIALS}"]
+    result = subprocess.run([sys.executable, "-c", TWO_COMMANDS, *sweep_args, "--then", *search, *RAY_LOCAL],
+                            cwd=search_work, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cut = result.stderr.index("router-lab: search: ")
+    return sweep_dir, search_dir, result.stderr[:cut], result.stderr[cut:]
+
+
+def test_ray_sweep_gives_the_same_summary(by_ray, reference: tuple[Path, pd.DataFrame]) -> None:  # noqa: ANN001
+    sweep_dir, _, stderr, _ = by_ray
+    assert "Ray Launcher is launching 4 jobs" not in stderr  # Hydra's INFO lines stay quiet
+    assert "router-lab: sweep: 4/4 jobs complete" in stderr
+    assert json.loads((sweep_dir / "sweep.json").read_text())["launcher"].endswith(".RayLauncher")
+    # summary.csv's bytes, as `router-lab report` writes them (the report's figures take seconds)
+    assert summary_csv(summary_frame(collect(sweep_dir))) == (reference[0] / "report" / "summary.csv").read_text()
+
+
+def test_ray_search_gives_the_same_trials_summary_and_best(by_ray, searched, tmp_path: Path) -> None:  # noqa: ANN001
+    """Through Ray the search draws the serial search's first trials (its seeded sampler does not
+    depend on the launcher) and comes to the same answer as those trials give: search.json (trials,
+    best with its intervals and export command, Pareto front) and the summary are equal."""
+    from omegaconf import OmegaConf
+
+    from router_lab.search.commands import summarize_search
+
+    _, ray_dir, _, stderr = by_ray
+    assert "Ray Launcher is launching" not in stderr
+    assert re.findall(r"\[\d/\d\] trial (\d) complete", stderr) == [str(k) for k in range(RAY_TRIALS)]
+    assert f"router-lab: search: {RAY_TRIALS}/{RAY_TRIALS} trials complete" in stderr
+    assert json.loads((ray_dir / "sweep.json").read_text())["launcher"].endswith(".RayLauncher")
+    # The serial search's folder with only its first RAY_TRIALS trials, judged as a search does.
+    serial_dir = tmp_path / "serial"
+    first = {p.name for p in searched[1].iterdir() if p.name.split("_")[0].isdigit()
+             and int(p.name.split("_")[0]) < RAY_TRIALS}
+    shutil.copytree(searched[1], serial_dir, ignore=lambda d, names: [
+        n for n in names if d == str(searched[1]) and n.split("_")[0].isdigit() and n not in first])
+    want = summarize_search(OmegaConf.load(serial_dir / "multirun.yaml"), serial_dir)
+    got = json.loads((ray_dir / "search.json").read_text())
+    assert got["n_trials"] == RAY_TRIALS and got["best"] is not None
+
+    def same_paths(value: object, *dirs: Path) -> object:
+        text = json.dumps(value)
+        for d in dirs:
+            text = text.replace(str(d), "SWEEP")
+        return json.loads(text)
+    assert same_paths(got, ray_dir) == same_paths(want, serial_dir, searched[1])
+
+    def frame(d: Path, *dirs: Path) -> pd.DataFrame:  # each search trains its router into its own folder
+        out = summary_frame(collect(d))
+        for folder in dirs:
+            out = out.replace(re.escape(str(folder)), "SWEEP", regex=True)
+        return out
+    pd.testing.assert_frame_equal(frame(ray_dir, ray_dir), frame(serial_dir, serial_dir, searched[1]),
+                                  check_exact=True)
 
 
 def _mtimes(job: Path) -> dict[str, int]:

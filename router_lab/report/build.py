@@ -26,6 +26,7 @@ from router_lab.report.summary import (
     GROUPS,
     Collection,
     collect,
+    summary_csv,
     summary_frame,
     swept_factors,
     varied_columns,
@@ -156,7 +157,7 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, title: str
     frame = summary_frame(collection)
     with atomic_path(out / "summary.parquet") as tmp:
         frame.to_parquet(tmp, index=False)
-    atomic_write_text(out / "summary.csv", frame.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(out / "summary.csv", summary_csv(frame))
 
     varied = varied_columns(frame, _config_candidates(collection))
     factors, follows = swept_factors(frame, varied)

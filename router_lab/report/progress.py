@@ -3,15 +3,19 @@
 Jobs run in other processes (joblib workers, submitit, a cluster), so the parent process watches
 the sweep folder for job markers instead: one line per finished job, in job order (a job's own
 output goes to its folder's output.log), under a tqdm bar on a terminal; then the count.
+A search's lines say ``trial`` and end with the trial's verdict (its objective, feasible or not).
 It also writes ``sweep.json`` (the number of jobs and their overrides) for the report.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,11 @@ SWEEP_MANIFEST = "sweep.json"
 # and its watcher (stopped by the CLI when the sweep raises before on_multirun_end).
 current_sweep_dir: Path | None = None
 _active: SweepProgress | None = None
+# Commands whose multirun is not a plain sweep: (label, noun, "module:function" that describes a
+# finished job from its folder and the sweep's config), e.g. a search's trial and its verdict.
+JOB_WORDING = {"search": ("search", "trial", "router_lab.search.commands:describe_trial")}
+# (what the job ran, shown instead of its folder's overrides; what it found, after the line)
+Describe = Callable[[Path], tuple[str | None, str | None]]
 
 
 def sweep_job_overrides(config: DictConfig) -> list[list[str]]:
@@ -56,9 +65,11 @@ def count_markers(sweep_dir: Path, since_s: float = 0.0) -> tuple[int, int]:
 _JOB_FOLDER = re.compile(r"^(\d+)_(.*)$")
 
 
-def finished_jobs(sweep_dir: Path, since_s: float = 0.0) -> dict[int, str]:
+def finished_jobs(sweep_dir: Path, since_s: float = 0.0, noun: str = "job",
+                  describe: Describe | None = None) -> dict[int, str]:
     """{job number: its line} for the finished jobs directly under ``sweep_dir``
-    (folders ``<num>_<overrides>``, hydra.sweep.subdir's default here)."""
+    (folders ``<num>_<overrides>``, hydra.sweep.subdir's default here); ``describe(job folder)``
+    may name what a complete job ran and add what it found (``…: cost_per_1k_usd 0.019, feasible``)."""
     lines: dict[int, str] = {}
     try:
         children = list(sweep_dir.iterdir())
@@ -73,13 +84,16 @@ def finished_jobs(sweep_dir: Path, since_s: float = 0.0) -> dict[int, str]:
         try:
             if complete.exists():
                 ended_s = complete.stat().st_mtime
+                what, found = describe(child) if describe is not None else (None, None)
+                what = what or overrides
                 if ended_s < since_s:
-                    lines[num] = f"job {num} complete before this run ({overrides})"
-                    continue
-                took_s = ended_s - (child / CONFIG_FILE).stat().st_mtime
-                lines[num] = f"job {num} complete ({overrides}) in {max(took_s, 0.0):,.1f} s"
+                    line = f"{noun} {num} complete before this run ({what})"
+                else:
+                    took_s = ended_s - (child / CONFIG_FILE).stat().st_mtime
+                    line = f"{noun} {num} complete ({what}) in {max(took_s, 0.0):,.1f} s"
+                lines[num] = f"{line}: {found}" if found else line
             elif failed.exists() and failed.stat().st_mtime >= since_s:
-                lines[num] = f"job {num} FAILED ({overrides}): see {child.name}/{FAILED_MARKER}"
+                lines[num] = f"{noun} {num} FAILED ({overrides}): see {child.name}/{FAILED_MARKER}"
         except OSError:  # a marker moved between the check and the stat: seen next time
             continue
     return lines
@@ -125,7 +139,15 @@ class SweepProgress(Callback):
             "command": str(config.get("command", "")), "n_jobs": n_jobs, "jobs": jobs,
             "launcher": str(OmegaConf.select(config, "hydra.launcher._target_", default="")),
         })
-        self._thread = threading.Thread(target=self._watch, args=(sweep_dir, n_jobs), daemon=True)
+        label, noun, describe = "sweep", "job", None
+        if str(config.get("command", "")) in JOB_WORDING:
+            label, noun, spec = JOB_WORDING[str(config.command)]
+            module, name = spec.split(":")
+            # a finished job's description does not change: read once, not at every poll
+            describe = functools.cache(functools.partial(getattr(importlib.import_module(module), name),
+                                                         config=config))
+        self._thread = threading.Thread(target=self._watch, args=(sweep_dir, n_jobs, label, noun, describe),
+                                        daemon=True)
         self._thread.start()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -137,25 +159,26 @@ class SweepProgress(Callback):
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _watch(self, sweep_dir: Path, n_jobs: int) -> None:
+    def _watch(self, sweep_dir: Path, n_jobs: int, label: str = "sweep", noun: str = "job",
+               describe: Describe | None = None) -> None:
         started_s = time.time()
         bar = None
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            bar = tqdm(total=n_jobs, desc="sweep", unit="job", file=sys.stderr)
+            bar = tqdm(total=n_jobs, desc=label, unit=noun, file=sys.stderr)
         say = bar.write if bar is not None else (lambda line: print(line, file=sys.stderr, flush=True))
-        say(f"router-lab: sweep: {n_jobs} jobs in {sweep_dir}")
+        say(f"router-lab: {label}: {n_jobs} {noun}s in {sweep_dir}")
         next_num, printed, last = 0, 0, (-1, -1)
         while True:
             stopping = self._stop.wait(self.poll_s)
             done, failed = count_markers(sweep_dir, started_s)
-            lines = finished_jobs(sweep_dir, started_s)
+            lines = finished_jobs(sweep_dir, started_s, noun, describe)
             # one line per finished job, in job order: a job waits for the ones before it
             while next_num in lines or (stopping and any(n > next_num for n in lines)):
                 if next_num in lines:
                     printed += 1
-                    say(f"router-lab: sweep: [{printed}/{n_jobs}] {lines[next_num]}")
+                    say(f"router-lab: {label}: [{printed}/{n_jobs}] {lines[next_num]}")
                 next_num += 1
             if bar is not None and (done, failed) != last:
                 bar.n = min(done + failed, n_jobs)
@@ -165,5 +188,5 @@ class SweepProgress(Callback):
                 break
         if bar is not None:
             bar.close()
-        print(f"router-lab: sweep: {done}/{n_jobs} jobs complete" + (f", {failed} failed" if failed else ""),
+        print(f"router-lab: {label}: {done}/{n_jobs} {noun}s complete" + (f", {failed} failed" if failed else ""),
               file=sys.stderr, flush=True)

@@ -188,6 +188,11 @@ def summary_frame(collection: Collection) -> pd.DataFrame:
     return frame.iloc[order].reset_index(drop=True)
 
 
+def summary_csv(frame: pd.DataFrame) -> str:
+    """``summary.csv``'s text: ten significant digits, so that equal runs give equal bytes."""
+    return frame.to_csv(index=False, float_format="%.10g")
+
+
 def _job_order(name: str) -> tuple[int, str]:
     head = Path(name).name.split("_", 1)[0]
     return (int(head), name) if head.isdigit() else (-1, name)

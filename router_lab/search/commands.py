@@ -67,6 +67,25 @@ def search_trial(cfg: DictConfig) -> float:
     return value
 
 
+def describe_trial(job_dir: Path, config: Any) -> tuple[str | None, str | None]:
+    """The search's line for a finished trial (router_lab.report.progress): the parameters it drew
+    and its verdict, e.g. ``policy=learned policy.threshold=0.2`` and ``cost_per_1k_usd 0.04687,
+    infeasible (not shown: accuracy>=0.95)``, from its ``.hydra/overrides.yaml`` and ``trial.json``."""
+    try:
+        trial = json.loads((Path(job_dir) / TRIAL_FILE).read_text())
+        params = trial_params(Path(job_dir), _task(config))
+    except (OSError, ValueError):
+        return None, None
+    value = trial.get("objective")
+    found = f"{config.search.objective} {'–' if value is None else format(value, '.4g')}, "
+    failing = [c["constraint"] for c in trial.get("checks", []) if not c.get("holds")]
+    if trial.get("feasible"):
+        found += "feasible"
+    else:
+        found += "infeasible" + (f" (not shown: {', '.join(failing)})" if failing else "")
+    return " ".join(params) or None, found
+
+
 def resumed_trial_value(job_dir: Path) -> float:
     """What a complete trial skipped on resume returns to Optuna: the value it returned before."""
     return float(json.loads((Path(job_dir) / TRIAL_FILE).read_text())["optuna_value"])
@@ -110,6 +129,16 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def _task(config: Any) -> list[str]:
+    """The search's own overrides (every trial has them; they are not what a trial drew)."""
+    return [str(x) for x in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
+
+
+def trial_params(job_dir: Path, task: list[str]) -> list[str]:
+    """The parameters a trial drew: its overrides but the search's own and the run-only ones."""
+    return [o for o in _overrides(job_dir) if o not in task and _key(o) not in _NOT_EXPORTED]
+
+
 def trial_rows(sweep_dir: Path, section: Any, task: list[str]) -> list[dict[str, Any]]:
     """Every complete trial of the sweep, judged again from its metrics.json under ``section``."""
     constraints = check_section(section)
@@ -120,7 +149,7 @@ def trial_rows(sweep_dir: Path, section: Any, task: list[str]) -> list[dict[str,
         metrics = json.loads((job_dir / "metrics.json").read_text())
         verdict = judge(metrics, section.objective, constraints, section.feasibility)
         overrides = _overrides(job_dir)
-        params = [o for o in overrides if o not in task and _key(o) not in _NOT_EXPORTED]
+        params = trial_params(job_dir, task)
         ci = (metrics.get("ci95") or {}).get(section.objective)
         rows.append({"job": job_dir.name, "path": str(job_dir), "params": params, "overrides": overrides,
                      "objective": verdict.objective, "objective_ci95": ci, **verdict.to_dict()})
@@ -184,8 +213,7 @@ def metric_table(metrics: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 def summarize_search(config: Any, sweep_dir: Path) -> dict[str, Any]:
     section = config.search
-    task = [str(x) for x in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
-    rows = trial_rows(sweep_dir, section, task)
+    rows = trial_rows(sweep_dir, section, _task(config))
     best = best_row(rows, section.direction)
     document: dict[str, Any] = {
         "objective": section.objective, "direction": section.direction,
@@ -285,6 +313,10 @@ class SearchCallback(Callback):
         if str(config.get("command", "")) != "search" or "optuna" not in target.lower():
             return
         check_section(config.search)
+        import optuna
+
+        # Optuna's own INFO line ("A new study created in memory …"): the search prints its trials
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper: resume finds it

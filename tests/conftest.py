@@ -37,6 +37,22 @@ SLOW_FIRST = ("test_demo.py", "test_bad_input_corpus.py", "test_report_layout.py
               "test_sweep_shutdown.py", "test_testbed.py", "test_no_code_execution.py", "test_search.py")
 
 
+# Files that share an expensive session fixture run on the same worker (`searched`: the small
+# search, which test_sweep.py's Ray test compares with): file -> the file it goes with.
+SAME_WORKER = {"tests/test_search.py": "tests/test_sweep.py"}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's hook
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SAME_WORKER.get(scope, scope)
+
+    return FilesTogether(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: order kept within

@@ -115,11 +115,11 @@ class CloudService:
         return None, float(self.quality[row])
 
     async def infer(self, request: web.Request) -> web.StreamResponse:
-        enter_ns = time.monotonic_ns()
         try:
             body = json.loads(await request.read())
             row = int(body["row"])
             service_ns = int(body["service_ns"])
+            arrive_ns = int(body.get("arrive_ns", 0))
             if not 0 <= row < len(self.sensitive) or service_ns < 0:
                 raise ValueError("row or service out of range")
         except (ValueError, KeyError, TypeError):
@@ -127,6 +127,10 @@ class CloudService:
             return web.Response(status=400, text="bad request")
         self.counts["received"] += 1
         self.counts["received_sensitive"] += int(self.sensitive[row])
+        # The upload is in transit until its scheduled end (``arrive_ns``, set by the client's shaper;
+        # the real transport counted toward it): only then does the request reach the service.
+        await sleep_until(arrive_ns)
+        enter_ns = time.monotonic_ns()
         if self.counts["received"] > self.max_requests:
             return web.json_response({"enter_ns": enter_ns, "budget_spent": True}, status=503)
         if self.rpm is not None:

@@ -45,7 +45,6 @@ LOCAL, CLOUD, CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
 ANSWERED_BY = {Outcome.LOCAL: "local", Outcome.FALLBACK: "local", Outcome.CLOUD: "cloud",
                Outcome.CASCADE: "cloud"}
 START_LEAD_S = 0.3  # real seconds between setting the time origin and the first arrival
-TRANSPORT_EWMA = 0.1  # weight of the latest request in the running transport-time estimates
 MAX_CONNECTIONS = 256  # the client's HTTP connection pool (select() handles < 1024 descriptors)
 
 
@@ -123,7 +122,6 @@ class LiveRun:
             async with http.post(f"{self.url}/start", data=json.dumps({"t0_ns": self.t0})) as resp:
                 await resp.read()
             self.transport_ns = await self.measure_transport()
-            self.up_transport_ns = self.down_transport_ns = self.transport_ns / 2
             self.queue: asyncio.Queue[tuple[int, asyncio.Future[Any], int]] = asyncio.Queue()
             workers = [asyncio.create_task(self.device_worker()) for _ in range(self.sc.device.units)]
             try:
@@ -149,8 +147,8 @@ class LiveRun:
                           int(np.isfinite(self.device_correct).sum()), int(np.isfinite(self.cloud_correct).sum()))
 
     async def measure_transport(self, calls: int = 30) -> int:
-        """Median real round trip of an empty HTTP call to the service: the loopback transport's share
-        of the emulated network delay (the shaped waits are shortened by half of it each way)."""
+        """Median real round trip of an empty HTTP call to the service (recorded in testbed.json: the
+        loopback transport's own time, which counts toward each shaped transfer)."""
         times = []
         for _ in range(calls):
             t = time.monotonic_ns()
@@ -270,14 +268,14 @@ class LiveRun:
             self.network_ns[i] = self.cfg(deadline) - self.cfg(at)
             await self.fail(i, deadline, cascade, "timeout")
             return
-        # Lost attempts cost their retry timeouts, then the half RTT and the bytes at the link rate,
-        # of which the real transport (HTTP on loopback, two processes waking) takes its own share:
-        # the shaped wait is shortened by a running estimate of that share (measured per request).
-        await sleep_until(at + self.span(uplink_ns) - int(self.up_transport_ns))
+        # Each transfer is held until its scheduled end, measured from its start: lost attempts'
+        # retry timeouts, the half RTT and the bytes at the link rate.  The request leaves now and
+        # the service holds it until ``arrive`` (the real transport counts toward the configured
+        # time, as the device's real compute does toward its service time); only a transport longer
+        # than the configured delay, or a late wake-up, adds to it.
         self.cloud_in_flight += 1
-        posted = time.monotonic_ns()
         try:
-            reply = await self.post(i, deadline)
+            reply = await self.post(i, deadline, at + self.span(uplink_ns))
         finally:
             self.cloud_in_flight -= 1
         now = time.monotonic_ns()
@@ -287,13 +285,11 @@ class LiveRun:
             return
         status, stamps = reply
         enter = int(stamps.get("enter_ns", now))
-        self.up_transport_ns += TRANSPORT_EWMA * (max(0, enter - posted) - self.up_transport_ns)
-        if "done_ns" in stamps:
-            down = max(0, now - int(stamps["done_ns"]))
-            self.down_transport_ns += TRANSPORT_EWMA * (down - self.down_transport_ns)
         tl.cloud_enter_ns[i] = self.cfg(enter)
         up = self.cfg(enter) - self.cfg(at)
-        answer_at = now + max(0, self.span(int(d.downlink_ns[i])) - int(self.down_transport_ns))
+        # The answer (or the refusal, sent at entry) is held until its scheduled end: when the
+        # service sent it plus the download time; its real way back counts toward that.
+        answer_at = max(now, int(stamps.get("done_ns", enter)) + self.span(int(d.downlink_ns[i])))
         if status != 200:  # 429 / 503: the refusal travels back, unless the client gives up first
             await sleep_until(answer_at if deadline is None else min(answer_at, deadline))
             self.network_ns[i] = up
@@ -313,10 +309,11 @@ class LiveRun:
         if stamps.get("label") is not None:
             self.cloud_correct[i] = float(stamps["quality"])
 
-    async def post(self, i: int, deadline: int | None) -> tuple[int, dict[str, Any]] | None:
+    async def post(self, i: int, deadline: int | None, arrive: int) -> tuple[int, dict[str, Any]] | None:
+        """POST request ``i``; the service holds it until ``arrive`` (real ns), its upload's scheduled end."""
         row = int(self.d.row[i])
         body = {"i": i, "row": row, "service_ns": self.span(int(self.d.cloud_service_ns[i])),
-                "tokens_out": int(self.sizes.tokens_out[row])}
+                "tokens_out": int(self.sizes.tokens_out[row]), "arrive_ns": arrive}
         if self.models.pixels is not None:
             body["pixels"] = self.models.pixels[row].tolist()
         timeout = None if deadline is None else max(0.0, (deadline - time.monotonic_ns()) / 1e9)

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from router_lab.testbed.clock import calibrate, run_precise, sleep_until
+from router_lab.testbed.clock import (
+    calibrate,
+    reset_wake_stats,
+    run_precise,
+    sleep_until,
+    wake_summary,
+)
 
 PR_SET_PDEATHSIG = 1
 PARENT_POLL_S = 0.2
@@ -189,7 +195,8 @@ class CloudService:
         return response
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.counts)
+        """The counts, and the service's own timer lateness (its holds: uploads, service times)."""
+        return web.json_response({**self.counts, "wake": wake_summary()})
 
     async def start(self, request: web.Request) -> web.Response:
         """A new replication: its time origin (for the rate-limit windows) and fresh counts."""
@@ -197,6 +204,7 @@ class CloudService:
         self.t0_ns = int(body["t0_ns"])
         self.window, self.window_count = -1, 0
         self.counts = dict.fromkeys(self.counts, 0)
+        reset_wake_stats()
         return web.json_response({"ok": True})
 
 

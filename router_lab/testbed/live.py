@@ -25,7 +25,15 @@ from router_lab.errors import RouterLabError
 from router_lab.policies.base import Route
 from router_lab.runtime.policy import REASON_CODES, Signals
 from router_lab.runtime.policy import Outcome as Learned
-from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
+from router_lab.sim.draws import (
+    NEVER,
+    NS_PER_MS,
+    NS_PER_S,
+    Draws,
+    RowSizes,
+    attempts_begun,
+    retry_ns,
+)
 from router_lab.sim.records import (
     FAIL_ERRORS,
     DecisionLog,
@@ -70,6 +78,7 @@ class LiveRun:
         self.lateness_ns = np.zeros(n, dtype=np.int64)
         self.route = np.zeros(n, dtype=np.int8)
         self.network_ns = np.zeros(n, dtype=np.int64)
+        self.attempts = draws.uplink_attempts.copy()  # as drawn, unless an outage cuts the upload
         self.device_correct = np.full(n, np.nan)
         self.cloud_correct = np.full(n, np.nan)
         self.sizes = RowSizes.of(dataset)
@@ -109,6 +118,15 @@ class LiveRun:
 
     def network_down(self, t_real_ns: int) -> bool:
         return bool(len(self.d.outage_start_ns) and self.d.network_down(self.cfg(t_real_ns)))
+
+    def cut_at(self, begin_real_ns: int, cfg_span_ns: int) -> int | None:
+        """Real ns at which an outage cuts a transfer that begins then and lasts ``cfg_span_ns``
+        configured ns (the emulated link drops it, as the simulator's), or None."""
+        if not len(self.d.outage_start_ns):
+            return None
+        begin = self.cfg(begin_real_ns)
+        cut = self.d.first_down(begin, begin + cfg_span_ns)
+        return None if cut == NEVER else self.real(cut)
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> LiveResult:
@@ -258,6 +276,14 @@ class LiveRun:
         tl.sent[i] = True
         uplink_ns = int(d.uplink_ns[i])
         deadline = None if self.timeout_ns is None else at + self.span(self.timeout_ns)
+        cut = self.cut_at(at, uplink_ns)
+        if cut is not None:  # an outage begins during the upload: lost then, nothing reaches the service
+            self.attempts[i] = attempts_begun(self.cfg(cut) - self.cfg(at), int(d.uplink_attempts[i]),
+                                              retry_ns(self.sc))
+            await sleep_until(cut)
+            self.network_ns[i] = self.cfg(time.monotonic_ns()) - self.cfg(at)
+            await self.fail(i, time.monotonic_ns(), cascade, "network")
+            return
         if d.uplink_failed[i]:  # every attempt lost: the client gives up after the retries
             await sleep_until(at + self.span(uplink_ns))
             self.network_ns[i] = self.cfg(time.monotonic_ns()) - self.cfg(at)
@@ -289,17 +315,21 @@ class LiveRun:
         up = self.cfg(enter) - self.cfg(at)
         # The answer (or the refusal, sent at entry) is held until its scheduled end: when the
         # service sent it plus the download time; its real way back counts toward that.
-        answer_at = max(now, int(stamps.get("done_ns", enter)) + self.span(int(d.downlink_ns[i])))
-        if status != 200:  # 429 / 503: the refusal travels back, unless the client gives up first
-            await sleep_until(answer_at if deadline is None else min(answer_at, deadline))
+        sent_back = int(stamps.get("done_ns", enter))
+        answer_at = max(now, sent_back + self.span(int(d.downlink_ns[i])))
+        cut = self.cut_at(sent_back, int(d.downlink_ns[i]))  # an outage during the way back loses it
+        if status == 200:
+            tl.cloud_start_ns[i], tl.cloud_done_ns[i] = self.cfg(int(stamps["start_ns"])), self.cfg(sent_back)
+        if status != 200 or cut is not None or (deadline is not None and answer_at > deadline):
+            # 429 / 503 (the refusal travels back), or lost in an outage, unless the client gives up first
+            fail_at, error = (answer_at, "rejected") if status != 200 else (NEVER, "network")
+            if cut is not None and cut < fail_at:
+                fail_at, error = cut, "network"
+            if deadline is not None and deadline <= fail_at:
+                fail_at, error = deadline, "timeout"
+            await sleep_until(fail_at)
             self.network_ns[i] = up
-            await self.fail(i, time.monotonic_ns(), cascade, "rejected")
-            return
-        tl.cloud_start_ns[i], tl.cloud_done_ns[i] = self.cfg(int(stamps["start_ns"])), self.cfg(int(stamps["done_ns"]))
-        if deadline is not None and answer_at > deadline:
-            await sleep_until(deadline)
-            self.network_ns[i] = up
-            await self.fail(i, deadline, cascade, "timeout")
+            await self.fail(i, fail_at if error == "timeout" else time.monotonic_ns(), cascade, error)
             return
         await sleep_until(answer_at)
         end = time.monotonic_ns()
@@ -351,7 +381,7 @@ class LiveRun:
     def records(self) -> Records:
         draws = replace(self.d, arrival_ns=self.arrival_ns)
         # the shaped upload replays the drawn attempts (loss and retries) of the request
-        self.tl.attempts[:] = np.where(self.tl.sent, self.d.uplink_attempts, 0)
+        self.tl.attempts[:] = np.where(self.tl.sent, self.attempts, 0)
         rec = finish(self.tl, draws, self.route, self.sensitive, self.sc, self.dataset,
                      self.router.sensitive_blocked(), "testbed", self.log, audit_model=False)
         outcome = rec.outcome

@@ -210,3 +210,29 @@ def test_a_shipped_bundle_runs_live_through_the_runtime(digits, datasets_dir, tm
     assert metrics["bundle_sha256"] and info["routing"] == f"bundle {metrics['bundle_sha256']}"
     assert metrics["outcomes"]["local"] == 40 and info["cloud_received"] == 0  # the bundle keeps all local
     capsys.readouterr()
+
+
+def test_report_of_a_sim_vs_live_folder_embeds_each_scenarios_cdf(live_and_sim, tmp_path, capsys):
+    """A sim_vs_live run folder (its table and latencies, here from the fixture's two runs) → report.html
+    with one embedded CDF figure per scenario; a scenario without latencies is named as not drawn."""
+    from router_lab.report.comparison import LATENCY_FILE, latency_frame
+    from router_lab.testbed.sim_vs_live import COLUMNS
+
+    live, sim = live_and_sim
+    answered = ["local", "cloud", "cascade", "fallback"]
+    ms = {side: (f := pd.read_parquet(p / "requests.parquet")).loc[f["outcome"].isin(answered), "latency_ms"]
+          for side, p in (("sim", sim), ("live", live))}
+    folder = tmp_path / "sim_vs_live"
+    folder.mkdir()
+    table = pd.DataFrame([["wifi_cloud", "latency_p50_ms", ms["sim"].median(), ms["live"].median(), 0.0, 1.0, 0.1],
+                          ["no_latencies", "latency_p50_ms", 1.0, 1.0, 1.0, 1.0, 0.0]], columns=COLUMNS)
+    table.to_csv(folder / "sim_vs_live.csv", index=False)
+    latency_frame("wifi_cloud", ms["sim"].to_numpy(), ms["live"].to_numpy(), 500.0).to_parquet(folder / LATENCY_FILE)
+    assert run_main("report", str(folder)) == 0
+    page = (folder / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1
+    assert '<img alt="wifi_cloud: latency CDF, sim vs live" src="data:image/png;base64,' in page
+    assert "no_latencies: latency CDF, sim vs live: not drawn" in page
+    assert (folder / "report" / "cdf_wifi_cloud.png").stat().st_size > 0
+    assert len(pd.read_csv(folder / "report" / "summary.csv")) == 2 and "latency_p50_ms" in page
+    capsys.readouterr()

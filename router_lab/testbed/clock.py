@@ -68,16 +68,21 @@ def wake_summary() -> dict[str, float]:
 
 
 async def sleep_until(deadline_ns: int) -> None:
-    """Wait until ``deadline_ns`` (monotonic), aiming early by the running mean wake-up lateness."""
+    """Wait until ``deadline_ns`` (monotonic), aiming early by the running mean wake-up lateness.
+
+    Always yields to the event loop, even when the deadline has passed: a loop of waits can never
+    starve the other tasks."""
     aim = deadline_ns - _bias["ns"]
     delay = aim - time.monotonic_ns()
-    if delay > 0:
-        await asyncio.sleep(delay / 1e9)
-        woke = time.monotonic_ns()
-        raw = min(MAX_SAMPLE_NS, max(0, woke - aim))  # this wait's lateness past where it aimed
-        _bias["mean"] += LATENESS_EWMA * (raw - _bias["mean"])
-        _bias["ns"] = max(0, min(MAX_BIAS_NS, int(_bias["mean"])))
-        late = woke - deadline_ns
-        _bias["waits"] += 1
-        _bias["late_sum"] += late
-        _bias["late_sq"] += float(late) * late
+    if delay <= 0:
+        await asyncio.sleep(0)
+        return
+    await asyncio.sleep(delay / 1e9)
+    woke = time.monotonic_ns()
+    raw = min(MAX_SAMPLE_NS, max(0, woke - aim))  # this wait's lateness past where it aimed
+    _bias["mean"] += LATENESS_EWMA * (raw - _bias["mean"])
+    _bias["ns"] = max(0, min(MAX_BIAS_NS, int(_bias["mean"])))
+    late = woke - deadline_ns
+    _bias["waits"] += 1
+    _bias["late_sum"] += late
+    _bias["late_sq"] += float(late) * late

@@ -186,7 +186,10 @@ class CloudService:
                 sent = due
             if sent < tokens_out:
                 next_due = first_due + sent * self.tpot_ns
-                await sleep_until(max(next_due, time.monotonic_ns() + STREAM_FLUSH_NS))
+                if next_due - time.monotonic_ns() > STREAM_FLUSH_NS:
+                    await sleep_until(next_due)
+                else:  # a plain pause (not aimed early): a stream never spins and starves the others
+                    await asyncio.sleep(STREAM_FLUSH_NS / 1e9)
         await sleep_until(start_ns + service_ns)
         stamps["done_ns"] = time.monotonic_ns()
         self.counts["answered"] += 1
@@ -208,11 +211,16 @@ class CloudService:
         return web.json_response({"ok": True})
 
 
-async def serve(spec: dict[str, Any]) -> None:
-    service = CloudService(spec)
+def make_app(service: CloudService) -> web.Application:
     app = web.Application(client_max_size=4 << 20)
     app.add_routes([web.post("/infer", service.infer), web.get("/stats", service.stats),
                     web.post("/start", service.start)])
+    return app
+
+
+async def serve(spec: dict[str, Any]) -> None:
+    service = CloudService(spec)
+    app = make_app(service)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sock = socket.socket(fileno=int(spec["socket_fd"]))

@@ -156,6 +156,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                 per_run.append({"wall_s": result.wall_s, "wake_bias_us_real": live.wake_bias_ns / 1e3,
                                 "http_round_trip_us_real": live.transport_ns / 1e3, "cloud_service": result.cloud_counts, **late,
                                 "client_wake": wake_summary(),  # this process's holds (router, device, answers)
+                                **live.llm_summary(),
                                 "device_answers_real_model": result.device_answers_real,
                                 "cloud_answers_real_model": result.cloud_answers_real})
     metrics = {**summarize(runs, scenario), "upper_bound": bool(upper_bound)}

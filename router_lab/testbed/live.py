@@ -56,6 +56,26 @@ START_LEAD_S = 0.3  # real seconds between setting the time origin and the first
 MAX_CONNECTIONS = 256  # the client's HTTP connection pool (select() handles < 1024 descriptors)
 
 
+async def post_infer(http: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                     llm: bool) -> tuple[int, dict[str, Any]]:
+    """POST one request to the cloud service; its status and stamps.  An LLM answer streams its
+    tokens (one line each) and then the stamps: the client counts the tokens and stamps the arrival
+    of the first and the last (``tokens_received``, ``first_token_ns``, ``last_token_ns``)."""
+    async with http.post(f"{url}/infer", data=json.dumps(body)) as resp:
+        if resp.status != 200 or not llm:
+            return resp.status, await resp.json(content_type=None)
+        tokens, first, last_token, stamps = 0, None, None, b""
+        async for line in resp.content:  # tokens stream in; the stamps come last
+            if line.startswith(b"#"):
+                stamps = line
+                continue
+            last_token = time.monotonic_ns()
+            first = last_token if first is None else first
+            tokens += 1
+        return resp.status, {**json.loads(stamps[1:]), "tokens_received": tokens, "first_token_ns": first,
+                             "last_token_ns": last_token}
+
+
 @dataclass
 class LiveResult:
     records: Records
@@ -79,6 +99,8 @@ class LiveRun:
         self.route = np.zeros(n, dtype=np.int8)
         self.network_ns = np.zeros(n, dtype=np.int64)
         self.attempts = draws.uplink_attempts.copy()  # as drawn, unless an outage cuts the upload
+        self.tokens_received = np.full(n, -1, dtype=np.int64)  # LLM answers: tokens the client read
+        self.ttft_ns = np.full(n, -1, dtype=np.int64)  # configured ns from cloud start to the first token
         self.device_correct = np.full(n, np.nan)
         self.cloud_correct = np.full(n, np.nan)
         self.sizes = RowSizes.of(dataset)
@@ -336,6 +358,10 @@ class LiveRun:
         tl.end_ns[i] = self.cfg(end)
         self.network_ns[i] = up + (self.cfg(end) - self.cfg(int(stamps["done_ns"])))
         tl.outcome[i] = Outcome.CASCADE if cascade else Outcome.CLOUD
+        if "tokens_received" in stamps:
+            self.tokens_received[i] = int(stamps["tokens_received"])
+            if stamps["first_token_ns"] is not None:
+                self.ttft_ns[i] = self.cfg(int(stamps["first_token_ns"])) - self.cfg(int(stamps["start_ns"]))
         if stamps.get("label") is not None:
             self.cloud_correct[i] = float(stamps["quality"])
 
@@ -353,13 +379,18 @@ class LiveRun:
             return None
 
     async def _post(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        async with self.http.post(f"{self.url}/infer", data=json.dumps(body)) as resp:
-            if resp.status in (429, 503) or not self.sc.cloud.llm or resp.status != 200:
-                return resp.status, await resp.json(content_type=None)
-            last = b""
-            async for line in resp.content:  # tokens stream in; the stamps come last
-                last = line
-            return resp.status, json.loads(last[1:])
+        return await post_infer(self.http, self.url, body, bool(self.sc.cloud.llm))
+
+    def llm_summary(self) -> dict[str, float]:
+        """What the client read of the LLM streams: tokens received vs due, mean time to first token."""
+        got = self.tokens_received >= 0
+        if not got.any():
+            return {}
+        due = self.sizes.tokens_out[self.d.row[got]]
+        ttft = self.ttft_ns[got & (self.ttft_ns >= 0)]
+        return {"llm_answers": int(got.sum()), "llm_tokens_received": int(self.tokens_received[got].sum()),
+                "llm_tokens_due": int(due.sum()),
+                "llm_ttft_mean_ms": float(ttft.mean() / NS_PER_MS) if len(ttft) else float("nan")}
 
     async def fail(self, i: int, at: int, cascade: bool, error: str) -> None:
         """A cloud attempt failed at real time ``at`` (now; ``error``: rejected, timeout, network):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import heapq
 import json
 import os
 import signal
@@ -51,23 +52,24 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class FifoUnits:
-    """``units`` workers sharing one FIFO queue of at most ``queue_limit`` waiting requests."""
+    """``units`` workers sharing one FIFO queue of at most ``queue_limit`` waiting requests.
+
+    A unit is free from its last request's *scheduled* end (as hardware would be), not from when
+    that request's handler happened to wake: a late wake-up must not delay the requests behind it,
+    nor an early one (timers aim early by their mean lateness) let the next start too soon."""
 
     def __init__(self, units: int, queue_limit: int | None) -> None:
-        self.free = units
+        self.idle = [0] * units  # heap: when each idle unit became free (monotonic ns)
         self.queue_limit = queue_limit
         self.waiting: deque[asyncio.Future[int]] = deque()
 
     def full(self) -> bool:
         return self.queue_limit is not None and len(self.waiting) >= self.queue_limit
 
-    async def acquire(self) -> int | None:
-        """Wait for a unit: None if one was free, else the scheduled end of the request that
-        handed its unit over (the unit starts the next request then, as hardware would; the
-        handler's own wake-up lateness must not delay everyone queued behind it)."""
-        if self.free > 0 and not self.waiting:
-            self.free -= 1
-            return None
+    async def acquire(self) -> int:
+        """Wait for a unit; the time it is free from (the request starts at max(entry, that))."""
+        if self.idle and not self.waiting:
+            return heapq.heappop(self.idle)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
         return await future  # release() hands its unit over directly: FIFO, no barging
@@ -78,7 +80,7 @@ class FifoUnits:
             if not future.done():
                 future.set_result(free_at)
                 return
-        self.free += 1
+        heapq.heappush(self.idle, free_at)
 
 
 class CloudService:
@@ -150,9 +152,7 @@ class CloudService:
         if self.units.full():
             self.counts["rejected_503"] += 1
             return web.json_response({"enter_ns": enter_ns}, status=503)
-        handed_over = await self.units.acquire()
-        now = time.monotonic_ns()
-        start_ns = now if handed_over is None else min(max(enter_ns, handed_over), now)
+        start_ns = max(enter_ns, await self.units.acquire())  # never before the unit is free
         free_at = start_ns + service_ns
         try:
             label, quality = self.answer(body)  # real compute counts toward the service time
@@ -162,7 +162,7 @@ class CloudService:
             await sleep_until(free_at)
             stamps["done_ns"] = time.monotonic_ns()
         finally:
-            self.units.release(min(free_at, time.monotonic_ns()))
+            self.units.release(free_at)  # its scheduled end, whether this handler woke early or late
         self.counts["answered"] += 1
         return web.json_response(stamps)
 

@@ -382,7 +382,7 @@ class LiveRun:
     async def _post(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return await post_infer(self.http, self.url, body, bool(self.sc.cloud.llm))
 
-    def llm_summary(self) -> dict[str, float]:
+    def llm_summary(self) -> dict[str, float | None]:
         """What the client read of the LLM streams: tokens received vs due, mean time to first token."""
         got = self.tokens_received >= 0
         if not got.any():
@@ -391,7 +391,7 @@ class LiveRun:
         ttft = self.ttft_ns[got & (self.ttft_ns >= 0)]
         return {"llm_answers": int(got.sum()), "llm_tokens_received": int(self.tokens_received[got].sum()),
                 "llm_tokens_due": int(due.sum()),
-                "llm_ttft_mean_ms": float(ttft.mean() / NS_PER_MS) if len(ttft) else float("nan")}
+                "llm_ttft_mean_ms": float(ttft.mean() / NS_PER_MS) if len(ttft) else None}
 
     async def fail(self, i: int, at: int, cascade: bool, error: str) -> None:
         """A cloud attempt failed at real time ``at`` (now; ``error``: rejected, timeout, network):

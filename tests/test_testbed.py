@@ -210,3 +210,84 @@ def test_a_shipped_bundle_runs_live_through_the_runtime(digits, datasets_dir, tm
     assert metrics["bundle_sha256"] and info["routing"] == f"bundle {metrics['bundle_sha256']}"
     assert metrics["outcomes"]["local"] == 40 and info["cloud_received"] == 0  # the bundle keeps all local
     capsys.readouterr()
+
+
+def test_report_of_a_sim_vs_live_folder_embeds_each_scenarios_cdf(live_and_sim, tmp_path, capsys):
+    """A sim_vs_live run folder (its table and latencies, here from the fixture's two runs) → report.html
+    with one embedded CDF figure per scenario; a scenario without latencies is named as not drawn."""
+    from router_lab.report.comparison import LATENCY_FILE, latency_frame
+    from router_lab.testbed.sim_vs_live import COLUMNS
+
+    live, sim = live_and_sim
+    answered = ["local", "cloud", "cascade", "fallback"]
+    ms = {side: (f := pd.read_parquet(p / "requests.parquet")).loc[f["outcome"].isin(answered), "latency_ms"]
+          for side, p in (("sim", sim), ("live", live))}
+    folder = tmp_path / "sim_vs_live"
+    folder.mkdir()
+    table = pd.DataFrame([["wifi_cloud", "latency_p50_ms", ms["sim"].median(), ms["live"].median(), 0.0, 1.0, 0.1],
+                          ["no_latencies", "latency_p50_ms", 1.0, 1.0, 1.0, 1.0, 0.0]], columns=COLUMNS)
+    table.to_csv(folder / "sim_vs_live.csv", index=False)
+    latency_frame("wifi_cloud", ms["sim"].to_numpy(), ms["live"].to_numpy(), 500.0).to_parquet(folder / LATENCY_FILE)
+    assert run_main("report", str(folder)) == 0
+    page = (folder / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1
+    assert '<img alt="wifi_cloud: latency CDF, sim vs live" src="data:image/png;base64,' in page
+    assert "no_latencies: latency CDF, sim vs live: not drawn" in page
+    assert (folder / "report" / "cdf_wifi_cloud.png").stat().st_size > 0
+    assert len(pd.read_csv(folder / "report" / "summary.csv")) == 2 and "latency_p50_ms" in page
+    capsys.readouterr()
+
+
+def test_llm_cloud_streams_tokens_out_after_the_time_to_first_token(tmp_path):
+    """The cloud service alone (in this process, on loopback): an LLM answer streams ``tokens_out``
+    tokens, the first after the time to first token, then one per TPOT; the client counts them and
+    stamps the first and last.  Generous tolerances: a loaded machine wakes timers a few ms late."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from router_lab.testbed.clock import calibrate, run_precise
+    from router_lab.testbed.cloud_service import CloudService, make_app
+    from router_lab.testbed.live import post_infer
+
+    ms = 1_000_000
+    ttft_ns, tpot_ns = 40 * ms, 6 * ms
+    np.savez(tmp_path / "tables.npz", sensitive=np.zeros(4, dtype=bool), cloud_quality=np.ones(4))
+    spec = {"units": 3, "queue_limit": None, "t0_ns": 0, "window_ns": 60_000 * ms, "rate_limit_rpm": None,
+            "tpot_ns": tpot_ns, "llm": True, "tables_path": str(tmp_path / "tables.npz"), "model_path": None,
+            "max_requests": 10}
+    tokens_out = [1, 6, 15]
+
+    async def scenario():
+        await calibrate(samples=50)
+        service = CloudService(spec)
+        runner = web.AppRunner(make_app(service), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            async with aiohttp.ClientSession() as http:
+                bodies = [{"i": k, "row": k, "service_ns": ttft_ns + n * tpot_ns, "tokens_out": n, "arrive_ns": 0}
+                          for k, n in enumerate(tokens_out)]  # concurrent streams, one unit each (no queue)
+                replies = await asyncio.wait_for(asyncio.gather(*[post_infer(http, url, b, llm=True)
+                                                                  for b in bodies]), 10)
+                async with http.get(f"{url}/stats") as resp:
+                    counts = await resp.json()
+        finally:
+            await runner.cleanup()
+        return replies, counts
+
+    replies, counts = run_precise(scenario())
+    assert counts["answered"] == counts["received"] == len(tokens_out)
+    for n, (status, stamps) in zip(tokens_out, replies, strict=True):
+        assert status == 200
+        assert stamps["tokens_received"] == n  # every token, and only the tokens (the stamps are not one)
+        ttft = stamps["first_token_ns"] - stamps["start_ns"]
+        assert ttft_ns - 2 * ms <= ttft <= ttft_ns + 30 * ms, ttft
+        spread = stamps["last_token_ns"] - stamps["first_token_ns"]  # tokens 2..n, one TPOT apart
+        assert abs(spread - (n - 1) * tpot_ns) <= 0.3 * (n - 1) * tpot_ns + 30 * ms, spread
+        service = stamps["done_ns"] - stamps["start_ns"]
+        assert ttft_ns + n * tpot_ns - 2 * ms <= service <= ttft_ns + n * tpot_ns + 30 * ms, service
+        assert stamps["last_token_ns"] <= stamps["done_ns"] + 30 * ms

@@ -13,7 +13,7 @@ import pandas as pd
 
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_text
-from router_lab.report import figures, timeline
+from router_lab.report import comparison, figures, timeline
 from router_lab.report.formatting import (
     abbreviate_values,
     format_column,
@@ -143,8 +143,38 @@ def draw_all(collection: Collection, frame: pd.DataFrame, factors: list[str], sc
     ]
 
 
+def build_comparison_report(root: Path, out_dir: str | Path | None, title: str | None) -> ReportResult:
+    """The report of a sim-vs-live run folder: its table, and each scenario's latency CDF embedded."""
+    table, drawn = comparison.load_comparison(root)
+    out = Path(out_dir) if out_dir else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "summary.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    atomic_write_text(out / "summary.csv", table.to_csv(index=False, float_format="%.10g"))
+    columns = list(table.columns)
+    atomic_write_text(out / "summary.md", markdown_table(table, columns))
+    figure_paths = write_figures(drawn, out)
+    scenarios = list(dict.fromkeys(table["scenario"].astype(str)))
+    lines = [f"{len(scenarios)} scenario(s), each simulated and run live on the testbed with the same seeds: "
+             + ", ".join(scenarios),
+             "rel_error = (live − sim) / sim; live_ci_low / live_ci_high: a 95 % t interval over the live "
+             "replications"]
+    page = render_report(title or f"router_lab sim vs live: {root}", lines, [], drawn,
+                         results_table(table, columns, ()), [], [],
+                         table_heading=f"Sim vs live (one row per scenario and metric; {comparison.TABLE_FILE})",
+                         scenario_heading="Comparison")
+    html_path = atomic_write_text(out / "report.html", page)
+    for item in drawn:
+        if item.figure is not None:
+            item.figure.clear()
+    return ReportResult(out, out / "summary.csv", out / "summary.parquet", out / "summary.md", html_path,
+                        tuple(figure_paths), 0, (), None)
+
+
 def build_report(path: str | Path, out_dir: str | Path | None = None, title: str | None = None,
                  time_windows: int = 40) -> ReportResult:
+    if comparison.is_comparison(Path(path)):
+        return build_comparison_report(Path(path), out_dir, title)
     collection = collect(path)
     left_out = tuple((str(c.path.relative_to(collection.root)) if c.path != collection.root else ".",
                       c.reason) for c in collection.left_out)

@@ -133,10 +133,11 @@ def _environment():
 
 def render_report(title: str, scenario_lines: list[str], best: list[tuple[str, str, str]],
                   figures: list[Drawn], table: Table, left_out: list[tuple[str, str]],
-                  notes: list[str]) -> str:
+                  notes: list[str], table_heading: str = "Results (one row per job; full table in summary.csv)",
+                  scenario_heading: str = "Scenario") -> str:
     """The whole page as a string (UTF-8, no external references)."""
     shown = [{"title": d.title, "caption": d.caption,
               "png": png_base64(d.figure) if d.figure is not None else None} for d in figures]
     return _environment().get_template("report.html.j2").render(
         title=title, scenario_lines=scenario_lines, best=best, figures=shown, table=table,
-        left_out=left_out, notes=notes)
+        left_out=left_out, notes=notes, table_heading=table_heading, scenario_heading=scenario_heading)

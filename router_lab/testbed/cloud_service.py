@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import heapq
 import json
 import os
 import signal
@@ -27,7 +28,13 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from router_lab.testbed.clock import calibrate, run_precise, sleep_until
+from router_lab.testbed.clock import (
+    calibrate,
+    reset_wake_stats,
+    run_precise,
+    sleep_until,
+    wake_summary,
+)
 
 PR_SET_PDEATHSIG = 1
 PARENT_POLL_S = 0.2
@@ -45,23 +52,24 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class FifoUnits:
-    """``units`` workers sharing one FIFO queue of at most ``queue_limit`` waiting requests."""
+    """``units`` workers sharing one FIFO queue of at most ``queue_limit`` waiting requests.
+
+    A unit is free from its last request's *scheduled* end (as hardware would be), not from when
+    that request's handler happened to wake: a late wake-up must not delay the requests behind it,
+    nor an early one (timers aim early by their mean lateness) let the next start too soon."""
 
     def __init__(self, units: int, queue_limit: int | None) -> None:
-        self.free = units
+        self.idle = [0] * units  # heap: when each idle unit became free (monotonic ns)
         self.queue_limit = queue_limit
         self.waiting: deque[asyncio.Future[int]] = deque()
 
     def full(self) -> bool:
         return self.queue_limit is not None and len(self.waiting) >= self.queue_limit
 
-    async def acquire(self) -> int | None:
-        """Wait for a unit: None if one was free, else the scheduled end of the request that
-        handed its unit over (the unit starts the next request then, as hardware would; the
-        handler's own wake-up lateness must not delay everyone queued behind it)."""
-        if self.free > 0 and not self.waiting:
-            self.free -= 1
-            return None
+    async def acquire(self) -> int:
+        """Wait for a unit; the time it is free from (the request starts at max(entry, that))."""
+        if self.idle and not self.waiting:
+            return heapq.heappop(self.idle)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
         return await future  # release() hands its unit over directly: FIFO, no barging
@@ -72,7 +80,7 @@ class FifoUnits:
             if not future.done():
                 future.set_result(free_at)
                 return
-        self.free += 1
+        heapq.heappush(self.idle, free_at)
 
 
 class CloudService:
@@ -115,11 +123,11 @@ class CloudService:
         return None, float(self.quality[row])
 
     async def infer(self, request: web.Request) -> web.StreamResponse:
-        enter_ns = time.monotonic_ns()
         try:
             body = json.loads(await request.read())
             row = int(body["row"])
             service_ns = int(body["service_ns"])
+            arrive_ns = int(body.get("arrive_ns", 0))
             if not 0 <= row < len(self.sensitive) or service_ns < 0:
                 raise ValueError("row or service out of range")
         except (ValueError, KeyError, TypeError):
@@ -127,6 +135,10 @@ class CloudService:
             return web.Response(status=400, text="bad request")
         self.counts["received"] += 1
         self.counts["received_sensitive"] += int(self.sensitive[row])
+        # The upload is in transit until its scheduled end (``arrive_ns``, set by the client's shaper;
+        # the real transport counted toward it): only then does the request reach the service.
+        await sleep_until(arrive_ns)
+        enter_ns = time.monotonic_ns()
         if self.counts["received"] > self.max_requests:
             return web.json_response({"enter_ns": enter_ns, "budget_spent": True}, status=503)
         if self.rpm is not None:
@@ -140,9 +152,7 @@ class CloudService:
         if self.units.full():
             self.counts["rejected_503"] += 1
             return web.json_response({"enter_ns": enter_ns}, status=503)
-        handed_over = await self.units.acquire()
-        now = time.monotonic_ns()
-        start_ns = now if handed_over is None else min(max(enter_ns, handed_over), now)
+        start_ns = max(enter_ns, await self.units.acquire())  # never before the unit is free
         free_at = start_ns + service_ns
         try:
             label, quality = self.answer(body)  # real compute counts toward the service time
@@ -152,7 +162,7 @@ class CloudService:
             await sleep_until(free_at)
             stamps["done_ns"] = time.monotonic_ns()
         finally:
-            self.units.release(min(free_at, time.monotonic_ns()))
+            self.units.release(free_at)  # its scheduled end, whether this handler woke early or late
         self.counts["answered"] += 1
         return web.json_response(stamps)
 
@@ -176,7 +186,10 @@ class CloudService:
                 sent = due
             if sent < tokens_out:
                 next_due = first_due + sent * self.tpot_ns
-                await sleep_until(max(next_due, time.monotonic_ns() + STREAM_FLUSH_NS))
+                if next_due - time.monotonic_ns() > STREAM_FLUSH_NS:
+                    await sleep_until(next_due)
+                else:  # a plain pause (not aimed early): a stream never spins and starves the others
+                    await asyncio.sleep(STREAM_FLUSH_NS / 1e9)
         await sleep_until(start_ns + service_ns)
         stamps["done_ns"] = time.monotonic_ns()
         self.counts["answered"] += 1
@@ -185,7 +198,8 @@ class CloudService:
         return response
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.counts)
+        """The counts, and the service's own timer lateness (its holds: uploads, service times)."""
+        return web.json_response({**self.counts, "wake": wake_summary()})
 
     async def start(self, request: web.Request) -> web.Response:
         """A new replication: its time origin (for the rate-limit windows) and fresh counts."""
@@ -193,14 +207,20 @@ class CloudService:
         self.t0_ns = int(body["t0_ns"])
         self.window, self.window_count = -1, 0
         self.counts = dict.fromkeys(self.counts, 0)
+        reset_wake_stats()
         return web.json_response({"ok": True})
+
+
+def make_app(service: CloudService) -> web.Application:
+    app = web.Application(client_max_size=4 << 20)
+    app.add_routes([web.post("/infer", service.infer), web.get("/stats", service.stats),
+                    web.post("/start", service.start)])
+    return app
 
 
 async def serve(spec: dict[str, Any]) -> None:
     service = CloudService(spec)
-    app = web.Application(client_max_size=4 << 20)
-    app.add_routes([web.post("/infer", service.infer), web.get("/stats", service.stats),
-                    web.post("/start", service.start)])
+    app = make_app(service)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sock = socket.socket(fileno=int(spec["socket_fd"]))

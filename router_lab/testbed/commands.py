@@ -35,7 +35,7 @@ from router_lab.sim.draws import NS_PER_S, draw, sample_pool
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Records
 from router_lab.sim.scenario import Scenario, scenario_from_config
-from router_lab.testbed.clock import run_precise
+from router_lab.testbed.clock import run_precise, wake_summary
 from router_lab.testbed.config import TestbedSection
 from router_lab.testbed.live import LiveResult, LiveRun, lateness_summary
 from router_lab.testbed.models import live_models
@@ -155,6 +155,8 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                 lateness.append(result.lateness_ns)
                 per_run.append({"wall_s": result.wall_s, "wake_bias_us_real": live.wake_bias_ns / 1e3,
                                 "http_round_trip_us_real": live.transport_ns / 1e3, "cloud_service": result.cloud_counts, **late,
+                                "client_wake": wake_summary(),  # this process's holds (router, device, answers)
+                                **live.llm_summary(),
                                 "device_answers_real_model": result.device_answers_real,
                                 "cloud_answers_real_model": result.cloud_answers_real})
     metrics = {**summarize(runs, scenario), "upper_bound": bool(upper_bound)}

@@ -25,7 +25,15 @@ from router_lab.errors import RouterLabError
 from router_lab.policies.base import Route
 from router_lab.runtime.policy import REASON_CODES, Signals
 from router_lab.runtime.policy import Outcome as Learned
-from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
+from router_lab.sim.draws import (
+    NEVER,
+    NS_PER_MS,
+    NS_PER_S,
+    Draws,
+    RowSizes,
+    attempts_begun,
+    retry_ns,
+)
 from router_lab.sim.records import (
     FAIL_ERRORS,
     DecisionLog,
@@ -45,8 +53,27 @@ LOCAL, CLOUD, CASCADE = int(Route.LOCAL), int(Route.CLOUD), int(Route.CASCADE)
 ANSWERED_BY = {Outcome.LOCAL: "local", Outcome.FALLBACK: "local", Outcome.CLOUD: "cloud",
                Outcome.CASCADE: "cloud"}
 START_LEAD_S = 0.3  # real seconds between setting the time origin and the first arrival
-TRANSPORT_EWMA = 0.1  # weight of the latest request in the running transport-time estimates
 MAX_CONNECTIONS = 256  # the client's HTTP connection pool (select() handles < 1024 descriptors)
+
+
+async def post_infer(http: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                     llm: bool) -> tuple[int, dict[str, Any]]:
+    """POST one request to the cloud service; its status and stamps.  An LLM answer streams its
+    tokens (one line each) and then the stamps: the client counts the tokens and stamps the arrival
+    of the first and the last (``tokens_received``, ``first_token_ns``, ``last_token_ns``)."""
+    async with http.post(f"{url}/infer", data=json.dumps(body)) as resp:
+        if resp.status != 200 or not llm:
+            return resp.status, await resp.json(content_type=None)
+        tokens, first, last_token, stamps = 0, None, None, b""
+        async for line in resp.content:  # tokens stream in; the stamps come last
+            if line.startswith(b"#"):
+                stamps = line
+                continue
+            last_token = time.monotonic_ns()
+            first = last_token if first is None else first
+            tokens += 1
+        return resp.status, {**json.loads(stamps[1:]), "tokens_received": tokens, "first_token_ns": first,
+                             "last_token_ns": last_token}
 
 
 @dataclass
@@ -71,6 +98,9 @@ class LiveRun:
         self.lateness_ns = np.zeros(n, dtype=np.int64)
         self.route = np.zeros(n, dtype=np.int8)
         self.network_ns = np.zeros(n, dtype=np.int64)
+        self.attempts = draws.uplink_attempts.copy()  # as drawn, unless an outage cuts the upload
+        self.tokens_received = np.full(n, -1, dtype=np.int64)  # LLM answers: tokens the client read
+        self.ttft_ns = np.full(n, -1, dtype=np.int64)  # configured ns from cloud start to the first token
         self.device_correct = np.full(n, np.nan)
         self.cloud_correct = np.full(n, np.nan)
         self.sizes = RowSizes.of(dataset)
@@ -111,6 +141,15 @@ class LiveRun:
     def network_down(self, t_real_ns: int) -> bool:
         return bool(len(self.d.outage_start_ns) and self.d.network_down(self.cfg(t_real_ns)))
 
+    def cut_at(self, begin_real_ns: int, cfg_span_ns: int) -> int | None:
+        """Real ns at which an outage cuts a transfer that begins then and lasts ``cfg_span_ns``
+        configured ns (the emulated link drops it, as the simulator's), or None."""
+        if not len(self.d.outage_start_ns):
+            return None
+        begin = self.cfg(begin_real_ns)
+        cut = self.d.first_down(begin, begin + cfg_span_ns)
+        return None if cut == NEVER else self.real(cut)
+
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> LiveResult:
         begin = time.monotonic()
@@ -123,7 +162,6 @@ class LiveRun:
             async with http.post(f"{self.url}/start", data=json.dumps({"t0_ns": self.t0})) as resp:
                 await resp.read()
             self.transport_ns = await self.measure_transport()
-            self.up_transport_ns = self.down_transport_ns = self.transport_ns / 2
             self.queue: asyncio.Queue[tuple[int, asyncio.Future[Any], int]] = asyncio.Queue()
             workers = [asyncio.create_task(self.device_worker()) for _ in range(self.sc.device.units)]
             try:
@@ -149,8 +187,8 @@ class LiveRun:
                           int(np.isfinite(self.device_correct).sum()), int(np.isfinite(self.cloud_correct).sum()))
 
     async def measure_transport(self, calls: int = 30) -> int:
-        """Median real round trip of an empty HTTP call to the service: the loopback transport's share
-        of the emulated network delay (the shaped waits are shortened by half of it each way)."""
+        """Median real round trip of an empty HTTP call to the service (recorded in testbed.json: the
+        loopback transport's own time, which counts toward each shaped transfer)."""
         times = []
         for _ in range(calls):
             t = time.monotonic_ns()
@@ -225,12 +263,13 @@ class LiveRun:
         The unit starts a request when it is both free and the request is there: at
         max(enqueued, the previous request's scheduled end) — as hardware would.  Starting at the
         worker's own (late) wake-up instead would add the emulator's timer lateness to every
-        request behind it in the queue (a divergence measured by sim_vs_live).
+        request behind it in the queue, and starting at an early wake-up (timers aim early by
+        their mean lateness) would take it off every one: both divergences measured by sim_vs_live.
         """
         free_at = 0
         while True:
             i, future, enqueued = await self.queue.get()
-            start = min(max(enqueued, free_at), time.monotonic_ns())
+            start = max(enqueued, free_at)
             self.device_busy += 1
             try:
                 outputs = self.device_compute(int(self.d.row[i]), i)
@@ -260,6 +299,14 @@ class LiveRun:
         tl.sent[i] = True
         uplink_ns = int(d.uplink_ns[i])
         deadline = None if self.timeout_ns is None else at + self.span(self.timeout_ns)
+        cut = self.cut_at(at, uplink_ns)
+        if cut is not None:  # an outage begins during the upload: lost then, nothing reaches the service
+            self.attempts[i] = attempts_begun(self.cfg(cut) - self.cfg(at), int(d.uplink_attempts[i]),
+                                              retry_ns(self.sc))
+            await sleep_until(cut)
+            self.network_ns[i] = self.cfg(time.monotonic_ns()) - self.cfg(at)
+            await self.fail(i, time.monotonic_ns(), cascade, "network")
+            return
         if d.uplink_failed[i]:  # every attempt lost: the client gives up after the retries
             await sleep_until(at + self.span(uplink_ns))
             self.network_ns[i] = self.cfg(time.monotonic_ns()) - self.cfg(at)
@@ -270,14 +317,14 @@ class LiveRun:
             self.network_ns[i] = self.cfg(deadline) - self.cfg(at)
             await self.fail(i, deadline, cascade, "timeout")
             return
-        # Lost attempts cost their retry timeouts, then the half RTT and the bytes at the link rate,
-        # of which the real transport (HTTP on loopback, two processes waking) takes its own share:
-        # the shaped wait is shortened by a running estimate of that share (measured per request).
-        await sleep_until(at + self.span(uplink_ns) - int(self.up_transport_ns))
+        # Each transfer is held until its scheduled end, measured from its start: lost attempts'
+        # retry timeouts, the half RTT and the bytes at the link rate.  The request leaves now and
+        # the service holds it until ``arrive`` (the real transport counts toward the configured
+        # time, as the device's real compute does toward its service time); only a transport longer
+        # than the configured delay, or a late wake-up, adds to it.
         self.cloud_in_flight += 1
-        posted = time.monotonic_ns()
         try:
-            reply = await self.post(i, deadline)
+            reply = await self.post(i, deadline, at + self.span(uplink_ns))
         finally:
             self.cloud_in_flight -= 1
         now = time.monotonic_ns()
@@ -287,36 +334,43 @@ class LiveRun:
             return
         status, stamps = reply
         enter = int(stamps.get("enter_ns", now))
-        self.up_transport_ns += TRANSPORT_EWMA * (max(0, enter - posted) - self.up_transport_ns)
-        if "done_ns" in stamps:
-            down = max(0, now - int(stamps["done_ns"]))
-            self.down_transport_ns += TRANSPORT_EWMA * (down - self.down_transport_ns)
         tl.cloud_enter_ns[i] = self.cfg(enter)
         up = self.cfg(enter) - self.cfg(at)
-        answer_at = now + max(0, self.span(int(d.downlink_ns[i])) - int(self.down_transport_ns))
-        if status != 200:  # 429 / 503: the refusal travels back, unless the client gives up first
-            await sleep_until(answer_at if deadline is None else min(answer_at, deadline))
+        # The answer (or the refusal, sent at entry) is held until its scheduled end: when the
+        # service sent it plus the download time; its real way back counts toward that.
+        sent_back = int(stamps.get("done_ns", enter))
+        answer_at = max(now, sent_back + self.span(int(d.downlink_ns[i])))
+        cut = self.cut_at(sent_back, int(d.downlink_ns[i]))  # an outage during the way back loses it
+        if status == 200:
+            tl.cloud_start_ns[i], tl.cloud_done_ns[i] = self.cfg(int(stamps["start_ns"])), self.cfg(sent_back)
+        if status != 200 or cut is not None or (deadline is not None and answer_at > deadline):
+            # 429 / 503 (the refusal travels back), or lost in an outage, unless the client gives up first
+            fail_at, error = (answer_at, "rejected") if status != 200 else (NEVER, "network")
+            if cut is not None and cut < fail_at:
+                fail_at, error = cut, "network"
+            if deadline is not None and deadline <= fail_at:
+                fail_at, error = deadline, "timeout"
+            await sleep_until(fail_at)
             self.network_ns[i] = up
-            await self.fail(i, time.monotonic_ns(), cascade, "rejected")
-            return
-        tl.cloud_start_ns[i], tl.cloud_done_ns[i] = self.cfg(int(stamps["start_ns"])), self.cfg(int(stamps["done_ns"]))
-        if deadline is not None and answer_at > deadline:
-            await sleep_until(deadline)
-            self.network_ns[i] = up
-            await self.fail(i, deadline, cascade, "timeout")
+            await self.fail(i, fail_at if error == "timeout" else time.monotonic_ns(), cascade, error)
             return
         await sleep_until(answer_at)
         end = time.monotonic_ns()
         tl.end_ns[i] = self.cfg(end)
         self.network_ns[i] = up + (self.cfg(end) - self.cfg(int(stamps["done_ns"])))
         tl.outcome[i] = Outcome.CASCADE if cascade else Outcome.CLOUD
+        if "tokens_received" in stamps:
+            self.tokens_received[i] = int(stamps["tokens_received"])
+            if stamps["first_token_ns"] is not None:
+                self.ttft_ns[i] = self.cfg(int(stamps["first_token_ns"])) - self.cfg(int(stamps["start_ns"]))
         if stamps.get("label") is not None:
             self.cloud_correct[i] = float(stamps["quality"])
 
-    async def post(self, i: int, deadline: int | None) -> tuple[int, dict[str, Any]] | None:
+    async def post(self, i: int, deadline: int | None, arrive: int) -> tuple[int, dict[str, Any]] | None:
+        """POST request ``i``; the service holds it until ``arrive`` (real ns), its upload's scheduled end."""
         row = int(self.d.row[i])
         body = {"i": i, "row": row, "service_ns": self.span(int(self.d.cloud_service_ns[i])),
-                "tokens_out": int(self.sizes.tokens_out[row])}
+                "tokens_out": int(self.sizes.tokens_out[row]), "arrive_ns": arrive}
         if self.models.pixels is not None:
             body["pixels"] = self.models.pixels[row].tolist()
         timeout = None if deadline is None else max(0.0, (deadline - time.monotonic_ns()) / 1e9)
@@ -326,13 +380,18 @@ class LiveRun:
             return None
 
     async def _post(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        async with self.http.post(f"{self.url}/infer", data=json.dumps(body)) as resp:
-            if resp.status in (429, 503) or not self.sc.cloud.llm or resp.status != 200:
-                return resp.status, await resp.json(content_type=None)
-            last = b""
-            async for line in resp.content:  # tokens stream in; the stamps come last
-                last = line
-            return resp.status, json.loads(last[1:])
+        return await post_infer(self.http, self.url, body, bool(self.sc.cloud.llm))
+
+    def llm_summary(self) -> dict[str, float | None]:
+        """What the client read of the LLM streams: tokens received vs due, mean time to first token."""
+        got = self.tokens_received >= 0
+        if not got.any():
+            return {}
+        due = self.sizes.tokens_out[self.d.row[got]]
+        ttft = self.ttft_ns[got & (self.ttft_ns >= 0)]
+        return {"llm_answers": int(got.sum()), "llm_tokens_received": int(self.tokens_received[got].sum()),
+                "llm_tokens_due": int(due.sum()),
+                "llm_ttft_mean_ms": float(ttft.mean() / NS_PER_MS) if len(ttft) else None}
 
     async def fail(self, i: int, at: int, cascade: bool, error: str) -> None:
         """A cloud attempt failed at real time ``at`` (now; ``error``: rejected, timeout, network):
@@ -354,7 +413,7 @@ class LiveRun:
     def records(self) -> Records:
         draws = replace(self.d, arrival_ns=self.arrival_ns)
         # the shaped upload replays the drawn attempts (loss and retries) of the request
-        self.tl.attempts[:] = np.where(self.tl.sent, self.d.uplink_attempts, 0)
+        self.tl.attempts[:] = np.where(self.tl.sent, self.attempts, 0)
         rec = finish(self.tl, draws, self.route, self.sensitive, self.sc, self.dataset,
                      self.router.sensitive_blocked(), "testbed", self.log, audit_model=False)
         outcome = rec.outcome

@@ -3,7 +3,9 @@
 Both sides use the same seeds, so the same requests, draws and (stateless) routes: a difference is
 what the real system adds.  Writes ``sim_vs_live.csv`` (scenario, metric, sim, live, live_ci_low,
 live_ci_high, rel_error; the live interval is a t interval over the live replications),
-``sim_vs_live.md`` and one latency-CDF figure per scenario (``cdf_<scenario>.png``).
+``sim_vs_live.md``, every answered request's latency (``sim_vs_live_latency.parquet``) and one
+latency-CDF figure per scenario (``cdf_<scenario>.png``; `router-lab report` on the folder embeds
+them in report.html).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from scipy import stats
 
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_text, run_dir
+from router_lab.report.comparison import LATENCY_FILE, cdf_figure, latency_frame
 from router_lab.sim.commands import simulate_config
 from router_lab.sim.records import Outcome, Records
 
@@ -90,26 +93,22 @@ def _pooled_stages(runs: list[Records]) -> dict[str, float]:
     return out
 
 
-def cdf_figure(path: Any, name: str, sim_runs: list[Records], live_runs: list[Records], slo_ms: float) -> None:
-    import matplotlib
+ANSWERED = [int(o) for o in (Outcome.LOCAL, Outcome.CLOUD, Outcome.CASCADE, Outcome.FALLBACK)]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for label, runs, style in (("simulated", sim_runs, "-"), ("live testbed", live_runs, "--")):
-        lat = np.concatenate([r.latency_ns[np.isin(r.outcome, (0, 1, 2, 3))] / 1e6 for r in runs])
-        lat.sort()
-        ax.plot(lat, np.arange(1, len(lat) + 1) / max(len(lat), 1), style, label=label)
-    ax.axvline(slo_ms, color="grey", lw=0.8, ls=":", label=f"SLO {slo_ms:g} ms")
-    ax.set_xlabel("end-to-end latency (ms)")
-    ax.set_ylabel("fraction of answered requests")
-    ax.set_title(f"{name}: latency CDF, sim vs live")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
+def answered_latency_ms(runs: list[Records]) -> np.ndarray:
+    """End-to-end latency (ms) of every answered request, replications pooled."""
+    return np.concatenate([r.latency_ns[np.isin(r.outcome, ANSWERED)] / 1e6 for r in runs])
+
+
+def write_cdf(path: Any, name: str, latency: pd.DataFrame) -> None:
+    """``cdf_<scenario>.png``: the report's drawing of the scenario's latency CDF, sim vs live."""
+    drawn = cdf_figure(name, latency)
+    if drawn.figure is None:
+        return
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        drawn.figure.savefig(tmp, format="png", metadata={"Software": None})
+    drawn.figure.clear()
 
 
 def _base_overrides() -> list[str]:
@@ -130,6 +129,7 @@ def sim_vs_live(cfg: Any) -> dict[str, Any]:
     base = _base_overrides()
     out = run_dir()
     rows: list[dict[str, Any]] = []
+    latencies: list[pd.DataFrame] = []
     for scenario in scenarios:
         name = str(scenario["name"])
         sub = compose("config", overrides=[*base, *[str(o) for o in scenario["overrides"]],
@@ -137,7 +137,9 @@ def sim_vs_live(cfg: Any) -> dict[str, Any]:
         sim_runs, sim_m = simulate_config(sub)
         live_runs, live_m, info = testbed_config(sub)
         rows += compare(name, sim_runs, sim_m, live_runs, live_m)
-        cdf_figure(out / f"cdf_{name}.png", name, sim_runs, live_runs, float(sub.sim.slo_ms))
+        latencies.append(latency_frame(name, answered_latency_ms(sim_runs), answered_latency_ms(live_runs),
+                                       float(sub.sim.slo_ms)))
+        write_cdf(out / f"cdf_{name}.png", name, latencies[-1])
         print(f"sim_vs_live: {name}: p50 sim {sim_m['latency_p50_ms']:.1f} / live {live_m['latency_p50_ms']:.1f} ms, "
               f"p99 sim {sim_m['latency_p99_ms']:.1f} / live {live_m['latency_p99_ms']:.1f} ms "
               f"(generator p99 lateness {info['generator'].get('lateness_p99_ms', float('nan')):.2f} configured ms)",
@@ -146,7 +148,10 @@ def sim_vs_live(cfg: Any) -> dict[str, Any]:
     with atomic_path(out / "sim_vs_live.csv") as tmp:
         table.to_csv(tmp, index=False)
     atomic_write_text(out / "sim_vs_live.md", markdown(table))
-    print(f"  wrote {out / 'sim_vs_live.csv'}, sim_vs_live.md and {len(scenarios)} CDF figure(s)")
+    with atomic_path(out / LATENCY_FILE) as tmp:
+        pd.concat(latencies, ignore_index=True).to_parquet(tmp, index=False)
+    print(f"  wrote {out / 'sim_vs_live.csv'}, sim_vs_live.md, {LATENCY_FILE} and {len(scenarios)} CDF figure(s); "
+          f"`router-lab report {out}` embeds them in report.html")
     return {"scenarios": len(scenarios), "rows": len(table)}
 
 

@@ -22,6 +22,9 @@ from router_lab.sim.scenario import Scenario
 CI_KEYS = ("accuracy", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
            "slo_miss_rate", "cloud_fraction", "cost_per_1k_usd", "energy_per_request_j",
            "device_utilization", "cloud_utilization")
+# Proportions: their intervals are clipped to [0, 1] (a t interval over few replications can pass 1).
+FRACTION_KEYS = frozenset({"accuracy", "slo_miss_rate", "cloud_fraction", "device_utilization",
+                           "cloud_utilization"})
 ANSWERED = (Outcome.LOCAL, Outcome.CLOUD, Outcome.CASCADE, Outcome.FALLBACK)
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,9 @@ def _busy_s(start_ns: np.ndarray, done_ns: np.ndarray) -> float:
     return float((done_ns[ran] - start_ns[ran]).sum() / NS_PER_S)
 
 
-def _ci95(values: np.ndarray) -> list[float]:
+def _ci95(values: np.ndarray, fraction: bool = False) -> list[float]:
+    """The t interval of the mean over replications (or batches), clipped at 0, and at 1 for a
+    proportion (every metric here is non-negative)."""
     values = values[np.isfinite(values)]
     if len(values) < 2:
         return [float("nan"), float("nan")]
@@ -79,7 +84,7 @@ def _ci95(values: np.ndarray) -> list[float]:
 
     half = stdtrit(len(values) - 1, 0.975) * values.std(ddof=1) / np.sqrt(len(values))
     mean = values.mean()
-    return [float(mean - half), float(mean + half)]
+    return [float(max(mean - half, 0.0)), float(min(mean + half, 1.0) if fraction else mean + half)]
 
 
 def _pooled(runs: Sequence[Records]) -> Records:
@@ -118,7 +123,8 @@ def summarize(records: Records | Sequence[Records], scenario: Scenario) -> dict[
             keep[b] = True
             per_run.append(_measure(runs[0], keep, scenario))
         method = "batch_means"
-    summary["ci95"] = {k: _ci95(np.array([p[k] for p in per_run], dtype=np.float64)) for k in CI_KEYS}
+    summary["ci95"] = {k: _ci95(np.array([p[k] for p in per_run], dtype=np.float64), k in FRACTION_KEYS)
+                       for k in CI_KEYS}
     summary["ci_method"] = method
     summary["replications"] = len(runs)
     summary["n_requests_total"] = int(sum(len(r) for r in runs))

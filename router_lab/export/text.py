@@ -184,6 +184,52 @@ def fold_case_per_token(model: onnx.ModelProto) -> None:
             entry.version = max(entry.version, 2)
 
 
+def sublinear_tf_as_sklearn(model: onnx.ModelProto) -> None:
+    """Make sublinear term frequencies scikit-learn's 1 + log(tf), 0 where tf = 0.
+
+    skl2onnx 1.20 converts ``sublinear_tf=True`` as log(1 + tf), which is not what scikit-learn
+    computes (a term seen once weighs 1, not log 2).  Every ``TfIdfVectorizer -> Add(ones) -> Log``
+    becomes (log(max(tf, 1)) + 1) * min(tf, 1): the counts are whole numbers, so min(tf, 1) is 1
+    for a present term and 0 for an absent one, and no runtime sees log(0).  A graph without
+    sublinear terms is left as it is."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    ones = {i.name for i in graph.initializer if np.all(numpy_helper.to_array(i) == 1.0)}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    rewrite: dict[str, list[onnx.NodeProto]] = {}  # the Add's output -> the nodes replacing Add + Log
+    dropped: set[str] = set()  # the Logs' outputs
+    for add in graph.node:
+        source = producer.get(add.input[0]) if add.op_type == "Add" and len(add.input) == 2 else None
+        users = consumers.get(add.output[0], []) if source is not None else []
+        if source is None or source.op_type != "TfIdfVectorizer" or add.input[1] not in ones \
+                or len(users) != 1 or users[0].op_type != "Log":
+            continue
+        tf, one, out = add.input[0], add.input[1], users[0].output[0]
+        v = {k: f"{add.output[0]}_{k}" for k in ("at_least_one", "log_tf", "one_plus_log_tf", "present")}
+        rewrite[add.output[0]] = [
+            helper.make_node("Max", [tf, one], [v["at_least_one"]], name=f"{v['at_least_one']}_Max"),
+            helper.make_node("Log", [v["at_least_one"]], [v["log_tf"]], name=f"{v['log_tf']}_Log"),
+            helper.make_node("Add", [v["log_tf"], one], [v["one_plus_log_tf"]], name=f"{v['one_plus_log_tf']}_Add"),
+            helper.make_node("Min", [tf, one], [v["present"]], name=f"{v['present']}_Min"),
+            helper.make_node("Mul", [v["one_plus_log_tf"], v["present"]], [out], name=f"{out}_Mul"),
+        ]
+        dropped.add(out)
+    if not rewrite:
+        return
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type == "Log" and node.output[0] in dropped:
+            continue
+        nodes.extend(rewrite.get(node.output[0], [node]) if node.op_type == "Add" else [node])
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
 def _ascii_only(pattern: str) -> bool:
     return pattern.startswith("[") and pattern.endswith("]+") and pattern.isascii() and "^" not in pattern
 
@@ -263,6 +309,7 @@ def convert_text_router(estimator: Pipeline, metadata: dict[str, str] | None = N
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
         raise RouterLabError(f"text export: skl2onnx could not convert the text router ({exc})") from exc
     fold_case_per_token(model)
+    sublinear_tf_as_sklearn(model)
     for key, value in sorted((metadata or {}).items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = str(key), str(value)

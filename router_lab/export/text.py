@@ -189,8 +189,9 @@ def sublinear_tf_as_sklearn(model: onnx.ModelProto) -> None:
 
     skl2onnx 1.20 converts ``sublinear_tf=True`` as log(1 + tf), which is not what scikit-learn
     computes (a term seen once weighs 1, not log 2).  Every ``TfIdfVectorizer -> Add(ones) -> Log``
-    becomes (log(max(tf, 1)) + 1) * min(tf, 1): the counts are whole numbers, so min(tf, 1) is 1
-    for a present term and 0 for an absent one, and no runtime sees log(0).  A graph without
+    becomes log(max(e * tf, 1)): the counts are whole numbers, so that is log(e * tf) = 1 + log(tf)
+    for a present term and log(1) = 0 for an absent one (no runtime sees log(0)), in as many
+    elementwise passes over the vocabulary as skl2onnx's form plus one.  A graph without
     sublinear terms is left as it is."""
     from onnx import helper, numpy_helper
 
@@ -209,14 +210,14 @@ def sublinear_tf_as_sklearn(model: onnx.ModelProto) -> None:
         if source is None or source.op_type != "TfIdfVectorizer" or add.input[1] not in ones \
                 or len(users) != 1 or users[0].op_type != "Log":
             continue
-        tf, one, out = add.input[0], add.input[1], users[0].output[0]
-        v = {k: f"{add.output[0]}_{k}" for k in ("at_least_one", "log_tf", "one_plus_log_tf", "present")}
-        rewrite[add.output[0]] = [
-            helper.make_node("Max", [tf, one], [v["at_least_one"]], name=f"{v['at_least_one']}_Max"),
-            helper.make_node("Log", [v["at_least_one"]], [v["log_tf"]], name=f"{v['log_tf']}_Log"),
-            helper.make_node("Add", [v["log_tf"], one], [v["one_plus_log_tf"]], name=f"{v['one_plus_log_tf']}_Add"),
-            helper.make_node("Min", [tf, one], [v["present"]], name=f"{v['present']}_Min"),
-            helper.make_node("Mul", [v["one_plus_log_tf"], v["present"]], [out], name=f"{out}_Mul"),
+        tf, out, base = add.input[0], users[0].output[0], add.output[0]
+        e, one, scaled, floored = (f"{base}_{k}" for k in ("e", "one", "e_tf", "at_least_one"))
+        graph.initializer.extend([helper.make_tensor(e, TensorProto.FLOAT, [], [float(np.e)]),
+                                  helper.make_tensor(one, TensorProto.FLOAT, [], [1.0])])
+        rewrite[base] = [
+            helper.make_node("Mul", [tf, e], [scaled], name=f"{scaled}_Mul"),
+            helper.make_node("Max", [scaled, one], [floored], name=f"{floored}_Max"),
+            helper.make_node("Log", [floored], [out], name=f"{out}_Log"),
         ]
         dropped.add(out)
     if not rewrite:
@@ -228,6 +229,10 @@ def sublinear_tf_as_sklearn(model: onnx.ModelProto) -> None:
         nodes.extend(rewrite.get(node.output[0], [node]) if node.op_type == "Add" else [node])
     del graph.node[:]
     graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used or i.name not in ones]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)  # skl2onnx's vector of ones, now unused
 
 
 def _ascii_only(pattern: str) -> bool:

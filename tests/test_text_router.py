@@ -181,6 +181,31 @@ def test_conversion_is_byte_identical(trained) -> None:
     assert first == second
 
 
+def test_sublinear_term_frequencies_export_as_scikit_learn_computes_them(monkeypatch) -> None:
+    """scikit-learn's sublinear tf is 1 + log(count); skl2onnx converts it as log(1 + count), so
+    the export rewrites those nodes: with the rewrite ONNX = scikit-learn, without it not."""
+    import router_lab.export.text as export_text
+
+    rng = np.random.default_rng(0)
+    words = np.array(["apples", "pears", "Total", "twice", "sum", "cost", "12", "3.5"])
+    texts = np.array([" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(120)], dtype=object)
+    labels = np.array([t.count("apples") >= 2 for t in texts], dtype=int)
+    router = make_text_router({"sublinear_tf": True, "min_df": 1}).fit(texts, labels)
+    probe = [*texts[:40], *TRICKY, "apples " * 30]
+    sk = router.predict_proba(np.array(probe, dtype=object))[:, 1]
+
+    def exported_scores() -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = convert_text_router(router)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(["probabilities"], {"text": text_input(probe)})[0][:, 1]
+
+    assert np.abs(exported_scores() - sk).max() <= 1e-5
+    monkeypatch.setattr(export_text, "sublinear_tf_as_sklearn", lambda model: None)
+    assert np.abs(exported_scores() - sk).max() > 1e-3
+
+
 def test_text_mode_needs_a_text_column(digits: Dataset) -> None:
     with pytest.raises(RouterLabError, match="no 'text' column; feature mode 'text'"):
         router_inputs(digits, "text")

@@ -184,6 +184,57 @@ def fold_case_per_token(model: onnx.ModelProto) -> None:
             entry.version = max(entry.version, 2)
 
 
+def sublinear_tf_as_sklearn(model: onnx.ModelProto) -> None:
+    """Make sublinear term frequencies scikit-learn's 1 + log(tf), 0 where tf = 0.
+
+    skl2onnx 1.20 converts ``sublinear_tf=True`` as log(1 + tf), which is not what scikit-learn
+    computes (a term seen once weighs 1, not log 2).  Every ``TfIdfVectorizer -> Add(ones) -> Log``
+    becomes log(max(e * tf, 1)): the counts are whole numbers, so that is log(e * tf) = 1 + log(tf)
+    for a present term and log(1) = 0 for an absent one (no runtime sees log(0)), in as many
+    elementwise passes over the vocabulary as skl2onnx's form plus one.  A graph without
+    sublinear terms is left as it is."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    ones = {i.name for i in graph.initializer if np.all(numpy_helper.to_array(i) == 1.0)}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    rewrite: dict[str, list[onnx.NodeProto]] = {}  # the Add's output -> the nodes replacing Add + Log
+    dropped: set[str] = set()  # the Logs' outputs
+    for add in graph.node:
+        source = producer.get(add.input[0]) if add.op_type == "Add" and len(add.input) == 2 else None
+        users = consumers.get(add.output[0], []) if source is not None else []
+        if source is None or source.op_type != "TfIdfVectorizer" or add.input[1] not in ones \
+                or len(users) != 1 or users[0].op_type != "Log":
+            continue
+        tf, out, base = add.input[0], users[0].output[0], add.output[0]
+        e, one, scaled, floored = (f"{base}_{k}" for k in ("e", "one", "e_tf", "at_least_one"))
+        graph.initializer.extend([helper.make_tensor(e, TensorProto.FLOAT, [], [float(np.e)]),
+                                  helper.make_tensor(one, TensorProto.FLOAT, [], [1.0])])
+        rewrite[base] = [
+            helper.make_node("Mul", [tf, e], [scaled], name=f"{scaled}_Mul"),
+            helper.make_node("Max", [scaled, one], [floored], name=f"{floored}_Max"),
+            helper.make_node("Log", [floored], [out], name=f"{out}_Log"),
+        ]
+        dropped.add(out)
+    if not rewrite:
+        return
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type == "Log" and node.output[0] in dropped:
+            continue
+        nodes.extend(rewrite.get(node.output[0], [node]) if node.op_type == "Add" else [node])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used or i.name not in ones]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)  # skl2onnx's vector of ones, now unused
+
+
 def _ascii_only(pattern: str) -> bool:
     return pattern.startswith("[") and pattern.endswith("]+") and pattern.isascii() and "^" not in pattern
 
@@ -263,6 +314,7 @@ def convert_text_router(estimator: Pipeline, metadata: dict[str, str] | None = N
     except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
         raise RouterLabError(f"text export: skl2onnx could not convert the text router ({exc})") from exc
     fold_case_per_token(model)
+    sublinear_tf_as_sklearn(model)
     for key, value in sorted((metadata or {}).items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = str(key), str(value)

@@ -133,7 +133,8 @@ def make_text_router(params: dict[str, Any] | None = None, random_state: int = 0
         branches.append(("words", TraceableTfidfVectorizer(
             analyzer="word", token_pattern=WORD_PATTERN, lowercase=False,
             ngram_range=(1, int(p["word_ngram_max"])), max_features=int(p["max_features_word"]),
-            min_df=int(p["min_df"]), binary=bool(p["binary"]), dtype=np.float32)))
+            min_df=int(p["min_df"]), binary=bool(p["binary"]), sublinear_tf=bool(p["sublinear_tf"]),
+            dtype=np.float32)))
     if p["char_ngram_max"]:
         # Characters as word-analyzer tokens (not analyzer="char", which folds whitespace runs
         # in a way ONNX cannot reproduce); n-grams keep every character, spaces included.
@@ -141,7 +142,7 @@ def make_text_router(params: dict[str, Any] | None = None, random_state: int = 0
             analyzer="word", token_pattern=CHAR_PATTERN, lowercase=False,
             ngram_range=(int(p["char_ngram_min"]), int(p["char_ngram_max"])),
             max_features=int(p["max_features_char"]), min_df=int(p["min_df"]),
-            binary=bool(p["binary"]), dtype=np.float32)))
+            binary=bool(p["binary"]), sublinear_tf=bool(p["sublinear_tf"]), dtype=np.float32)))
     if p["counts"]:
         branches.append(("counts", Pipeline([("count", TextCounts()), ("scale", StandardScaler())])))
     classifier = LogisticRegression(C=float(p["C"]), class_weight=p["class_weight"],

@@ -1,4 +1,4 @@
-"""The text router: raw prompts in, P(device wrong) out; ONNX with the string inside the graph."""
+"""The text router: raw prompts in, the routing score out; ONNX with the string inside the graph."""
 
 from __future__ import annotations
 

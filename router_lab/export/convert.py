@@ -2,7 +2,7 @@
 
 The graph takes ``features`` (float32 [n, F], columns named in the metadata) -- or ``text`` for a
 text router, converted by ``router_lab.export.text`` -- and returns ``probabilities`` (float32
-[n, 2], no ZipMap), ``score`` (float32 [n], P(device answer wrong)) and ``decision`` (bool [n],
+[n, 2], no ZipMap), ``score`` (float32 [n], the routing score that router.label defines) and ``decision`` (bool [n],
 score >= threshold: send to the cloud).
 """
 
@@ -33,7 +33,7 @@ THRESHOLD = "threshold"
 class RouterSpec:
     """What export needs to know about a trained router (see router_lab.train.artifacts)."""
 
-    estimator: Any  # fitted sklearn classifier, classes [0, 1]; class 1 = device answer wrong
+    estimator: Any  # fitted sklearn classifier, classes [0, 1]; class 1 = escalate (per router.label)
     estimator_name: str
     feature_columns: tuple[str, ...]
     mode: str  # input | input+confidence | text
@@ -73,7 +73,7 @@ def _check_binary(spec: RouterSpec) -> None:
                              "trained router (router-lab train)")
     if [int(c) for c in np.asarray(classes).tolist()] != [0, 1]:
         raise RouterLabError(f"router estimator '{spec.estimator_name}' has classes {list(classes)}; "
-                             "expected [0, 1] (1 = device answer wrong)")
+                             "expected [0, 1] (1 = escalate)")
 
 
 def converter_options(estimator: Any) -> dict[Any, Any]:

@@ -11,7 +11,7 @@ StringNormalizer under locale "C" (which exists on every device; skl2onnx's defa
 does not, and onnxruntime then refuses the model), and character tokens by a LabelEncoder that
 maps A–Z to a–z and leaves every other character alone.  Tokenising is onnxruntime's Tokenizer
 (RE2), n-gram counting TfIdfVectorizer.  Input: ``text``, a string tensor [N, 1]; output
-``probabilities`` [N, 2], column 1 = P(device answer wrong).
+``probabilities`` [N, 2], column 1 = the routing score (what router.label learns; see router_lab/train/artifacts.py).
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def timers() -> tuple[list[dict], dict]:
 def _compose(rate: float, n: int):  # noqa: ANN202 - a DictConfig
     from hydra import compose, initialize_config_dir
 
-    from router_lab.config import register_configs
+    from router_lab.config import CONF_DIR, register_configs
 
     register_configs()
     overrides = ["policy=always_cloud", f"workload.rate_per_s={rate}", f"sim.n_requests={n}",
@@ -86,8 +86,7 @@ def _compose(rate: float, n: int):  # noqa: ANN202 - a DictConfig
                  "device.service=deterministic", "device.service_mean_ms=1.0", "device.units=4",
                  "testbed.time_scale=1.0", "testbed.max_rate_per_s=1e9", "testbed.max_lateness_ms=1e9",
                  "sim.progress=false"]
-    conf = str(Path(__file__).resolve().parent.parent / "conf")
-    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=overrides)
 
 

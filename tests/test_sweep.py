@@ -257,6 +257,8 @@ def test_failed_job_is_reported_recorded_and_left_out(tmp_path: Path, datasets_d
     assert last.startswith("router-lab: error: 1 job(s) of the sweep in") and "Traceback" not in result.stderr
     assert "job 1 (policy.p_cloud=2.0,policy=random,sim.n_requests=200) failed: policy.p_cloud" in last
     assert "+resume=true" in last
+    # every stderr line is router-lab's own: Hydra's "Error executing job with overrides" is not repeated
+    assert all(line.startswith("router-lab: ") for line in result.stderr.strip().splitlines()), result.stderr
     failed = json.loads((sweep_dir / "1_policy.p_cloud=2.0,policy=random,sim.n_requests=200"
                          / "_failed.json").read_text())
     assert failed["status"] == "failed" and "p_cloud" in failed["error"]

@@ -14,6 +14,7 @@ An interrupted job has no ``_complete.json``, so ``+resume=true`` re-runs exactl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 
 from router_lab.errors import RouterLabError
@@ -37,7 +39,28 @@ class StoppingJoblibLauncher(JoblibLauncher):
         check_n_jobs(self.joblib.get("n_jobs"))
         os.environ[PARENT_ENV] = str(os.getpid())
         with _sigterm_as_interrupt(), _workers_stopped_after():
-            return super().launch(job_overrides, initial_job_idx)
+            return [_quiet(result) for result in super().launch(job_overrides, initial_job_idx)]
+
+
+class QuietJobReturn(JobReturn):
+    """A job's result whose failure re-raises without Hydra's "Error executing job with overrides"
+    line: the sweep names each failed job itself (router_lab.report.progress, jobs.sweep_failure)."""
+
+    @property
+    def return_value(self) -> Any:
+        if self.status == JobStatus.COMPLETED:
+            return self._return_value
+        raise self._return_value
+
+    @return_value.setter
+    def return_value(self, value: Any) -> None:
+        self._return_value = value
+
+
+def _quiet(result: Any) -> Any:
+    if not isinstance(result, JobReturn):
+        return result
+    return QuietJobReturn(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)})
 
 
 def check_n_jobs(n_jobs: Any) -> None:

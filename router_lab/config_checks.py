@@ -4,8 +4,8 @@
   is a typo like any other: Hydra adds it to the structured node, and nothing would read it.
 * A key appended at the top level (``+seeds=3``) is refused the same way: the root's keys are the
   ``Config`` fields, plus ``resume`` (read by the job runner).
-* A documented top-level key (``seed``, ``datasets_dir``, ``path``, ``out``, ``run_dir``,
-  ``model_path``, ``data``, ``sign_key``) given to a command that does not use it is refused, not ignored.
+* A documented top-level key (``TOP_LEVEL_KEYS``: ``seed``, ``datasets_dir``, ``path``, ``out``,
+  ``model_path``, ``bundle``, …) given to a command that does not use it is refused, not ignored.
 * Numbers: no NaN or infinity anywhere in the typed sections and groups, and the ranges of the
   ``train.*`` and ``export.*`` run options (``sim.*`` and the scenario groups are range-checked by
   ``router_lab.sim.scenario`` before a simulation starts).
@@ -107,16 +107,12 @@ def _check_root_keys(cfg: DictConfig) -> None:
         return
     from router_lab.report.jobs import RUN_ONLY_KEYS  # +resume=true: read by the job runner
 
-    _, known = schema
-    extra = sorted(str(k) for k in cfg.keys()
-                   if k not in known and str(k) not in ("hydra", *RUN_ONLY_KEYS))
-    if not extra:
-        return
-    for key in extra:
-        close = difflib.get_close_matches(key, sorted(known - {"command"}), n=1)
-        hint = f"did you mean {close[0]}?" if close else \
-            f"expected one of: {', '.join(sorted(known - {'command'}))}"
-        raise RouterLabError(f"{key}: no such top-level key; a key appended with '+' is not read "
+    known = sorted(schema[1] - {"command"})
+    extra = sorted(str(k) for k in cfg.keys() if k not in schema[1] and str(k) not in ("hydra", *RUN_ONLY_KEYS))
+    if extra:
+        close = difflib.get_close_matches(extra[0], known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(known)}"
+        raise RouterLabError(f"{extra[0]}: no such top-level key; a key appended with '+' is not read "
                              f"by anything ({hint})")
 
 

@@ -48,7 +48,10 @@ class Metric:
             raise ValueError(f"metric {self.name}: a dict of numbers has no interval, column or objective")
         if self.fraction and self.unit:
             raise ValueError(f"metric {self.name}: a fraction has no unit (got {self.unit!r})")
-        format(0, self.fmt)  # a bad format spec fails at import, not in a printout
+        try:
+            format(0.5, self.fmt)  # a bad format spec fails at import, not in a printout
+        except ValueError as exc:
+            raise ValueError(f"metric {self.name}: fmt {self.fmt!r} is not a format spec ({exc})") from None
 
     def text(self, value: object) -> str:
         """The value in running text (``n/a`` for none: a percentile with no answered request)."""
@@ -130,7 +133,7 @@ SUMMARY_FIELDS: dict[str, str] = {
     "ci_method": "`replications` (a t interval over the spawned-seed replications) or `batch_means` "
                  "(one run: over consecutive batches of requests)",
     "replications": "how many replications were pooled",
-    "engine": "the engine that ran (`simpy`, `fast`; the testbed's for a live run)",
+    "engine": "the engine that ran: `simpy`, `fast`, or `testbed` for a live run",
     "slo_ms": "the latency SLO `slo_miss_rate` counts against (`sim.slo_ms`)",
 }
 # Keys `simulate` adds to the summary (router_lab/sim/commands.py).

@@ -3,7 +3,7 @@ where it is shown.  The summary's CI keys, the report's columns and objectives, 
 and the README's key list are derived from ``CATALOGUE``; a metric is an entry here plus its
 computation in ``router_lab/sim/metrics.py`` (``tests/test_metric_catalogue.py`` holds the two equal).
 
-Imports nothing heavy: the runtime-free parts of the CLI and the report read it at import.
+Imports nothing heavy (no numpy, pandas or scipy): the simulator, the report and the search import it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from search_case import CONFIDENCES, CONSTRAINTS, SCENARIO, THRESHOLDS
 from router_lab import api
 from router_lab.errors import RouterLabError
 from router_lab.runtime.bundle import load_bundle
+from router_lab.search.config import SearchSection
 from router_lab.search.feasibility import PENALTY, check_section, judge, parse_constraint
 from router_lab.search.space import router_dir
 from router_lab.sim.commands import simulate_config
@@ -51,6 +53,21 @@ def test_bad_search_settings_are_one_line_errors() -> None:
         check_section(api.config("search.feasibility=maybe").search)
     with pytest.raises(RouterLabError, match="'nosuch' is not a metric"):
         judge({"cost_per_1k_usd": 1.0}, "cost_per_1k_usd", [parse_constraint("nosuch<=1")])
+    # the metric catalogue refuses a bad objective or constraint before any trial simulates
+    section = SearchSection(constraints=["accuracy>=0.9"])
+    assert check_section(section) == [parse_constraint("accuracy>=0.9")]
+    with pytest.raises(RouterLabError, match=r"^search.objective: got 'cost'; expected a metric of metrics.json: "
+                                             r"accuracy, cloud_fraction, cost_per_1k_usd, "):
+        check_section(replace(section, objective="cost"))
+    with pytest.raises(RouterLabError, match=r"^search.constraints: 'p99<=500': 'p99' is not a metric"):
+        check_section(replace(section, constraints=["p99<=500"]))
+    with pytest.raises(RouterLabError, match=r"'outcomes' is not a metric"):  # a dict of counts, not a number
+        check_section(replace(section, constraints=["outcomes<=5"]))
+    # under the CI rule a metric without an interval could never hold; on point estimates it can
+    no_ci = replace(section, constraints=["offdevice_bytes<=1000"])
+    with pytest.raises(RouterLabError, match=r"offdevice_bytes has no 95% CI, so under search.feasibility=ci"):
+        check_section(no_ci)
+    assert check_section(replace(no_ci, feasibility="mean")) == [parse_constraint("offdevice_bytes<=1000")]
 
 
 def test_search_without_a_search_space_says_what_to_do(tmp_path: Path, datasets_dir: Path) -> None:

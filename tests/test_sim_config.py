@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 from test_sim_properties import accounting_checked_on_every_run  # noqa: F401 - autouse fixture
 
+from router_lab import metric_catalogue as catalogue
 from router_lab.errors import RouterLabError
 from router_lab.policies import PolicyContext, make_policy
 from router_lab.policies.basic import AlwaysLocal
@@ -100,6 +101,9 @@ def test_cli_writes_metrics_and_requests(cli, tmp_path):
     (metrics_path,) = tmp_path.glob("outputs/simulate/*/metrics.json")
     metrics = json.loads(metrics_path.read_text())
     assert METRICS_KEYS <= set(metrics)
+    # every key simulate writes is declared (a metric, a summary field or one of simulate's own)
+    declared = {*catalogue.names(), *catalogue.SUMMARY_FIELDS, *catalogue.RUN_FIELDS}
+    assert set(metrics) <= declared, f"undeclared in router_lab/metric_catalogue.py: {set(metrics) - declared}"
     assert metrics["n_requests"] == 6000 and metrics["ci_method"] == "replications"
     assert metrics["sensitive_offloaded"] == 0
     assert metrics["accounting_violations"] == 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from router_lab import metric_catalogue as catalogue
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_text
 from router_lab.report import comparison, figures, timeline
@@ -32,9 +33,9 @@ from router_lab.report.summary import (
     varied_columns,
 )
 
-METRIC_COLUMNS = ("accuracy", "cloud_fraction", "cost_per_1k_usd", "latency_p50_ms",
-                  "latency_p99_ms", "slo_miss_rate", "energy_per_request_j", "device_utilization",
-                  "offdevice_bytes", "sensitive_offloaded", "n_requests")
+# The metric columns of report.html's table and of summary.md, in the catalogue's display order.
+METRIC_COLUMNS = catalogue.names(in_table=True)
+MARKDOWN_METRICS = catalogue.names(in_markdown=True)
 
 
 def markdown_table(frame: pd.DataFrame, columns: list[str], upper_bounds: tuple[str, ...] = ()) -> str:
@@ -46,9 +47,6 @@ def markdown_table(frame: pd.DataFrame, columns: list[str], upper_bounds: tuple[
     lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
               for row in zip(*cells, strict=True)]
     return "\n".join(lines) + "\n"
-
-MARKDOWN_METRICS = ("accuracy", "cloud_fraction", "cost_per_1k_usd", "latency_p50_ms", "latency_p99_ms",
-                    "slo_miss_rate", "energy_per_request_j")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 from markupsafe import Markup, escape
 
+from router_lab import metric_catalogue as catalogue
 from router_lab.report.figures import Drawn
 from router_lab.report.formatting import (
     NONE,
@@ -31,15 +32,15 @@ class Objective:
     prefix: str = ""
     unit: str = ""
 
+    @classmethod
+    def of(cls, metric: catalogue.Metric) -> Objective:
+        """The objective a catalogue metric declares (its title, direction and unit)."""
+        prefix, unit = metric.affixes
+        return cls(metric.objective, metric.name, metric.better == "higher", prefix=prefix, unit=unit)
 
-OBJECTIVES = (
-    Objective("highest accuracy", "accuracy", True),
-    Objective("lowest cloud cost per 1,000 requests", "cost_per_1k_usd", False, prefix="$"),
-    Objective("lowest p99 latency", "latency_p99_ms", False, unit=" ms"),
-    Objective("fewest SLO misses", "slo_miss_rate", False),
-    Objective("least energy per request", "energy_per_request_j", False, unit=" J"),
-    Objective("least data sent off the device", "offdevice_bytes", False, unit=" bytes"),
-)
+
+# The catalogue's metrics that have an objective title, in its order.
+OBJECTIVES = tuple(Objective.of(m) for m in catalogue.CATALOGUE if m.objective)
 
 
 SLO_MISS_BUDGET = 0.05
@@ -81,7 +82,8 @@ def best_per_objective(frame: pd.DataFrame, label_columns: list[str],
             best.append((title, "none of these jobs meets it", NONE))
         else:
             row = meeting.loc[meeting["accuracy"].astype(float).idxmax()]
-            best.append((title, _label(row, label_columns), _value(OBJECTIVES[0], row["accuracy"])))
+            best.append((title, _label(row, label_columns),
+                         _value(Objective.of(catalogue.metric("accuracy")), row["accuracy"])))
     return best
 
 

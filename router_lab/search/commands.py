@@ -21,6 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from router_lab import metric_catalogue as catalogue
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_write_json, run_dir
 from router_lab.report.jobs import check_job
@@ -164,7 +165,9 @@ def best_row(rows: list[dict[str, Any]], direction: str) -> dict[str, Any] | Non
     return min(feasible, key=lambda r: (sign * r["objective"], _job_number(Path(r["path"]))))
 
 
-PARETO_METRICS = (("cost_per_1k_usd", "min"), ("accuracy", "max"), ("latency_p99_ms", "min"))
+# (metric, "min" | "max"): the direction is the catalogue's.
+PARETO_METRICS = tuple((name, "max" if catalogue.metric(name).better == "higher" else "min")
+                       for name in ("cost_per_1k_usd", "accuracy", "latency_p99_ms"))
 
 
 def pareto_jobs(rows: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from router_lab import metric_catalogue as catalogue
 from router_lab.errors import RouterLabError
 
 PENALTY = 1e9  # worse than any feasible objective; Optuna's TPE ranks trials, so the size is moot
@@ -68,12 +69,28 @@ def parse_constraint(text: str) -> Constraint:
 
 
 def check_section(section: Any) -> list[Constraint]:
-    """Validate ``search.*`` once, before any trial runs; return the parsed constraints."""
+    """Validate ``search.*`` once, before any trial runs; return the parsed constraints.
+
+    The objective and every constrained metric must be a (single-number) metric of the catalogue;
+    under the ``ci`` rule a constrained metric needs an interval, or it could never hold."""
     if section.direction not in DIRECTIONS:
         raise RouterLabError(f"search.direction: got {section.direction!r}; expected one of {', '.join(DIRECTIONS)}")
     if section.feasibility not in RULES:
         raise RouterLabError(f"search.feasibility: got {section.feasibility!r}; expected one of {', '.join(RULES)}")
-    return [parse_constraint(c) for c in section.constraints]
+    known = catalogue.names(scalar=True)
+    if section.objective not in known:
+        raise RouterLabError(f"search.objective: got {section.objective!r}; expected a metric of metrics.json: "
+                             f"{', '.join(known)}")
+    constraints = [parse_constraint(c) for c in section.constraints]
+    for c in constraints:
+        if c.metric not in known:
+            raise RouterLabError(f"search.constraints: {str(c)!r}: {c.metric!r} is not a metric of metrics.json; "
+                                 f"expected one of {', '.join(known)}")
+        if section.feasibility == "ci" and not catalogue.metric(c.metric).interval:
+            raise RouterLabError(f"search.constraints: {str(c)!r}: {c.metric} has no 95% CI, so under "
+                                 "search.feasibility=ci it can never be shown to hold; constrain one of "
+                                 f"{', '.join(catalogue.names(interval=True))} or set search.feasibility=mean")
+    return constraints
 
 
 def _number(value: Any) -> float | None:

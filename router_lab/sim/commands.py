@@ -15,6 +15,7 @@ import pandas as pd
 from hydra.utils import to_absolute_path
 from omegaconf import OmegaConf
 
+from router_lab import metric_catalogue as catalogue
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
@@ -127,24 +128,25 @@ def requests_frame(runs: list[Records]) -> pd.DataFrame:
 
 
 def format_summary(m: dict[str, Any]) -> str:
-    def ci(key: str, fmt: str) -> str:
-        lo, hi = m["ci95"].get(key) or (None, None)
-        return "" if lo is None else f"  (95% CI {lo:{fmt}} – {hi:{fmt}})"
+    """The short table `simulate` prints (each value in its catalogue format)."""
+    def v(key: str) -> str:
+        return catalogue.metric(key).text(m[key])
 
-    def num(value: Any, fmt: str) -> str:
-        return "n/a" if value is None else f"{value:{fmt}}"
+    def ci(key: str) -> str:
+        lo, hi = m["ci95"].get(key) or (None, None)
+        return "" if lo is None else f"  (95% CI {catalogue.metric(key).text(lo)} – {catalogue.metric(key).text(hi)})"
 
     lines = [
-        f"simulate: {m['n_requests']:,} measured requests ({m['replications']} replication(s), engine {m['engine']})",
-        f"  accuracy            {m['accuracy']:.4f}{ci('accuracy', '.4f')}",
-        f"  latency mean/p95/p99 {num(m['latency_mean_ms'], '.1f')} / {num(m['latency_p95_ms'], '.1f')} / "
-        f"{num(m['latency_p99_ms'], '.1f')} ms{ci('latency_mean_ms', '.1f')}",
-        f"  SLO miss (>{m['slo_ms']:g} ms) {m['slo_miss_rate']:.4f}",
-        f"  cloud fraction      {m['cloud_fraction']:.4f}   cost/1k {m['cost_per_1k_usd']:.4f} USD",
-        f"  energy/request      {m['energy_per_request_j']:.4f} J   utilisation device "
-        f"{m['device_utilization']:.3f}, cloud {m['cloud_utilization']:.3f}",
-        f"  fallbacks {m['fallbacks']:,}  rejections {m['rejections']:,}  failures {m['failures']:,}  "
-        f"off-device bytes {m['offdevice_bytes']:,}  sensitive offloaded {m['sensitive_offloaded']}",
+        f"simulate: {v('n_requests')} measured requests ({m['replications']} replication(s), engine {m['engine']})",
+        f"  accuracy            {v('accuracy')}{ci('accuracy')}",
+        f"  latency mean/p95/p99 {v('latency_mean_ms')} / {v('latency_p95_ms')} / "
+        f"{v('latency_p99_ms')} ms{ci('latency_mean_ms')}",
+        f"  SLO miss (>{m['slo_ms']:g} ms) {v('slo_miss_rate')}",
+        f"  cloud fraction      {v('cloud_fraction')}   cost/1k {v('cost_per_1k_usd')} USD",
+        f"  energy/request      {v('energy_per_request_j')} J   utilisation device "
+        f"{v('device_utilization')}, cloud {v('cloud_utilization')}",
+        f"  fallbacks {v('fallbacks')}  rejections {v('rejections')}  failures {v('failures')}  "
+        f"off-device bytes {v('offdevice_bytes')}  sensitive offloaded {v('sensitive_offloaded')}",
     ]
     return "\n".join(lines)
 

@@ -13,18 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from router_lab import metric_catalogue as catalogue
 from router_lab.errors import RouterLabError
 from router_lab.sim.audit import CHECKS
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S
 from router_lab.sim.records import Outcome, Records
 from router_lab.sim.scenario import Scenario
 
-CI_KEYS = ("accuracy", "latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-           "slo_miss_rate", "cloud_fraction", "cost_per_1k_usd", "energy_per_request_j",
-           "device_utilization", "cloud_utilization")
+# What each metric is (unit, direction, interval, …) is declared in router_lab/metric_catalogue.py;
+# this module computes them (``_measure`` per replication or batch, ``summarize`` for the run).
+CI_KEYS = frozenset(catalogue.names(interval=True))
 # Proportions: their intervals are clipped to [0, 1] (a t interval over few replications can pass 1).
-FRACTION_KEYS = frozenset({"accuracy", "slo_miss_rate", "cloud_fraction", "device_utilization",
-                           "cloud_utilization"})
+FRACTION_KEYS = frozenset(catalogue.names(fraction=True))
 ANSWERED = (Outcome.LOCAL, Outcome.CLOUD, Outcome.CASCADE, Outcome.FALLBACK)
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,9 @@ def summarize(records: Records | Sequence[Records], scenario: Scenario) -> dict[
             keep[b] = True
             per_run.append(_measure(runs[0], keep, scenario))
         method = "batch_means"
+    # in the summary's order (that of _measure's keys)
     summary["ci95"] = {k: _ci95(np.array([p[k] for p in per_run], dtype=np.float64), k in FRACTION_KEYS)
-                       for k in CI_KEYS}
+                       for k in summary if k in CI_KEYS}
     summary["ci_method"] = method
     summary["replications"] = len(runs)
     summary["n_requests_total"] = int(sum(len(r) for r in runs))

@@ -38,6 +38,20 @@ def test_digits_outcomes_are_out_of_fold(digits: Dataset) -> None:
     np.testing.assert_array_equal(frame["device_correct"], (proba.argmax(1) == labels).astype(int))
     np.testing.assert_array_equal(frame["cloud_correct"], (cloud == labels).astype(int))
     np.testing.assert_allclose(frame["device_confidence"], proba.max(1), rtol=0, atol=1e-9)
+    edge = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.edge_C, max_iter=5000))
+    np.testing.assert_array_equal(frame["model_edge_correct"],
+                                  (cross_val_predict(edge, pixels, labels, cv=folds) == labels).astype(int))
+
+
+def test_digits_edge_model_sits_between_device_and_cloud(digits: Dataset) -> None:
+    assert digits.models == ("device", "edge", "cloud")
+    assert [s.role for s in digits.model_specs] == ["device", "edge", "cloud"]
+    accuracy = {m: digits.quality(m).mean() for m in digits.models}
+    assert accuracy["device"] + 0.03 < accuracy["edge"] < accuracy["cloud"]
+    assert digits.card["metrics"]["edge_accuracy"] == pytest.approx(accuracy["edge"])
+    prices = [digits.cost(m)[0] for m in digits.models]
+    assert prices[0] == 0 < prices[1] < prices[2]
+    assert "model_edge_correct" not in digits.feature_columns + digits.confidence_columns
 
 
 def test_in_sample_accuracy_is_higher_than_the_card_reports(digits: Dataset) -> None:
@@ -109,6 +123,7 @@ def test_resolve_reuses_a_matching_build_and_rebuilds_on_change(tmp_path: Path) 
     (SyntheticConfig(sensitive_fraction=1.5), "dataset.sensitive_fraction"),
     (SyntheticConfig(split_fractions=[0.5, 0.5, 0.5]), "dataset.split_fractions"),
     (DigitsConfig(pool=3), "dataset.pool"),
+    (DigitsConfig(edge_price_usd_per_call=-1.0), "dataset.edge_price_usd_per_call"),
 ])
 def test_bad_builder_config_is_a_named_error_and_writes_nothing(cfg, field: str, tmp_path: Path) -> None:  # noqa: ANN001
     with pytest.raises(RouterLabError, match=field):

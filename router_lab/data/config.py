@@ -32,6 +32,16 @@ class DigitsConfig(DatasetConfig):
 
 
 @dataclass
+class SyntheticTier:
+    """A model of the synthetic ladder between the device and the cloud (issue 17)."""
+
+    name: str = MISSING  # its columns are model_<name>_correct
+    role: str = "edge"  # edge or cloud
+    skill: float = MISSING  # P(correct) = sigmoid(skill - difficulty_slope * difficulty)
+    price_usd_per_call: float = 0.0
+
+
+@dataclass
 class SyntheticConfig(DatasetConfig):
     kind: str = "synthetic"
     name: str = "synthetic"
@@ -51,6 +61,9 @@ class SyntheticConfig(DatasetConfig):
     tokens_in_median: float = 300.0
     tokens_out_median: float = 200.0
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    # the quality/cost ladder: models between device and cloud in tier order (none: two models)
+    tiers: list[SyntheticTier] = field(default_factory=list)
+    cloud_price_usd_per_call: float = 0.0001  # the card's price of the top tier ('cloud')
 
 
 @dataclass

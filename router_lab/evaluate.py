@@ -2,8 +2,11 @@
 
 No load, no latency: each policy's score is swept over its threshold (``router_lab.train.curves``)
 and summarised by APGR, PGR at fixed cloud fractions, CPT(50/80), AUROC; random and the oracle
-(an upper bound) are always included.  `router-lab evaluate` writes evaluation.csv, curves.csv
-and routing_curves.png to the run folder.
+(an upper bound) are always included.  Every policy also gets AIQ (RouterBench's area under the
+non-decreasing convex hull of quality against cost; cost here is the cloud fraction, see
+``router_lab.train.curves.aiq``) beside the references ``aiq_single_models`` (the two models mixed
+at random) and ``best_single_quality``.  `router-lab evaluate` writes evaluation.csv, curves.csv
+(with each point's ``hull_quality``) and routing_curves.png to the run folder.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from router_lab.report import steps
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
 from router_lab.train.bootstrap import percentile_interval, resample_counts, weighted_metrics
 from router_lab.train.config import plain_config
-from router_lab.train.curves import routing_curve
+from router_lab.train.curves import quality_cost_hull, routing_curve
 from router_lab.train.fit import train_router, with_splits
 
 EVALUATION_FILE = "evaluation.csv"
@@ -90,7 +93,8 @@ def run_policies(dataset: Dataset, routers: dict[str, TrainedRouter], indices: n
 
 
 METRICS = ("apgr", "pgr_at_20", "pgr_at_50", "cpt_50", "cpt_80", "auc_quality", "auroc_cloud_wins",
-           "cloud_fraction", "quality", "pgr", "device_quality", "cloud_quality")
+           "cloud_fraction", "quality", "pgr", "device_quality", "cloud_quality", "aiq",
+           "aiq_single_models", "best_single_quality")
 # The baselines every policy is compared with, paired on the same bootstrap resamples.
 BASELINES = ("confidence", "random")
 
@@ -153,9 +157,10 @@ def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
     rows = run.rows
     allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
     curve = routing_curve(run.scores, dataset.device_quality()[rows], dataset.cloud_quality()[rows], allowed)
+    hull_x, hull_y = quality_cost_hull(curve.cloud_fraction, curve.quality, cost_range=(0.0, 1.0))
     return pd.DataFrame({"policy": run.policy, "mode": run.mode, "threshold": curve.thresholds,
                          "cloud_fraction": curve.cloud_fraction, "quality": curve.quality,
-                         "pgr": curve.pgr()})
+                         "pgr": curve.pgr(), "hull_quality": np.interp(curve.cloud_fraction, hull_x, hull_y)})
 
 
 def evaluate_routers(dataset: Dataset, routers: dict[str, TrainedRouter], split: str = "test",
@@ -281,7 +286,7 @@ def evaluation_modes(cfg: DictConfig, dataset: Dataset) -> list[str]:
 PROTOCOLS = ("crossfit", "split")
 
 
-def format_table(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "cpt_50", "auroc_cloud_wins")) -> str:
+def format_table(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "aiq", "cpt_50", "auroc_cloud_wins")) -> str:
     """The summary table: each metric as ``value [lo, hi]``, plus the operating point."""
     table = evaluation.table
     out = table[["policy", "mode"]].copy()

@@ -34,10 +34,19 @@ from router_lab.train.bootstrap import percentile_interval, resample_counts, wei
 from router_lab.train.config import plain_config
 from router_lab.train.curves import quality_cost_hull, routing_curve
 from router_lab.train.fit import train_router, with_splits
+from router_lab.train.multimodel import (
+    ModelTable,
+    cost_axis_is_cloud_fraction,
+    model_table,
+    oracle_frontier,
+    policy_aiq,
+    single_models,
+)
 
 EVALUATION_FILE = "evaluation.csv"
 DIFFERENCES_FILE = "differences.csv"
 CURVES_FILE = "curves.csv"
+MODELS_FILE = "models.csv"
 PLOT_FILE = "routing_curves.png"
 # The policy that uses a router of each feature mode (other modes pre-route like `learned`).
 POLICY_FOR_MODE = {"input": "learned", "input+confidence": "learned_cascade"}
@@ -51,6 +60,9 @@ class Evaluation:
     # policy -> metric -> its value under no resampling (index 0) and each bootstrap resample; the
     # resamples depend only on the seed and the rows, so evaluations with one seed can be paired
     replicates: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    # datasets with more than two models: each single model, the zero router and the oracle over
+    # all models, with intervals (models.csv); empty otherwise
+    models: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -125,9 +137,16 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
     W = np.vstack([np.ones(len(rows)), resample_counts(len(rows), n_boot, np.random.default_rng(boot_seq))])
     names = _metric_names(pgr_fractions)
     replicates: list[dict[str, np.ndarray]] = []  # per policy: metric -> (1 + n_boot,) mean over repeats
+    models = model_table(dataset, rows)
+    if models is not None:
+        names.append("aiq_models")
     for i in range(len(repeats[0])):
         per_repeat = [weighted_metrics(*_by_row(part[i], rows), device_q, cloud_q, allowed, helps, W,
                                        pgr_fractions) for part in repeats]
+        if models is not None:
+            for part, metrics in zip(repeats, per_repeat, strict=True):
+                metrics["aiq_models"] = (metrics["aiq"] if cost_axis_is_cloud_fraction(models) else
+                                         policy_aiq(_by_row(part[i], rows)[0], allowed, models, W))
         replicates.append({m: np.mean([r[m] for r in per_repeat], axis=0) for m in names})
     table_rows, diff_rows = [], []
     for i, run in enumerate(repeats[0]):
@@ -149,7 +168,40 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
     curves = [_curve_points(_pooled([part[i] for part in repeats]), dataset) for i in range(len(repeats[0]))]
     differences = pd.DataFrame(diff_rows, columns=["policy", "mode", "versus", "metric", "difference", "lo", "hi"])
     return Evaluation(table=table, curves=pd.concat(curves, ignore_index=True), differences=differences,
-                      replicates={run.policy: replicates[i] for i, run in enumerate(repeats[0])})
+                      replicates={run.policy: replicates[i] for i, run in enumerate(repeats[0])},
+                      models=model_references(models, dataset, W, level) if models is not None else pd.DataFrame())
+
+
+def model_references(models: ModelTable, dataset: Dataset, W: np.ndarray, level: float) -> pd.DataFrame:
+    """One row per reference over all models (each single model, the best of them, the zero router
+    and the oracle), each value with its bootstrap interval; cost normalised between the cheapest
+    and the dearest single model."""
+    single = single_models(models, W)
+    oracle = oracle_frontier(models, W)
+
+    def cell(values: np.ndarray) -> dict[str, float]:
+        lo, hi = percentile_interval(values[1:], level)
+        return {"value": float(values[0]), "lo": lo, "hi": hi}
+
+    out = []
+    for spec in dataset.model_specs:
+        out.append({"reference": "single_model", "model": spec.name, "role": spec.role,
+                    "quality": cell(single[f"quality_{spec.name}"]), "cost": cell(single[f"cost_{spec.name}"]),
+                    "mean_cost_usd": float(models.cost_usd[:, models.names.index(spec.name)].mean())})
+    best = max(dataset.models, key=lambda m: single[f"quality_{m}"][0])
+    out.append({"reference": "best_single_model", "model": best, "quality": cell(single["best_single_quality"]),
+                "cost": cell(single[f"cost_{best}"])})
+    out.append({"reference": "zero_router", "model": "+".join(dataset.models), "aiq": cell(single["zero_router_aiq"])})
+    out.append({"reference": "oracle", "model": "+".join(dataset.models), "aiq": cell(oracle["oracle_aiq"]),
+                "quality": cell(oracle["oracle_quality"]), "cost": cell(oracle["oracle_cost"])})
+    rows = []
+    for entry in out:
+        row = {k: v for k, v in entry.items() if not isinstance(v, dict)}
+        for metric in ("aiq", "quality", "cost"):
+            value = entry.get(metric, {"value": np.nan, "lo": np.nan, "hi": np.nan})
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = value["value"], value["lo"], value["hi"]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
@@ -298,6 +350,16 @@ def format_table(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "aiq"
     return out.to_string(index=False)
 
 
+def format_models(evaluation: Evaluation) -> str:
+    """The references over all models: each value as ``value [lo, hi]``."""
+    shown = evaluation.models[["reference", "model"]].copy()
+    for m in ("quality", "cost", "aiq"):
+        table = evaluation.models
+        shown[m] = ["" if np.isnan(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+                    for v, lo, hi in zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"], strict=True)]
+    return shown.to_string(index=False)
+
+
 def format_differences(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "cpt_50")) -> str:
     d = evaluation.differences
     d = d[d.metric.isin(metrics)]
@@ -348,6 +410,9 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
         evaluation.differences.to_csv(tmp, index=False)
     with atomic_path(folder / CURVES_FILE) as tmp:
         evaluation.curves.to_csv(tmp, index=False)
+    if not evaluation.models.empty:
+        with atomic_path(folder / MODELS_FILE) as tmp:
+            evaluation.models.to_csv(tmp, index=False)
     described = evaluation.table["protocol"].iloc[0]
     plot_curves(evaluation, folder / PLOT_FILE, f"{dataset.name}: routing curves ({described})")
     print(f"{dataset.name}, {described}, {int(evaluation.table['n_rows'].iloc[0]):,} rows, "
@@ -358,5 +423,10 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
     if diffs:
         print("paired differences (policy - versus):")
         print(diffs)
-    print(f"wrote {folder}/{{{EVALUATION_FILE}, {DIFFERENCES_FILE}, {CURVES_FILE}, {PLOT_FILE}}}")
+    written = [EVALUATION_FILE, DIFFERENCES_FILE, CURVES_FILE, PLOT_FILE]
+    if not evaluation.models.empty:
+        print(f"over all {len(dataset.models)} models (cost normalised between the cheapest and the dearest):")
+        print(format_models(evaluation))
+        written.insert(3, MODELS_FILE)
+    print(f"wrote {folder}/{{{', '.join(written)}}}")
     return evaluation

@@ -93,6 +93,23 @@ def test_aiq_ranks_the_oracle_first_and_every_hull_lies_above_its_curve(digits_c
     assert _difference(digits_cross_fit, "learned_cascade", "random", "aiq")["lo"] > 0
 
 
+def test_three_model_digits_references_bound_the_two_model_policies(digits_cross_fit, digits):
+    refs = digits_cross_fit.models.set_index(["reference", "model"])
+    table = _table(digits_cross_fit)
+    single = refs.loc["single_model"]
+    assert list(single.index) == ["device", "edge", "cloud"]
+    assert single["quality"].tolist() == pytest.approx([digits.quality(m).mean() for m in digits.models])
+    assert single.loc["device", "cost"] == 0 and single.loc["cloud", "cost"] == 1
+    assert 0 < single.loc["edge", "cost"] < 1
+    oracle = refs.loc[("oracle", "device+edge+cloud")]
+    assert oracle["aiq_lo"] <= oracle["aiq"] <= oracle["aiq_hi"]
+    assert (table["aiq_models"] < oracle["aiq"]).all()  # the two-model oracle included
+    assert oracle["aiq"] > refs.loc[("zero_router", "device+edge+cloud"), "aiq"] > table.loc["random", "aiq"]
+    assert refs.loc["best_single_model"].index.tolist() == ["cloud"]
+    # device free, cloud dearest, one price per call: the model axis is the cloud fraction
+    assert table["aiq_models"].tolist() == table["aiq"].tolist()
+
+
 def test_bootstrap_metrics_with_unit_weights_equal_the_curve_metrics(digits):
     from router_lab.features import cloud_wins
     from router_lab.train.bootstrap import weighted_metrics
@@ -159,6 +176,8 @@ def test_evaluate_cli_writes_table_curves_and_plot(cli, tmp_path):
     assert set(table["policy"]) == {"random", "confidence", "learned", "learned_cascade", "oracle"}
     curves = pd.read_csv(folder / "curves.csv")
     assert {"random", "oracle"} <= set(curves["policy"])
+    models = pd.read_csv(folder / "models.csv")  # digits has three models
+    assert set(models["reference"]) == {"single_model", "best_single_model", "zero_router", "oracle"}
     assert (curves.groupby(["policy", "mode"])["cloud_fraction"].min() == 0).all()
     assert (folder / "routing_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "learned_cascade" in result.stdout and "paired differences" in result.stdout

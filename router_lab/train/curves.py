@@ -123,7 +123,8 @@ def hull_areas(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
     ``x`` is cost already normalised to [0, 1] and non-decreasing along each row.  The hull is the
     upper (concave) hull of the points plus (1, max y): the smallest non-decreasing concave function
-    above every point, flat at the best quality beyond it.  Only a point higher than every point
+    above every point, flat at the best quality beyond it (a row with points past 1 closes at its
+    last point instead, and its area runs there).  Only a point higher than every point
     before it can be a vertex, so those "records" are packed first; then a monotone chain (Andrew,
     1979) runs for all rows at once, one point at a time.  Returns (areas, hull x, hull y, hull
     sizes): row b's vertices are ``hull_x[b, :size[b]]``.
@@ -131,7 +132,7 @@ def hull_areas(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     rows_n = x.shape[0]
-    px_all, py_all = np.c_[x, np.ones(rows_n)], np.c_[y, y.max(axis=1)]
+    px_all, py_all = np.c_[x, np.maximum(x[:, -1], 1.0)], np.c_[y, y.max(axis=1)]
     before = np.c_[np.full(rows_n, -np.inf), np.maximum.accumulate(py_all, axis=1)[:, :-1]]
     record = py_all > before
     record[:, -1] = True  # (1, max y) closes every hull

@@ -125,24 +125,21 @@ def hull_areas(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     upper (concave) hull of the points plus (1, max y): the smallest non-decreasing concave function
     above every point, flat at the best quality beyond it (a row with points past 1 closes at its
     last point instead, and its area runs there).  Only a point higher than every point
-    before it can be a vertex, so those "records" are packed first; then a monotone chain (Andrew,
-    1979) runs for all rows at once, one point at a time.  Returns (areas, hull x, hull y, hull
+    before it can be a vertex, so only columns where some row has such a "record" are kept; then a
+    monotone chain (Andrew, 1979) runs for all rows at once, one point at a time.  Returns (areas, hull x, hull y, hull
     sizes): row b's vertices are ``hull_x[b, :size[b]]``.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     rows_n = x.shape[0]
-    px_all, py_all = np.c_[x, np.maximum(x[:, -1], 1.0)], np.c_[y, y.max(axis=1)]
-    before = np.c_[np.full(rows_n, -np.inf), np.maximum.accumulate(py_all, axis=1)[:, :-1]]
-    record = py_all > before
-    record[:, -1] = True  # (1, max y) closes every hull
-    position = np.cumsum(record, axis=1) - 1
-    width = int(position[:, -1].max()) + 1
-    rows, cols = np.nonzero(record)
-    packed_x = np.repeat(px_all[:, -1:], width, axis=1)  # padding: copies of the closing point
-    packed_y = np.repeat(py_all[:, -1:], width, axis=1)
-    packed_x[rows, position[rows, cols]] = px_all[rows, cols]
-    packed_y[rows, position[rows, cols]] = py_all[rows, cols]
+    running = np.maximum.accumulate(y, axis=1)
+    record = np.empty(y.shape, dtype=bool)
+    record[:, 0] = True
+    np.greater(y[:, 1:], running[:, :-1], out=record[:, 1:])
+    keep = np.flatnonzero(record.any(axis=0))  # columns where some row sets a record
+    packed_x = np.c_[x[:, keep], np.maximum(x[:, -1], 1.0)]  # closing point: (1, max y)
+    packed_y = np.c_[y[:, keep], running[:, -1]]
+    width = packed_x.shape[1]
     hx, hy = np.zeros((rows_n, width)), np.zeros((rows_n, width))
     top = np.zeros(rows_n, dtype=np.int64)
     every = np.arange(rows_n)

@@ -124,10 +124,10 @@ def hull_areas(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     ``x`` is cost already normalised to [0, 1] and non-decreasing along each row.  The hull is the
     upper (concave) hull of the points plus (1, max y): the smallest non-decreasing concave function
     above every point, flat at the best quality beyond it (a row with points past 1 closes at its
-    last point instead, and its area runs there).  Only a point higher than every point
-    before it can be a vertex, so only columns where some row has such a "record" are kept; then a
-    monotone chain (Andrew, 1979) runs for all rows at once, one point at a time.  Returns (areas, hull x, hull y, hull
-    sizes): row b's vertices are ``hull_x[b, :size[b]]``.
+    last point instead, and its area runs there).  Only a point higher than every point before it
+    (a "record") can be a vertex: a monotone chain (Andrew, 1979) runs over each row's records, for
+    all rows at once, one column at a time (columns without a record in any row are skipped).
+    Returns (areas, hull x, hull y, hull sizes): row b's vertices are ``hull_x[b, :size[b]]``.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -139,13 +139,15 @@ def hull_areas(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     keep = np.flatnonzero(record.any(axis=0))  # columns where some row sets a record
     packed_x = np.c_[x[:, keep], np.maximum(x[:, -1], 1.0)]  # closing point: (1, max y)
     packed_y = np.c_[y[:, keep], running[:, -1]]
+    packed_record = np.c_[record[:, keep], np.ones(rows_n, dtype=bool)]
     width = packed_x.shape[1]
     hx, hy = np.zeros((rows_n, width)), np.zeros((rows_n, width))
     top = np.zeros(rows_n, dtype=np.int64)
     every = np.arange(rows_n)
     for j in range(width):
         px, py = packed_x[:, j], packed_y[:, j]
-        active = every[top >= 2]
+        rows = every[packed_record[:, j]]  # along a row the records rise strictly
+        active = rows[top[rows] >= 2]
         while active.size:
             t = top[active]
             ax, ay = hx[active, t - 2], hy[active, t - 2]
@@ -155,8 +157,8 @@ def hull_areas(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
             active = active[pop]
             top[active] -= 1
             active = active[top[active] >= 2]
-        hx[every, top], hy[every, top] = px, py
-        top += 1
+        hx[rows, top[rows]], hy[rows, top[rows]] = px[rows], py[rows]
+        top[rows] += 1
     k = np.arange(width - 1)[None, :]
     segment = (hx[:, 1:] - hx[:, :-1]) * (hy[:, 1:] + hy[:, :-1]) / 2
     areas = np.where(k + 1 < top[:, None], segment, 0.0).sum(axis=1)

@@ -217,7 +217,11 @@ def aiq(cost: np.ndarray, quality: np.ndarray, cost_range: tuple[float, float] |
 
 
 def curve_aiq(curve: RoutingCurve) -> float:
-    """AIQ of a routing curve, cost = the cloud fraction on [0, 1] (all on device .. all in cloud)."""
+    """AIQ of a two-model routing curve with cost = the cloud fraction on [0, 1] (all on the device
+    .. all in the cloud).  Why the fraction and not the cloud's bill: with a free device and one
+    price per cloud call, cost normalised between the cheapest and the dearest single model *is* the
+    cloud fraction, and most two-model datasets carry no per-request cost.  Per-request costs (token
+    prices, N models) are ``router_lab.train.multimodel.policy_aiq``'s axis (``aiq_models``)."""
     x, y = _extended(curve, curve.quality)
     return float(hull_areas(x[None, :], y[None, :])[0][0])
 

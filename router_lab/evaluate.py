@@ -2,8 +2,11 @@
 
 No load, no latency: each policy's score is swept over its threshold (``router_lab.train.curves``)
 and summarised by APGR, PGR at fixed cloud fractions, CPT(50/80), AUROC; random and the oracle
-(an upper bound) are always included.  `router-lab evaluate` writes evaluation.csv, curves.csv
-and routing_curves.png to the run folder.
+(an upper bound) are always included.  Every policy also gets AIQ (RouterBench's area under the
+non-decreasing convex hull of quality against cost; cost here is the cloud fraction, see
+``router_lab.train.curves.aiq``) beside the references ``aiq_single_models`` (the two models mixed
+at random) and ``best_single_quality``.  `router-lab evaluate` writes evaluation.csv, curves.csv
+(with each point's ``hull_quality``) and routing_curves.png to the run folder.
 """
 
 from __future__ import annotations
@@ -29,12 +32,21 @@ from router_lab.report import steps
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
 from router_lab.train.bootstrap import percentile_interval, resample_counts, weighted_metrics
 from router_lab.train.config import plain_config
-from router_lab.train.curves import routing_curve
+from router_lab.train.curves import quality_cost_hull, routing_curve
 from router_lab.train.fit import train_router, with_splits
+from router_lab.train.multimodel import (
+    ModelTable,
+    cost_axis_is_cloud_fraction,
+    model_table,
+    oracle_frontier,
+    policy_aiq,
+    single_models,
+)
 
 EVALUATION_FILE = "evaluation.csv"
 DIFFERENCES_FILE = "differences.csv"
 CURVES_FILE = "curves.csv"
+MODELS_FILE = "models.csv"
 PLOT_FILE = "routing_curves.png"
 # The policy that uses a router of each feature mode (other modes pre-route like `learned`).
 POLICY_FOR_MODE = {"input": "learned", "input+confidence": "learned_cascade"}
@@ -48,6 +60,9 @@ class Evaluation:
     # policy -> metric -> its value under no resampling (index 0) and each bootstrap resample; the
     # resamples depend only on the seed and the rows, so evaluations with one seed can be paired
     replicates: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    # datasets with more than two models: each single model, the zero router and the oracle over
+    # all models, with intervals (models.csv); empty otherwise
+    models: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -90,7 +105,8 @@ def run_policies(dataset: Dataset, routers: dict[str, TrainedRouter], indices: n
 
 
 METRICS = ("apgr", "pgr_at_20", "pgr_at_50", "cpt_50", "cpt_80", "auc_quality", "auroc_cloud_wins",
-           "cloud_fraction", "quality", "pgr", "device_quality", "cloud_quality")
+           "cloud_fraction", "quality", "pgr", "device_quality", "cloud_quality", "aiq",
+           "aiq_single_models", "best_single_quality")
 # The baselines every policy is compared with, paired on the same bootstrap resamples.
 BASELINES = ("confidence", "random")
 
@@ -121,9 +137,16 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
     W = np.vstack([np.ones(len(rows)), resample_counts(len(rows), n_boot, np.random.default_rng(boot_seq))])
     names = _metric_names(pgr_fractions)
     replicates: list[dict[str, np.ndarray]] = []  # per policy: metric -> (1 + n_boot,) mean over repeats
+    models = model_table(dataset, rows)
+    if models is not None:
+        names.append("aiq_models")
     for i in range(len(repeats[0])):
         per_repeat = [weighted_metrics(*_by_row(part[i], rows), device_q, cloud_q, allowed, helps, W,
                                        pgr_fractions) for part in repeats]
+        if models is not None:
+            for part, metrics in zip(repeats, per_repeat, strict=True):
+                metrics["aiq_models"] = (metrics["aiq"] if cost_axis_is_cloud_fraction(models) else
+                                         policy_aiq(_by_row(part[i], rows)[0], allowed, models, W))
         replicates.append({m: np.mean([r[m] for r in per_repeat], axis=0) for m in names})
     table_rows, diff_rows = [], []
     for i, run in enumerate(repeats[0]):
@@ -145,7 +168,40 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
     curves = [_curve_points(_pooled([part[i] for part in repeats]), dataset) for i in range(len(repeats[0]))]
     differences = pd.DataFrame(diff_rows, columns=["policy", "mode", "versus", "metric", "difference", "lo", "hi"])
     return Evaluation(table=table, curves=pd.concat(curves, ignore_index=True), differences=differences,
-                      replicates={run.policy: replicates[i] for i, run in enumerate(repeats[0])})
+                      replicates={run.policy: replicates[i] for i, run in enumerate(repeats[0])},
+                      models=model_references(models, dataset, W, level) if models is not None else pd.DataFrame())
+
+
+def model_references(models: ModelTable, dataset: Dataset, W: np.ndarray, level: float) -> pd.DataFrame:
+    """One row per reference over all models (each single model, the best of them, the zero router
+    and the oracle), each value with its bootstrap interval; cost normalised between the cheapest
+    and the dearest single model."""
+    single = single_models(models, W)
+    oracle = oracle_frontier(models, W)
+
+    def cell(values: np.ndarray) -> dict[str, float]:
+        lo, hi = percentile_interval(values[1:], level)
+        return {"value": float(values[0]), "lo": lo, "hi": hi}
+
+    out = []
+    for spec in dataset.model_specs:
+        out.append({"reference": "single_model", "model": spec.name, "role": spec.role,
+                    "quality": cell(single[f"quality_{spec.name}"]), "cost": cell(single[f"cost_{spec.name}"]),
+                    "mean_cost_usd": float(models.cost_usd[:, models.names.index(spec.name)].mean())})
+    best = max(dataset.models, key=lambda m: single[f"quality_{m}"][0])
+    out.append({"reference": "best_single_model", "model": best, "quality": cell(single["best_single_quality"]),
+                "cost": cell(single[f"cost_{best}"])})
+    out.append({"reference": "zero_router", "model": "+".join(dataset.models), "aiq": cell(single["zero_router_aiq"])})
+    out.append({"reference": "oracle", "model": "+".join(dataset.models), "aiq": cell(oracle["oracle_aiq"]),
+                "quality": cell(oracle["oracle_quality"]), "cost": cell(oracle["oracle_cost"])})
+    rows = []
+    for entry in out:
+        row = {k: v for k, v in entry.items() if not isinstance(v, dict)}
+        for metric in ("aiq", "quality", "cost"):
+            value = entry.get(metric, {"value": np.nan, "lo": np.nan, "hi": np.nan})
+            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = value["value"], value["lo"], value["hi"]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
@@ -153,9 +209,10 @@ def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
     rows = run.rows
     allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
     curve = routing_curve(run.scores, dataset.device_quality()[rows], dataset.cloud_quality()[rows], allowed)
+    hull_x, hull_y = quality_cost_hull(curve.cloud_fraction, curve.quality, cost_range=(0.0, 1.0))
     return pd.DataFrame({"policy": run.policy, "mode": run.mode, "threshold": curve.thresholds,
                          "cloud_fraction": curve.cloud_fraction, "quality": curve.quality,
-                         "pgr": curve.pgr()})
+                         "pgr": curve.pgr(), "hull_quality": np.interp(curve.cloud_fraction, hull_x, hull_y)})
 
 
 def evaluate_routers(dataset: Dataset, routers: dict[str, TrainedRouter], split: str = "test",
@@ -281,7 +338,7 @@ def evaluation_modes(cfg: DictConfig, dataset: Dataset) -> list[str]:
 PROTOCOLS = ("crossfit", "split")
 
 
-def format_table(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "cpt_50", "auroc_cloud_wins")) -> str:
+def format_table(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "aiq", "cpt_50", "auroc_cloud_wins")) -> str:
     """The summary table: each metric as ``value [lo, hi]``, plus the operating point."""
     table = evaluation.table
     out = table[["policy", "mode"]].copy()
@@ -291,6 +348,16 @@ def format_table(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "cpt_
     out["cloud_fraction"] = table["cloud_fraction"].map(lambda v: f"{v:.3f}")
     out["quality"] = table["quality"].map(lambda v: f"{v:.3f}")
     return out.to_string(index=False)
+
+
+def format_models(evaluation: Evaluation) -> str:
+    """The references over all models: each value as ``value [lo, hi]``."""
+    shown = evaluation.models[["reference", "model"]].copy()
+    for m in ("quality", "cost", "aiq"):
+        table = evaluation.models
+        shown[m] = ["" if np.isnan(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+                    for v, lo, hi in zip(table[m], table[f"{m}_lo"], table[f"{m}_hi"], strict=True)]
+    return shown.to_string(index=False)
 
 
 def format_differences(evaluation: Evaluation, metrics: Sequence[str] = ("apgr", "cpt_50")) -> str:
@@ -343,6 +410,9 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
         evaluation.differences.to_csv(tmp, index=False)
     with atomic_path(folder / CURVES_FILE) as tmp:
         evaluation.curves.to_csv(tmp, index=False)
+    if not evaluation.models.empty:
+        with atomic_path(folder / MODELS_FILE) as tmp:
+            evaluation.models.to_csv(tmp, index=False)
     described = evaluation.table["protocol"].iloc[0]
     plot_curves(evaluation, folder / PLOT_FILE, f"{dataset.name}: routing curves ({described})")
     print(f"{dataset.name}, {described}, {int(evaluation.table['n_rows'].iloc[0]):,} rows, "
@@ -353,5 +423,10 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
     if diffs:
         print("paired differences (policy - versus):")
         print(diffs)
-    print(f"wrote {folder}/{{{EVALUATION_FILE}, {DIFFERENCES_FILE}, {CURVES_FILE}, {PLOT_FILE}}}")
+    written = [EVALUATION_FILE, DIFFERENCES_FILE, CURVES_FILE, PLOT_FILE]
+    if not evaluation.models.empty:
+        print(f"over all {len(dataset.models)} models (cost normalised between the cheapest and the dearest):")
+        print(format_models(evaluation))
+        written.insert(3, MODELS_FILE)
+    print(f"wrote {folder}/{{{', '.join(written)}}}")
     return evaluation

@@ -125,3 +125,106 @@ def test_card_that_no_longer_matches_its_file_is_an_error(tmp_path: Path) -> Non
     with pytest.raises(RouterLabError, match="content_hash") as info:
         load_dataset_file(path)
     assert str(card_path(path)) in str(info.value)
+
+
+THREE_MODELS = [{"name": "device", "role": "device"}, {"name": "edge", "role": "edge", "price_usd_per_call": 0.001},
+                {"name": "cloud", "role": "cloud", "price_usd_per_call": 0.01}]
+
+
+def three_model_frame() -> pd.DataFrame:
+    frame = good_frame()
+    frame["model_edge_correct"] = [1, 1, 0, 1]
+    frame["model_cloud_cost_usd"] = [0.02, 0.01, 0.03, 0.01]
+    return frame
+
+
+def test_a_two_model_frame_has_the_models_device_and_cloud() -> None:
+    ds = validate_frame(good_frame(), "mem")
+    assert ds.models == ("device", "cloud")
+    assert ds.quality("device").tolist() == ds.device_quality().tolist()
+    assert ds.quality("cloud").tolist() == ds.cloud_quality().tolist()
+    assert ds.cost("cloud") is None and "model_quality" not in validate_frame(good_frame(), "mem").card
+
+
+def test_named_models_come_in_card_order_with_outcomes_costs_and_prices() -> None:
+    ds = validate_frame(three_model_frame(), "mem", {"models": THREE_MODELS})
+    assert ds.models == ("device", "edge", "cloud")
+    assert [s.role for s in ds.model_specs] == ["device", "edge", "cloud"]
+    assert ds.quality("edge").tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert ds.cost("edge").tolist() == [0.001] * 4  # the card's per-call price
+    assert ds.cost("cloud").tolist() == [0.02, 0.01, 0.03, 0.01]  # the column wins over the price
+    assert ds.cost("device") is None
+    assert ds.feature_columns == ("x0",)  # model columns are never features
+
+
+def test_model_columns_without_a_card_list_are_models_between_device_and_cloud() -> None:
+    ds = validate_frame(three_model_frame(), "mem")
+    assert ds.models == ("device", "edge", "cloud")
+    with pytest.raises(RouterLabError, match="no model 'big'; expected one of device, edge, cloud"):
+        ds.quality("big")
+
+
+def test_a_multi_model_dataset_round_trips_through_a_file(tmp_path: Path) -> None:
+    written = write_dataset(three_model_frame(), {"name": "three", "models": THREE_MODELS}, tmp_path / "three.parquet")
+    loaded = load_dataset_file(tmp_path / "three.parquet")
+    assert loaded.models == written.models == ("device", "edge", "cloud")
+    assert loaded.card["model_quality"]["edge"] == 0.75
+    assert loaded.model_specs == written.model_specs
+
+
+def _models_with(index: int, **change: object) -> list[dict]:
+    models = [dict(m) for m in THREE_MODELS]
+    models[index].update(change)
+    return models
+
+
+BAD_MODELS = {
+    "bad role": (_models_with(1, role="fog"), "card field 'models[1].role': got 'fog'; expected one of device, edge, cloud"),
+    "duplicate name": (_models_with(1, name="cloud"), "card field 'models[2].name': model 'cloud' is named twice"),
+    "no device model": (_models_with(0, role="edge"), "card field 'models[0].role': model 'device' has role 'edge'"),
+    "second device": (_models_with(1, role="device"), "card field 'models[1].role': model 'edge' has role 'device'"),
+    "negative price": (_models_with(2, price_usd_per_call=-0.5), "card field 'models[2].price_usd_per_call': got -0.5"),
+    "bad name": (_models_with(1, name="a/b"), "card field 'models[1].name': got 'a/b'"),
+    "unknown field": (_models_with(1, pricee=1), "card field 'models[1].pricee': unknown field"),
+    "missing column": ([*THREE_MODELS[:2], {"name": "big", "role": "cloud"}, THREE_MODELS[2]],
+                       "missing column 'model_big_correct' for model 'big'"),
+    "unnamed column": ([THREE_MODELS[0], THREE_MODELS[2]],
+                       "column 'model_edge_correct': model 'edge' is not named in the card's 'models'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
+def test_bad_model_cards_give_one_line_errors(case: str) -> None:
+    models, expected = BAD_MODELS[case]
+    with pytest.raises(RouterLabError) as info:
+        validate_frame(three_model_frame(), "mem", {"models": models})
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+BAD_MODEL_COLUMNS = {
+    "non-binary correct": ("model_edge_correct", [1, 0, 2, 1], "column 'model_edge_correct', row 3: got 2.0"),
+    "negative cost": ("model_cloud_cost_usd", [0.1, -1.0, 0.0, 0.0], "column 'model_cloud_cost_usd', row 2: got -1"),
+    "score above 1": ("model_edge_score", [0.5, 0.5, 1.5, 0.5], "column 'model_edge_score', row 3: got 1.5"),
+    "tokens beyond the bound": ("model_edge_tokens_out", [1, 2, 3, 1e9], "column 'model_edge_tokens_out', row 4"),
+    "nan cost": ("model_edge_cost_usd", [0.1, np.nan, 0.0, 0.0], "column 'model_edge_cost_usd', row 2: got nan"),
+    "base outcome as a model column": ("model_cloud_correct", [1, 1, 1, 1], "expected no 'model_cloud_correct'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODEL_COLUMNS))
+def test_bad_model_columns_give_one_line_errors(case: str) -> None:
+    column, values, expected = BAD_MODEL_COLUMNS[case]
+    frame = three_model_frame()
+    frame[column] = values
+    with pytest.raises(RouterLabError) as info:
+        validate_frame(frame, "mem", {"models": THREE_MODELS})
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_score_dataset_needs_score_columns_for_its_extra_models() -> None:
+    frame = three_model_frame().drop(columns=["device_correct", "cloud_correct"])
+    frame["device_score"], frame["cloud_score"] = 0.25, 0.75
+    with pytest.raises(RouterLabError, match="missing column 'model_edge_score' for model 'edge'"):
+        validate_frame(frame, "mem", {"models": THREE_MODELS})
+    frame["model_edge_score"] = 0.5
+    assert validate_frame(frame, "mem", {"models": THREE_MODELS}).quality("edge").tolist() == [0.5] * 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,20 @@ def test_digits_outcomes_are_out_of_fold(digits: Dataset) -> None:
     np.testing.assert_array_equal(frame["device_correct"], (proba.argmax(1) == labels).astype(int))
     np.testing.assert_array_equal(frame["cloud_correct"], (cloud == labels).astype(int))
     np.testing.assert_allclose(frame["device_confidence"], proba.max(1), rtol=0, atol=1e-9)
+    edge = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.edge_C, max_iter=5000))
+    np.testing.assert_array_equal(frame["model_edge_correct"],
+                                  (cross_val_predict(edge, pixels, labels, cv=folds) == labels).astype(int))
+
+
+def test_digits_edge_model_sits_between_device_and_cloud(digits: Dataset) -> None:
+    assert digits.models == ("device", "edge", "cloud")
+    assert [s.role for s in digits.model_specs] == ["device", "edge", "cloud"]
+    accuracy = {m: digits.quality(m).mean() for m in digits.models}
+    assert accuracy["device"] + 0.03 < accuracy["edge"] < accuracy["cloud"]
+    assert digits.card["metrics"]["edge_accuracy"] == pytest.approx(accuracy["edge"])
+    prices = [digits.cost(m)[0] for m in digits.models]
+    assert prices[0] == 0 < prices[1] < prices[2]
+    assert "model_edge_correct" not in digits.feature_columns + digits.confidence_columns
 
 
 def test_in_sample_accuracy_is_higher_than_the_card_reports(digits: Dataset) -> None:
@@ -104,13 +119,36 @@ def test_resolve_reuses_a_matching_build_and_rebuilds_on_change(tmp_path: Path) 
     assert changed.card["content_hash"] != first.card["content_hash"]
 
 
+LADDER = [{"name": "edge", "role": "edge", "skill": 1.8, "price_usd_per_call": 2e-5},
+          {"name": "cloud_small", "role": "cloud", "skill": 2.4, "price_usd_per_call": 5e-5}]
+
+
+def test_synthetic_ladder_adds_tiers_without_changing_the_two_model_columns(tmp_path: Path,
+                                                                             synthetic_small: Dataset) -> None:
+    ds = build_dataset(SyntheticConfig(name="ladder", n_rows=5_000, tiers=LADDER), tmp_path)
+    assert ds.models == ("device", "edge", "cloud_small", "cloud")
+    assert [s.role for s in ds.model_specs] == ["device", "edge", "cloud", "cloud"]
+    two = synthetic_small.frame
+    assert ds.frame[list(two.columns)].equals(two)  # the ladder's draws come after every other draw
+    accuracy = [ds.quality(m).mean() for m in ds.models]
+    assert accuracy == sorted(accuracy) and accuracy[-1] - accuracy[0] > 0.15  # skills 1 < 1.8 < 2.4 < 3
+    assert [ds.cost(m)[0] for m in ds.models] == [0.0, 2e-5, 5e-5, SyntheticConfig().cloud_price_usd_per_call]
+    assert ds.card["params"]["tiers"] == LADDER and synthetic_small.models == ("device", "cloud")
+
+
 @pytest.mark.parametrize(("cfg", "field"), [
+    (SyntheticConfig(tiers=[{"name": "cloud", "skill": 1.0}]), "dataset.tiers[0].name"),
+    (SyntheticConfig(tiers=[{"name": "edge", "role": "fog", "skill": 1.0}]), "dataset.tiers[0].role"),
+    (SyntheticConfig(tiers=[{"name": "edge", "skill": 1.0}, {"name": "edge", "skill": 2.0}]), "dataset.tiers[1].name"),
+    (SyntheticConfig(tiers=[{"name": "edge", "skill": 1.0, "price_usd_per_call": -1}]),
+     "dataset.tiers[0].price_usd_per_call"),
     (SyntheticConfig(n_rows=0), "dataset.n_rows"),
     (SyntheticConfig(sensitive_fraction=1.5), "dataset.sensitive_fraction"),
     (SyntheticConfig(split_fractions=[0.5, 0.5, 0.5]), "dataset.split_fractions"),
     (DigitsConfig(pool=3), "dataset.pool"),
+    (DigitsConfig(edge_price_usd_per_call=-1.0), "dataset.edge_price_usd_per_call"),
 ])
 def test_bad_builder_config_is_a_named_error_and_writes_nothing(cfg, field: str, tmp_path: Path) -> None:  # noqa: ANN001
-    with pytest.raises(RouterLabError, match=field):
+    with pytest.raises(RouterLabError, match=re.escape(field)):
         build_dataset(cfg, tmp_path)
     assert not any(tmp_path.iterdir())

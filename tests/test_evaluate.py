@@ -47,7 +47,7 @@ def test_default_evaluation_ranks_learned_cascade_over_confidence_over_random(di
 
 def test_every_metric_has_an_interval_around_its_estimate(digits_cross_fit):
     table = digits_cross_fit.table
-    for metric in ("apgr", "pgr_at_20", "cpt_50", "auroc_cloud_wins", "cloud_fraction", "quality"):
+    for metric in ("apgr", "pgr_at_20", "cpt_50", "auroc_cloud_wins", "cloud_fraction", "quality", "aiq"):
         inside = (table[f"{metric}_lo"] <= table[metric] + 1e-9) & (table[metric] <= table[f"{metric}_hi"] + 1e-9)
         assert inside.all(), metric
     learned = _table(digits_cross_fit).loc["learned"]
@@ -78,6 +78,36 @@ def test_random_is_the_diagonal_and_the_oracle_the_ceiling(digits_cross_fit):
     assert table.loc["random", "apgr"] == pytest.approx(0.5, abs=0.03)  # minus sensitive rows
     assert bool(table.loc["oracle", "upper_bound"])
     assert (table["apgr"].drop("oracle") < table.loc["oracle", "apgr"]).all()
+
+
+def test_aiq_ranks_the_oracle_first_and_every_hull_lies_above_its_curve(digits_cross_fit):
+    table = _table(digits_cross_fit)
+    assert (table["aiq"].drop("oracle") < table.loc["oracle", "aiq"]).all()
+    assert table.loc["learned_cascade", "aiq"] > table.loc["random", "aiq"]
+    assert (table["aiq"] >= table["auc_quality"] - 1e-12).all()  # the hull is above the curve
+    assert table["aiq_single_models"].nunique() == 1 and table["best_single_quality"].nunique() == 1
+    first = table.iloc[0]
+    assert first["aiq_single_models"] == pytest.approx((first["device_quality"] + first["cloud_quality"]) / 2)
+    curves = digits_cross_fit.curves
+    assert (curves["hull_quality"] >= curves["quality"] - 1e-12).all()
+    assert _difference(digits_cross_fit, "learned_cascade", "random", "aiq")["lo"] > 0
+
+
+def test_three_model_digits_references_bound_the_two_model_policies(digits_cross_fit, digits):
+    refs = digits_cross_fit.models.set_index(["reference", "model"])
+    table = _table(digits_cross_fit)
+    single = refs.loc["single_model"]
+    assert list(single.index) == ["device", "edge", "cloud"]
+    assert single["quality"].tolist() == pytest.approx([digits.quality(m).mean() for m in digits.models])
+    assert single.loc["device", "cost"] == 0 and single.loc["cloud", "cost"] == 1
+    assert 0 < single.loc["edge", "cost"] < 1
+    oracle = refs.loc[("oracle", "device+edge+cloud")]
+    assert oracle["aiq_lo"] <= oracle["aiq"] <= oracle["aiq_hi"]
+    assert (table["aiq_models"] < oracle["aiq"]).all()  # the two-model oracle included
+    assert oracle["aiq"] > refs.loc[("zero_router", "device+edge+cloud"), "aiq"] > table.loc["random", "aiq"]
+    assert refs.loc["best_single_model"].index.tolist() == ["cloud"]
+    # device free, cloud dearest, one price per call: the model axis is the cloud fraction
+    assert table["aiq_models"].tolist() == table["aiq"].tolist()
 
 
 def test_bootstrap_metrics_with_unit_weights_equal_the_curve_metrics(digits):
@@ -139,13 +169,15 @@ def test_evaluate_cli_writes_table_curves_and_plot(cli, tmp_path):
     table = pd.read_csv(folder / "evaluation.csv")
     assert {"policy", "mode", "apgr", "apgr_lo", "apgr_hi", "pgr_at_20", "pgr_at_50", "cpt_50",
             "cpt_80", "auroc_cloud_wins", "auc_quality", "cloud_fraction", "quality",
-            "upper_bound"} <= set(table.columns)
+            "upper_bound", "aiq", "aiq_lo", "aiq_hi", "aiq_single_models", "best_single_quality"} <= set(table.columns)
     assert (table["protocol"] == "cross-fit 5 folds x 1").all()
     differences = pd.read_csv(folder / "differences.csv")
     assert set(differences["versus"]) == {"confidence", "random"}
     assert set(table["policy"]) == {"random", "confidence", "learned", "learned_cascade", "oracle"}
     curves = pd.read_csv(folder / "curves.csv")
     assert {"random", "oracle"} <= set(curves["policy"])
+    models = pd.read_csv(folder / "models.csv")  # digits has three models
+    assert set(models["reference"]) == {"single_model", "best_single_model", "zero_router", "oracle"}
     assert (curves.groupby(["policy", "mode"])["cloud_fraction"].min() == 0).all()
     assert (folder / "routing_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "learned_cascade" in result.stdout and "paired differences" in result.stdout

@@ -12,6 +12,7 @@ import pytest
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.config import RouteLLMConfig
 from router_lab.data.contract import validate_frame
+from router_lab.data.files import load_dataset_file, write_dataset
 from router_lab.data.importers import (
     estimate_tokens,
     import_routellm,
@@ -229,3 +230,67 @@ def test_cli_import_writes_the_dataset_and_its_card(cli, gsm8k_csv: Path, tmp_pa
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "no column 'mixtral' for device_model" in bad.stderr
     assert not (tmp_path / "other.parquet").exists()
+
+
+# RouterBench's wide table has these 11 models (its README); prices rise down the list here.
+ROUTERBENCH_MODELS = ["mistralai/mistral-7b-chat", "WizardLM/WizardLM-13B-V1.2", "meta/code-llama-instruct-34b-chat",
+                      "zero-one-ai/Yi-34B-Chat", "mistralai/mixtral-8x7b-chat", "meta/llama-2-70b-chat",
+                      "gpt-3.5-turbo-1106", "claude-instant-v1", "claude-v1", "claude-v2", "gpt-4-1106-preview"]
+
+
+def routerbench_wide(n: int = 36, seed: int = 0) -> pd.DataFrame:
+    """A RouterBench-shaped table: per model a 0/1 score, a response and a cost column."""
+    gen = np.random.default_rng(seed)
+    table: dict[str, object] = {"sample_id": [f"mmlu.{i}" for i in range(n)],
+                                "prompt": [f"Question {i}: {'why ' * (i % 5)}?" for i in range(n)],
+                                "eval_name": ["mmlu", "hellaswag", "gsm8k"] * (n // 3)}
+    for k, model in enumerate(ROUTERBENCH_MODELS):
+        table[model] = (gen.random(n) < 0.4 + 0.05 * k).astype(float)
+        table[f"{model}|model_response"] = ["a" * int(v) for v in gen.integers(1, 60, n)]
+        table[f"{model}|total_cost"] = 1e-5 * (k + 1) * (1 + gen.random(n))
+    table["oracle_model_to_route_to"] = [ROUTERBENCH_MODELS[-1]] * n
+    return pd.DataFrame(table)
+
+
+def test_routerbench_wide_table_imports_with_all_eleven_models(tmp_path: Path) -> None:
+    raw = routerbench_wide()
+    raw.to_parquet(tmp_path / "rb11.parquet")
+    built = import_routerbench(tmp_path / "rb11.parquet", ROUTERBENCH_MODELS[0], ROUTERBENCH_MODELS[-1], rng())
+    ds = write_dataset(built.frame, built.card, tmp_path / "out" / "rb11.parquet")
+    ds = load_dataset_file(ds.card["path"])  # the models survive the card's round trip
+    assert len(ds.models) == 11 and ds.models[0] == "device" and ds.models[-1] == "cloud"
+    by_source = {s.source_name: s.name for s in ds.model_specs}
+    assert sorted(by_source) == sorted(ROUTERBENCH_MODELS)
+    assert by_source["meta/llama-2-70b-chat"] == "meta-llama-2-70b-chat"
+    for source_name, name in by_source.items():
+        np.testing.assert_array_equal(ds.quality(name), raw[source_name])
+        np.testing.assert_allclose(ds.cost(name), raw[f"{source_name}|total_cost"])
+        assert ds.tokens_out(name).tolist() == np.ceil(raw[f"{source_name}|model_response"].str.len() / 4).tolist()
+    mean_costs = [ds.cost(m).mean() for m in ds.models[1:]]
+    assert mean_costs == sorted(mean_costs)  # tier order: device first, then by mean cost
+    assert ds.outcome == "correct" and ds.feature_columns == ()  # no outcome or cost leaks into features
+
+
+def test_routerbench_extra_model_with_another_outcome_kind_is_an_error(tmp_path: Path) -> None:
+    raw = routerbench_wide()
+    raw.loc[4, "claude-v1"] = 0.5
+    raw.to_csv(tmp_path / "rb.csv", index=False)
+    with pytest.raises(RouterLabError, match=r"column 'claude-v1', row 5: got 0.5; expected 0 or 1"):
+        import_routerbench(tmp_path / "rb.csv", ROUTERBENCH_MODELS[0], ROUTERBENCH_MODELS[-1], rng())
+
+
+def test_routellm_keeps_every_true_false_model_column(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"prompt": ["q1", "q2", "q3"], DEVICE: [True, False, True], CLOUD: [True, True, False],
+                          "meta/llama-2-70b-chat": ["TRUE", "false", "1"], "note": ["x", "y", "z"],
+                          f"{CLOUD}|response": ["a", "b", "c"]})
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    built = import_routellm(tmp_path / "r.csv", DEVICE, CLOUD, rng())
+    ds = validate_frame(built.frame, "r", built.card)
+    assert ds.models == ("device", "meta-llama-2-70b-chat", "cloud")
+    assert ds.quality("meta-llama-2-70b-chat").tolist() == [1.0, 0.0, 1.0]
+    assert built.card["ignored_columns"] == ["note"] and ds.feature_columns == ()
+
+
+def test_gsm8k_two_model_import_has_no_extra_model_columns(gsm8k_csv: Path) -> None:
+    built = import_routellm(gsm8k_csv, DEVICE, CLOUD, rng())
+    assert not [c for c in built.frame.columns if c.startswith("model_")] and "models" not in built.card

@@ -9,14 +9,19 @@ from hypothesis import strategies as st
 
 from router_lab.errors import RouterLabError
 from router_lab.train.curves import (
+    aiq,
     area_under_quality,
     auroc,
     average_pgr,
     call_performance_threshold,
+    curve_aiq,
     curve_metrics,
+    hull_areas,
     pgr_at,
     quality_at,
+    quality_cost_hull,
     routing_curve,
+    single_models_aiq,
 )
 from router_lab.train.thresholds import select_threshold
 
@@ -120,3 +125,82 @@ def test_the_oracle_curve_is_above_every_ordering(seed, n):
     grid = np.linspace(0, 1, 201)
     assert (quality_at(oracle, grid) >= quality_at(other, grid) - 1e-12).all()
     assert average_pgr(oracle) >= average_pgr(other) - 1e-12 or np.isnan(average_pgr(other))
+
+
+def test_aiq_of_a_single_point_by_hand():
+    # RouterBench: the hull starts at its cheapest point; beyond it, flat at the best quality
+    assert aiq([0.5], [0.8], cost_range=(0.0, 1.0)) == pytest.approx(0.5 * 0.8)
+    assert aiq([3.0], [0.8]) == pytest.approx(0.8)  # one cost: an empty range, the quality itself
+    assert aiq([2.0, 2.0], [0.3, 0.6]) == pytest.approx(0.6)
+
+
+def test_aiq_of_a_straight_line_is_its_mean_height():
+    cost, quality = np.array([0.0, 0.25, 0.5, 1.0]), np.array([0.5, 0.6, 0.7, 0.9])
+    assert aiq(cost, quality) == pytest.approx(0.7)
+    hull_x, hull_y = quality_cost_hull(cost, quality)
+    assert hull_x.tolist() == [0.0, 1.0] and hull_y.tolist() == [0.5, 0.9]  # collinear points drop out
+    assert aiq(1e-4 + cost * 1e-2, quality) == pytest.approx(0.7)  # cost normalised between min and max
+
+
+def test_aiq_hull_removes_a_dominated_point_and_stays_flat_past_the_best():
+    below = aiq([0.0, 0.5, 1.0], [0.5, 0.6, 0.9])  # (0.5, 0.6) lies under the chord (0.5 -> 0.9)
+    assert below == pytest.approx(0.7) == aiq([0.0, 1.0], [0.5, 0.9])
+    # past the best point the hull is flat at 0.9, not the dearer but worse (1, 0.7)
+    assert aiq([0.0, 0.5, 1.0], [0.5, 0.9, 0.7]) == pytest.approx(0.5 * (0.5 + 0.9) / 2 + 0.5 * 0.9)
+    hull_x, hull_y = quality_cost_hull([1.0, 0.0, 0.5], [0.7, 0.5, 0.9])  # any order of points
+    assert hull_x.tolist() == [0.0, 0.5, 1.0] and hull_y.tolist() == [0.5, 0.9, 0.9]
+
+
+def test_aiq_errors_are_one_line():
+    with pytest.raises(RouterLabError, match="expected as many finite costs as qualities"):
+        aiq([0.0, 1.0], [0.5])
+    with pytest.raises(RouterLabError, match="cost range"):
+        aiq([0.0, 2.0], [0.5, 0.6], cost_range=(0.0, 1.0))
+
+
+def _brute_hull_area(cost: np.ndarray, quality: np.ndarray) -> float:
+    """The non-decreasing concave majorant on a fine grid: the best chord over every pair of points."""
+    points = np.c_[np.r_[cost, 1.0], np.r_[quality, quality.max()]]
+    grid = np.linspace(0.0, 1.0, 4001)
+    best = np.full(grid.size, -np.inf)
+    for x1, y1 in points:
+        for x2, y2 in points:
+            inside = (grid >= x1) & (grid <= x2)
+            if x2 > x1:
+                best[inside] = np.maximum(best[inside], y1 + (y2 - y1) * (grid[inside] - x1) / (x2 - x1))
+            elif x2 == x1:
+                best[inside] = np.maximum(best[inside], max(y1, y2))
+    return float(np.trapezoid(np.where(np.isfinite(best), best, 0.0), grid))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=0, max_value=2**31 - 1), st.integers(min_value=1, max_value=12))
+def test_aiq_equals_the_brute_force_majorant_and_rows_are_independent(seed, n):
+    rng = np.random.default_rng(seed)
+    cost, quality = np.round(rng.random((3, n)), 1), rng.random((3, n))  # ties in cost on purpose
+    for b in range(3):
+        assert aiq(cost[b], quality[b], (0.0, 1.0)) == pytest.approx(_brute_hull_area(cost[b], quality[b]), abs=2e-3)
+    order = np.argsort(cost, axis=1, kind="stable")
+    rows = hull_areas(np.take_along_axis(cost, order, 1), np.take_along_axis(quality, order, 1))[0]
+    assert rows.tolist() == pytest.approx([aiq(cost[b], quality[b], (0.0, 1.0)) for b in range(3)], abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=2**31 - 1), st.integers(min_value=2, max_value=60))
+def test_aiq_orders_oracle_over_any_router_over_the_single_models(seed, n):
+    rng = np.random.default_rng(seed)
+    device, cloud = rng.integers(0, 2, n).astype(float), rng.integers(0, 2, n).astype(float)
+    oracle = routing_curve(cloud - device, device, cloud)
+    other = routing_curve(rng.integers(0, 4, n).astype(float), device, cloud)
+    # the hull lies above the curve; the oracle's curve above every ordering's, so its hull too; every
+    # curve (nothing sensitive) runs from all-device to all-cloud, so it holds both single models
+    assert curve_aiq(other) >= area_under_quality(other) - 1e-12
+    assert curve_aiq(oracle) >= curve_aiq(other) - 1e-12
+    assert curve_aiq(other) >= single_models_aiq(device.mean(), cloud.mean()) - 1e-12
+    assert curve_aiq(other) <= other.quality.max() + 1e-12  # never above the curve's best point
+    assert curve_aiq(oracle) <= np.maximum(device, cloud).mean() + 1e-12  # no router beats the per-row best
+
+
+def test_single_models_aiq_is_the_random_mix_or_the_better_model():
+    assert single_models_aiq(0.6, 0.9) == pytest.approx(0.75)
+    assert single_models_aiq(0.9, 0.6) == pytest.approx(0.9)  # a worse, dearer cloud adds nothing

@@ -7,6 +7,7 @@ parameters and its content hash still matches.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,10 @@ def stratified_split(strata: np.ndarray, fractions: list[float], rng: np.random.
 
 def build_params(cfg: Any) -> dict[str, Any]:
     """The config values that determine a built dataset's content (recorded in its card)."""
-    params = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(vars(cfg))
+    if isinstance(cfg, DictConfig):
+        params = OmegaConf.to_container(cfg, resolve=True)
+    else:  # a dataclass config (nested ones too, e.g. synthetic tiers) as plain values
+        params = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(vars(cfg))
     params.pop("path", None)
     return params
 

@@ -28,6 +28,11 @@ def format_card(ds: Dataset) -> str:
     lines.append(f"  {'rows:':<18}{card['n_rows']:,}")
     lines.append(f"  {'device quality:':<18}{card['device_quality']:.4f} ({card['outcome']})")
     lines.append(f"  {'cloud quality:':<18}{card['cloud_quality']:.4f} ({card['outcome']})")
+    if len(ds.models) > 2:
+        quality = card.get("model_quality", {})
+        lines.append(f"  {'models:':<18}" + ", ".join(
+            f"{s.name} ({s.role}{', $' + format(s.price_usd_per_call, 'g') + '/call' if s.price_usd_per_call is not None else ''})"
+            + (f" {quality[s.name]:.4f}" if s.name in quality else "") for s in ds.model_specs))
     features = card["feature_columns"]
     shown = ", ".join(features[:6]) + (f", … ({len(features)} in all)" if len(features) > 6 else "")
     lines.append(f"  {'input features:':<18}{shown or '(text)'}")

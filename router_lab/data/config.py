@@ -23,8 +23,22 @@ class DigitsConfig(DatasetConfig):
     pool: int = 2  # the device model sees the 8x8 image average-pooled by this factor (4x4)
     device_C: float = 0.1  # inverse regularisation of the device's logistic regression
     cloud_C: float = 10.0  # the cloud's RBF SVM
+    edge_C: float = 0.1  # the edge box's logistic regression on all 64 pixels (the third model)
+    # assumed per-call prices (the AIQ cost axis); the device's own answer costs nothing
+    edge_price_usd_per_call: float = 0.00002
+    cloud_price_usd_per_call: float = 0.0001
     sensitive_fraction: float = 0.05
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+
+
+@dataclass
+class SyntheticTier:
+    """A model of the synthetic ladder between the device and the cloud (issue 17)."""
+
+    name: str = MISSING  # its columns are model_<name>_correct
+    role: str = "edge"  # edge or cloud
+    skill: float = MISSING  # P(correct) = sigmoid(skill - difficulty_slope * difficulty)
+    price_usd_per_call: float = 0.0
 
 
 @dataclass
@@ -47,6 +61,9 @@ class SyntheticConfig(DatasetConfig):
     tokens_in_median: float = 300.0
     tokens_out_median: float = 200.0
     split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    # the quality/cost ladder: models between device and cloud in tier order (none: two models)
+    tiers: list[SyntheticTier] = field(default_factory=list)
+    cloud_price_usd_per_call: float = 0.0001  # the card's price of the top tier ('cloud')
 
 
 @dataclass

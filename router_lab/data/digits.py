@@ -1,8 +1,9 @@
 """The `digits` dataset: real data (scikit-learn's bundled handwritten digits) and real models.
 
 The on-device model is a logistic regression on the image average-pooled to 4x4; the cloud model
-an RBF SVM on all 64 pixels.  Every row's outcomes and device confidence come from out-of-fold
-predictions, so no row is scored by a model that saw it.  The device model refitted on all rows is
+an RBF SVM on all 64 pixels; a third model between them, playing an edge box (a home or office
+server on the LAN), is a logistic regression on all 64 pixels (``model_edge_correct``).  Every
+row's outcomes and device confidence come from out-of-fold predictions, so no row is scored by a model that saw it.  The device model refitted on all rows is
 kept (as plain JSON weights) for export to ONNX.
 """
 
@@ -24,6 +25,7 @@ from sklearn.svm import SVC
 
 from router_lab.data.builders import BuiltDataset, stratified_split
 from router_lab.data.config import DigitsConfig
+from router_lab.data.contract import MAX_COST_USD
 from router_lab.errors import RouterLabError
 
 IMAGE_SIDE = 8
@@ -55,6 +57,15 @@ def pooling_matrix(pool: int) -> np.ndarray:
 
 def _device_pipeline(cfg: DigitsConfig) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(C=cfg.device_C, max_iter=5000))
+
+
+def _setting(cfg: DigitsConfig, name: str) -> float:
+    """An edge-model or price setting (a plain config written before the edge model has none)."""
+    return float(getattr(cfg, name, getattr(DigitsConfig, name)))
+
+
+def _edge_model(cfg: DigitsConfig) -> Pipeline:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=_setting(cfg, "edge_C"), max_iter=5000))
 
 
 def _cloud_model(cfg: DigitsConfig) -> Pipeline:
@@ -120,15 +131,23 @@ def build_digits(cfg: DigitsConfig, rng: np.random.Generator) -> BuiltDataset:
     pooled = pixels @ pool.T
     if cfg.n_folds < 2:
         raise RouterLabError(f"dataset.n_folds: got {cfg.n_folds}; expected at least 2")
+    for name in ("edge_C", "edge_price_usd_per_call", "cloud_price_usd_per_call"):
+        value = _setting(cfg, name)
+        if not (value > 0 if name == "edge_C" else 0 <= value <= MAX_COST_USD):
+            raise RouterLabError(f"dataset.{name}: got {value}; expected "
+                                 + ("a positive number" if name == "edge_C" else f"a price in [0, {MAX_COST_USD:,.0f}] USD"))
     folds = StratifiedKFold(cfg.n_folds, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
 
     device_proba = np.zeros((n, 10))
     cloud_pred = np.zeros(n, dtype=labels.dtype)
+    edge_pred = np.zeros(n, dtype=labels.dtype)
     for train_idx, test_idx in folds.split(pixels, labels):
         device = _device_pipeline(cfg).fit(pooled[train_idx], labels[train_idx])
         device_proba[test_idx] = device.predict_proba(pooled[test_idx])
         cloud = _cloud_model(cfg).fit(pixels[train_idx], labels[train_idx])
         cloud_pred[test_idx] = cloud.predict(pixels[test_idx])
+        edge = _edge_model(cfg).fit(pixels[train_idx], labels[train_idx])
+        edge_pred[test_idx] = edge.predict(pixels[test_idx])
 
     device_pred = device_proba.argmax(axis=1)
     confidence = confidence_features(device_proba)
@@ -147,6 +166,8 @@ def build_digits(cfg: DigitsConfig, rng: np.random.Generator) -> BuiltDataset:
     frame["output_bytes"] = OUTPUT_BYTES
     frame["sensitive"] = (rng.random(n) < cfg.sensitive_fraction).astype(np.int8)
     frame["split"] = stratified_split(labels, cfg.split_fractions, rng)
+    # last, and drawing nothing from rng: the two-model columns stay as they were before the edge
+    frame["model_edge_correct"] = (edge_pred == labels).astype(np.int8)
 
     device_model = fold_device_model(_device_pipeline(cfg).fit(pooled, labels), pool)
     card: dict[str, Any] = {
@@ -159,7 +180,8 @@ def build_digits(cfg: DigitsConfig, rng: np.random.Generator) -> BuiltDataset:
             f"{cfg.n_folds}-fold out-of-fold predictions: device = StandardScaler + "
             f"LogisticRegression(C={cfg.device_C}) on the image average-pooled {cfg.pool}x{cfg.pool} "
             f"to {IMAGE_SIDE // cfg.pool}x{IMAGE_SIDE // cfg.pool}; cloud = StandardScaler + "
-            f"SVC(rbf, C={cfg.cloud_C}) on all 64 pixels. device_confidence/margin/entropy are the "
+            f"SVC(rbf, C={cfg.cloud_C}) on all 64 pixels; edge (model_edge_correct) = StandardScaler + "
+            f"LogisticRegression(C={_setting(cfg, 'edge_C')}) on all 64 pixels. device_confidence/margin/entropy are the "
             "device model's out-of-fold class probabilities (max, top1-top2, normalised entropy)."
         ),
         "features": {
@@ -170,12 +192,22 @@ def build_digits(cfg: DigitsConfig, rng: np.random.Generator) -> BuiltDataset:
             "input_bytes": "zlib-compressed size of the 8-bit image (what an upload would send)",
             "output_bytes": f"{OUTPUT_BYTES} bytes: a small JSON answer",
             "sensitive": f"drawn at random with probability {cfg.sensitive_fraction} (seeded)",
+            "model_edge_correct": "the edge box's out-of-fold correctness (an outcome, not a feature)",
         },
         "metrics": {
             "device_accuracy": round(float(frame["device_correct"].mean()), 6),
             "cloud_accuracy": round(float(frame["cloud_correct"].mean()), 6),
+            "edge_accuracy": round(float(frame["model_edge_correct"].mean()), 6),
             "measured": "out of fold",
         },
+        "models": [
+            {"name": "device", "role": "device", "price_usd_per_call": 0.0},
+            {"name": "edge", "role": "edge", "price_usd_per_call": _setting(cfg, "edge_price_usd_per_call")},
+            {"name": "cloud", "role": "cloud", "price_usd_per_call": _setting(cfg, "cloud_price_usd_per_call")},
+        ],
+        "prices": "assumed, not measured: the device's answer is free; the edge box and the cloud "
+                  "charge the per-call prices of dataset.edge_price_usd_per_call and "
+                  "dataset.cloud_price_usd_per_call",
         "device_model": "digits.device_model.json: LogisticRegression on 64 raw pixels "
                         "(pooling and scaling folded in), refitted on all rows",
     }

@@ -7,6 +7,7 @@ card records the data file's SHA-256, so a card that no longer matches its file 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,7 @@ def load_dataset_file(path: str | Path) -> Dataset:
     ds = validate_frame(frame, str(path), card)
     full = {"name": path.name.rsplit(".", 1)[0], **(card or {})}
     full.update(summarize(ds), content_hash=digest, path=str(path))
-    return Dataset(frame=ds.frame, card=full, source=ds.source, outcome=ds.outcome,
-                   feature_columns=ds.feature_columns, confidence_columns=ds.confidence_columns)
+    return dataclasses.replace(ds, card=full)
 
 
 def write_dataset(frame: pd.DataFrame, card: dict[str, Any], path: str | Path) -> Dataset:
@@ -113,6 +113,4 @@ def write_dataset(frame: pd.DataFrame, card: dict[str, Any], path: str | Path) -
         digest = sha256_file(tmp)
         full = {"schema_version": SCHEMA_VERSION, **card, **summarize(ds), "content_hash": digest}
         atomic_write_json(card_path(path), full)
-    return Dataset(frame=ds.frame, card={**full, "path": str(path)}, source=str(path),
-                   outcome=ds.outcome, feature_columns=ds.feature_columns,
-                   confidence_columns=ds.confidence_columns)
+    return dataclasses.replace(ds, card={**full, "path": str(path)}, source=str(path))

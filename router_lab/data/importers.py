@@ -3,12 +3,15 @@
     router-lab dataset import routellm path=FILE_OR_DIR device_model=NAME cloud_model=NAME out=F.parquet
 
 Token counts missing from the data are estimated from the text (:func:`estimate_tokens`) and the
-rows are marked ``tokens_estimated = 1``.  Pickles are never loaded (unpickling runs code).
+rows are marked ``tokens_estimated = 1``.  Pickles are never loaded (unpickling runs code).  Every
+model column found is kept: the two chosen models as ``device``/``cloud``, each other one as
+``model_<name>_*`` (its name made safe, the original kept in the card's ``models`` list).
 """
 
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from router_lab.data.builders import BuiltDataset, stratified_split
+from router_lab.data.contract import BASE_MODELS, MAX_COST_USD
 from router_lab.data.files import read_table
 from router_lab.errors import RouterLabError
 
@@ -116,6 +120,17 @@ def score_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
     return values
 
 
+def _cost_column(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """A per-request cost column (USD) as float64 in [0, MAX_COST_USD]."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0) | (values > MAX_COST_USD)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise RouterLabError(f"{_row_source(frame, row, source)}: column {column!r}, row {row + 1}: got "
+                             f"{_shown(frame[column].iloc[row])}; expected a cost in [0, {MAX_COST_USD:,.0f}] USD")
+    return values
+
+
 def prompt_column(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     _require_column(frame, column, "the prompt", source)
     prompts = frame[column]
@@ -132,6 +147,50 @@ def _response_column(frame: pd.DataFrame, model: str) -> str | None:
         if name in frame.columns:
             return name
     return None
+
+
+RESPONSE_SUFFIXES = ("|model_response", "|response", "_response")
+ROUTERBENCH_SUFFIXES = ("|total_cost", "|model_response")
+ROUTERBENCH_NON_MODEL = {"sample_id", "eval_name", "oracle_model_to_route_to"}
+
+
+def safe_model_name(source_name: str, taken: set[str]) -> str:
+    """A contract model name for ``source_name``: runs of other characters become '-'
+    (``meta/llama-2-70b-chat`` -> ``meta-llama-2-70b-chat``); a clash gets ``-2``, ``-3``, …"""
+    base = re.sub(r"[^A-Za-z0-9.]+", "-", str(source_name)).strip("-.") or "model"
+    if not base[0].isalnum():
+        base = "m" + base
+    name, k = base, 2
+    while name in taken or name in BASE_MODELS:
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
+def _other_models(candidates: list[str], device_model: str, cloud_model: str) -> list[tuple[str, str]]:
+    """(contract name, source column) of every model column besides the device's and cloud's."""
+    taken: set[str] = set()
+    out = []
+    for column in candidates:
+        if column in (device_model, cloud_model):
+            continue
+        name = safe_model_name(column, taken)
+        taken.add(name)
+        out.append((name, column))
+    return out
+
+
+def _is_boolean(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series):
+        return True
+    lowered = series.map(lambda v: str(v).strip().lower() if pd.notna(v) else "")
+    return bool(lowered.isin(_TRUE | _FALSE).all())
+
+
+def _model_card(models: list[tuple[str, str, str]], prices: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """The card's ``models`` list from (name, role, source column) in tier order."""
+    return [{"name": name, "role": role, "source_name": column,
+             **({"price_usd_per_call": prices[name]} if prices and name in prices else {})}
+            for name, role, column in models]
 
 
 def _check_models(device_model: str | None, cloud_model: str | None) -> tuple[str, str]:
@@ -211,7 +270,15 @@ def import_routellm(path: str | Path, device_model: str | None, cloud_model: str
     columns["device_correct"] = boolean_column(frame, device_model, source)
     columns["cloud_correct"] = boolean_column(frame, cloud_model, source)
     columns["split"] = stratified_by_outcomes(columns, split_fractions, rng)
-    card = {
+    # every other True/False column is a model too (response columns and the prompt are not)
+    candidates = [str(c) for c in frame.columns if c not in (prompt_column_name, "_file", "_category")
+                  and not str(c).endswith(RESPONSE_SUFFIXES)]
+    others = [(name, column) for name, column in _other_models(candidates, device_model, cloud_model)
+              if _is_boolean(frame[column])]
+    for name, column in others:
+        columns[f"model_{name}_correct"] = boolean_column(frame, column, source)
+    ignored = [c for c in candidates if c not in (device_model, cloud_model) and c not in dict(others).values()]
+    card: dict[str, Any] = {
         "name": Path(files[0]).name.rsplit(".", 1)[0] if len(files) == 1 else Path(source).name,
         "task": "prompts answered by two LLMs (RouteLLM evaluation responses)",
         "source": f"RouteLLM format: {', '.join(str(f) for f in files)}",
@@ -223,6 +290,13 @@ def import_routellm(path: str | Path, device_model: str | None, cloud_model: str
         "features": {"text": "the prompt", "category": "the source file's name",
                      **_token_card(frame, cloud_model)},
     }
+    if others:
+        card["task"] = f"prompts answered by {len(others) + 2} LLMs (RouteLLM evaluation responses)"
+        card["models"] = _model_card([("device", "device", device_model),
+                                      *((name, "cloud", column) for name, column in others),
+                                      ("cloud", "cloud", cloud_model)])
+    if ignored:
+        card["ignored_columns"] = ignored  # not True/False throughout: not read as models
     return BuiltDataset(frame=pd.DataFrame(columns), card=card)
 
 
@@ -244,7 +318,27 @@ def import_routerbench(path: str | Path, device_model: str | None, cloud_model: 
     costs = {role: round(float(pd.to_numeric(frame[f"{m}|total_cost"], errors="coerce").mean()), 8)
              for role, m in (("device", device_model), ("cloud", cloud_model))
              if f"{m}|total_cost" in frame.columns}
-    card = {
+    candidates = [str(c) for c in frame.columns if str(c) not in ROUTERBENCH_NON_MODEL
+                  and any(f"{c}{suffix}" in frame.columns for suffix in ROUTERBENCH_SUFFIXES)]
+    others = _other_models(candidates, device_model, cloud_model)
+    mean_cost: dict[str, float] = {}
+    for name, column in [("device", device_model), *others, ("cloud", cloud_model)]:
+        if name not in BASE_MODELS:
+            values = score_column(frame, column, source)
+            if binary and not np.isin(values, (0.0, 1.0)).all():
+                row = int(np.flatnonzero(~np.isin(values, (0.0, 1.0)))[0])
+                raise RouterLabError(f"{_row_source(frame, row, source)}: column {column!r}, row {row + 1}: got "
+                                     f"{_shown(frame[column].iloc[row])}; expected 0 or 1 like the device and "
+                                     "cloud models' scores (one outcome kind for every model)")
+            columns[f"model_{name}_{prefix}"] = values.astype(np.int8) if binary else values
+        if f"{column}|total_cost" in frame.columns:
+            cost = _cost_column(frame, f"{column}|total_cost", source)
+            columns[f"model_{name}_cost_usd"] = cost
+            mean_cost[name] = float(cost.mean())
+        response = _response_column(frame, column)
+        if response is not None:
+            columns[f"model_{name}_tokens_out"] = estimate_tokens(frame[response].fillna(""))
+    card: dict[str, Any] = {
         "name": Path(files[0]).name.rsplit(".", 1)[0] if len(files) == 1 else Path(source).name,
         "task": "prompts answered by two LLMs (RouterBench wide table)",
         "source": f"RouterBench format: {', '.join(str(f) for f in files)}",
@@ -253,8 +347,16 @@ def import_routerbench(path: str | Path, device_model: str | None, cloud_model: 
         "device_model": device_model,
         "cloud_model": cloud_model,
         "features": {"text": "the prompt", "category": "eval_name (the benchmark)",
-                     **_token_card(frame, cloud_model)},
+                     **_token_card(frame, cloud_model),
+                     "model_<name>_cost_usd": "MODEL|total_cost, per request",
+                     "model_<name>_tokens_out": "estimated from MODEL|model_response, ceil(chars / 4)"},
     }
+    if others:
+        # tier order: the device first, then by mean cost (unknown costs last, in column order)
+        rest = sorted([*others, ("cloud", cloud_model)], key=lambda m: mean_cost.get(m[0], float("inf")))
+        card["task"] = f"prompts answered by {len(others) + 2} LLMs (RouterBench wide table)"
+        card["models"] = _model_card([("device", "device", device_model),
+                                      *((name, "cloud", column) for name, column in rest)])
     if costs:
         card["metrics"] = {f"{role}_mean_cost_usd": v for role, v in costs.items()}
     return BuiltDataset(frame=pd.DataFrame(columns), card=card)

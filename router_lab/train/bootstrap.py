@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from router_lab.train.curves import hull_areas
+
 _CHUNK_CELLS = 2_000_000  # resamples x rows per block (bounds memory: ~16 MB per float matrix)
 
 
@@ -104,6 +106,9 @@ def _metrics_block(scores: np.ndarray, sent: np.ndarray, device_q: np.ndarray, c
         row["cpt_80"] = _crossing(x, pgr, 0.8)
         row["auc_quality"] = np.trapezoid(y, x, axis=1)
         row["device_quality"], row["cloud_quality"] = dev, cloud
+        row["aiq"] = hull_areas(x, y)[0]
+        row["aiq_single_models"] = hull_areas(np.tile([0.0, 1.0], (len(W), 1)), np.c_[dev, cloud])[0]
+        row["best_single_quality"] = np.maximum(dev, cloud)
         row["auroc_cloud_wins"] = _weighted_auroc(scores, helps, W)
         row["cloud_fraction"] = W @ sent.astype(np.float64) / total
         row["quality"] = W @ np.where(sent, cloud_q, device_q) / total

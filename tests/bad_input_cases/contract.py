@@ -37,6 +37,17 @@ def huge_input_bytes(tmp: Path) -> None:
     _csv(tmp, "bytes.csv", HEADER + ",input_bytes", ["1,0.5,1,1,100", "2,0.1,0,1,100", "3,0.2,1,1,1e308"])
 
 
+def bad_model_role(tmp: Path) -> None:
+    _csv(tmp, "three.csv", HEADER + ",model_edge_correct", ["1,0.5,1,1,1", "2,0.1,0,1,0"])
+    (tmp / "three.card.json").write_text(
+        '{"models": [{"name": "device", "role": "device"}, {"name": "edge", "role": "fog"}, '
+        '{"name": "cloud", "role": "cloud"}]}')
+
+
+def model_column_out_of_range(tmp: Path) -> None:
+    _csv(tmp, "three.csv", HEADER + ",model_edge_correct", ["1,0.5,1,1,1", "2,0.1,0,1,7"])
+
+
 CASES: list[dict] = [
     {"id": "contract-duplicate-csv-header", "args": ["dataset", "check", "{tmp}/dup.csv"],
      "setup": "duplicate_csv_header",
@@ -53,6 +64,11 @@ CASES: list[dict] = [
     {"id": "contract-simulate-input-bytes-bound",
      "args": ["simulate", "policy=always_cloud", "dataset=file", "dataset.path={tmp}/bytes.csv"],
      "setup": "huge_input_bytes", "expect": ["bytes.csv", "input_bytes", "at most 67,108,864"]},
+    {"id": "contract-model-bad-role", "args": ["dataset", "check", "{tmp}/three.csv"],
+     "setup": "bad_model_role", "expect": ["three.csv", "card field 'models[1].role'", "got 'fog'"]},
+    {"id": "contract-model-column-out-of-range", "args": ["dataset", "check", "{tmp}/three.csv"],
+     "setup": "model_column_out_of_range",
+     "expect": ["three.csv", "column 'model_edge_correct', row 2: got 7", "expected 0/1"]},
     # the config contract
     {"id": "config-appended-sim-key", "args": ["simulate", "+sim.n_request=100"],
      "expect": ["sim.n_request: no such key in sim (SimSection)"]},

@@ -21,10 +21,17 @@ import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from router_lab.data.builders import build_dataset  # noqa: E402
 from router_lab.data.config import DigitsConfig, SyntheticConfig  # noqa: E402
 from router_lab.data.contract import Dataset  # noqa: E402
+
+# Property tests draw their examples from a fixed seed (each test's own name): the same examples
+# every run, so a failure reproduces and a pass is not luck of the day.  A test's own
+# ``@settings(...)`` keeps this (unset fields come from the loaded profile).
+hypothesis_settings.register_profile("router_lab", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("router_lab")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

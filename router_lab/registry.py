@@ -48,9 +48,11 @@ def _first_line(obj: Any) -> str:
 class Registry(Generic[T]):
     """Names → entries for one extension point (see the module docstring)."""
 
-    def __init__(self, kind: str, field: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, field: str, modules: tuple[str, ...] = (),
+                 error: str = "{field}: got {name!r}; expected one of {options}") -> None:
         self.kind = kind  # what an entry is, for messages: "policy", "estimator", ...
         self.field = field  # the config field that names an entry, for messages: "policy.name"
+        self.error = error  # the unknown-name message: a format string of field, name, options
         self.modules = tuple(modules)
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = not self.modules
@@ -92,7 +94,8 @@ class Registry(Generic[T]):
         self.load()
         found = self._entries.get(name) if isinstance(name, str) else None
         if found is None:
-            raise RouterLabError(f"{self.field}: got {name!r}; expected one of {', '.join(self.names())}")
+            raise RouterLabError(self.error.format(field=self.field, name=name,
+                                                   options=", ".join(self.names())))
         return found
 
     def get(self, name: Any) -> T:

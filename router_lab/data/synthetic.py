@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from router_lab.data.builders import BuiltDataset, random_split
+from router_lab.data.builders import BUILDERS, BuiltDataset, random_split
 from router_lab.data.config import SyntheticConfig
 from router_lab.errors import RouterLabError
 
@@ -35,6 +35,7 @@ def _check(cfg: SyntheticConfig) -> None:
             raise RouterLabError(f"dataset.{name}: got {value}; expected a positive number")
 
 
+@BUILDERS.register("synthetic", summary="seeded synthetic requests (difficulty, drift, sensitive share)")
 def build_synthetic(cfg: SyntheticConfig, rng: np.random.Generator) -> BuiltDataset:
     _check(cfg)
     n = cfg.n_rows

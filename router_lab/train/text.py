@@ -194,4 +194,5 @@ def text_category_inputs(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]
 
 register_feature_mode("text", text_inputs)
 register_feature_mode("text+category", text_category_inputs)
-register_estimator("text", make_text_router, calibrate_last_step=True)
+register_estimator("text", make_text_router, calibrate_last_step=True,
+                   summary="TF-IDF of the prompt text + logistic regression (text-only datasets)")

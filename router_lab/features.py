@@ -48,8 +48,8 @@ def _input_confidence(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
     return dataset.features(columns), columns
 
 
-register_feature_mode("input", _input)
-register_feature_mode("input+confidence", _input_confidence)
+register_feature_mode("input", _input, summary="the request's own numeric features (known before the device runs)")
+register_feature_mode("input+confidence", _input_confidence, summary="input plus the device model's confidence features")
 
 
 def default_modes(router_name: str, dataset: Dataset) -> list[str]:

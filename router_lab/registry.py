@@ -18,6 +18,7 @@ loader to edit, and importing a registry stays cheap until it is used.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Iterator
@@ -38,6 +39,24 @@ class Entry(Generic[T]):
     schema: type | None = None  # the config dataclass of this entry (Hydra schema), if any
     summary: str = ""  # one line for ``--help``; default: the first line of the object's docstring
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def defaults(self) -> dict[str, Any]:
+        """The schema's defaults (see :func:`schema_defaults`); ``{}`` without a schema."""
+        return schema_defaults(self.schema) if self.schema is not None else {}
+
+
+def schema_defaults(schema: type) -> dict[str, Any]:
+    """The default of every field of a config dataclass that has one, ``name`` excluded: the one
+    place an entry's defaults live (its ``__init__`` or factory repeats none)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        if f.name == "name":
+            continue
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
 
 
 def _first_line(obj: Any) -> str:

@@ -10,14 +10,13 @@ parameter the config leaves out from it, so a policy's ``__init__`` repeats none
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from typing import Any
 
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.config import PolicyConfig
-from router_lab.registry import Registry
+from router_lab.registry import Registry, schema_defaults
 
 POLICIES: Registry[type[Policy]] = Registry("policy", field="policy.name", modules=("router_lab.policies",))
 
@@ -42,30 +41,17 @@ def router_policies() -> list[str]:
     return [e.name for e in POLICIES.entries() if e.meta.get("uses_router")]
 
 
-def schema_defaults(schema: type) -> dict[str, Any]:
-    """The defaults of a config dataclass, ``name`` excluded (its fields without a default: none)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(schema):
-        if f.name == "name":
-            continue
-        if f.default is not dataclasses.MISSING:
-            out[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return out
-
-
 def make_policy(cfg: Any, context: PolicyContext) -> Policy:
     """Build the policy named by ``cfg.name`` from its config: the keys other than ``name``, each
     missing one taken from the policy's schema."""
     entry = POLICIES.entry(cfg.name)
-    cls, schema = entry.obj, entry.schema or PolicyConfig
+    cls = entry.obj
     params = {k: v for k, v in dict(cfg).items() if k != "name"}
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "context")]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise RouterLabError(f"policy {cfg.name}: got parameter {unknown[0]!r}; expected one of "
                              f"{', '.join(accepted) or '(none)'}")
-    defaults = schema_defaults(schema)
+    defaults = schema_defaults(entry.schema or PolicyConfig)
     return cls(context, **{p: params[p] if p in params else defaults[p] for p in accepted
                            if p in params or p in defaults})

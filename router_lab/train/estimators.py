@@ -20,7 +20,15 @@ from sklearn.preprocessing import StandardScaler
 from router_lab.config import conf_hint
 from router_lab.errors import RouterLabError
 from router_lab.registry import Registry
-from router_lab.train.config import ROUTER_KEYS, plain_config
+from router_lab.train.config import (
+    ROUTER_KEYS,
+    GbdtRouterConfig,
+    LogisticRouterConfig,
+    MlpRouterConfig,
+    RandomForestRouterConfig,
+    RouterConfig,
+    plain_config,
+)
 
 EstimatorFactory = Callable[[dict[str, Any], int], BaseEstimator]
 # The built-ins register below; the text router's module (router_lab.train.text) on first lookup.
@@ -33,12 +41,14 @@ CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
 
 
 def register_estimator(name: str, factory: EstimatorFactory, calibrate_last_step: bool = False,
-                       summary: str = "") -> EstimatorFactory:
+                       summary: str = "", schema: type = RouterConfig) -> EstimatorFactory:
     """Offer ``factory`` as the router ``name``.  ``calibrate_last_step``: calibration wraps the
     Pipeline's last step rather than the whole Pipeline (the text router, whose string-input steps
     skl2onnx's CalibratedClassifierCV converter cannot take: the vectoriser is then fitted once on
-    all training rows; the calibration folds refit the classifier)."""
-    return ESTIMATORS.register(name, factory, summary=summary, calibrate_last_step=calibrate_last_step)
+    all training rows; the calibration folds refit the classifier).  ``schema``: the config
+    dataclass of ``conf/router/<name>.yaml``, whose defaults fill what a config leaves out."""
+    return ESTIMATORS.register(name, factory, schema=schema, summary=summary,
+                               calibrate_last_step=calibrate_last_step)
 
 
 def calibration_of(estimator: Any) -> str:
@@ -73,14 +83,15 @@ def random_forest(params: dict[str, Any], random_state: int) -> BaseEstimator:
 
 def mlp(params: dict[str, Any], random_state: int) -> BaseEstimator:
     params = dict(params)
-    params["hidden_layer_sizes"] = tuple(int(n) for n in params.get("hidden_layer_sizes", (32,)))
+    params["hidden_layer_sizes"] = tuple(int(n) for n in params["hidden_layer_sizes"])
     return make_pipeline(StandardScaler(), _build(MLPClassifier, params, random_state=random_state))
 
 
-register_estimator("logistic", logistic, summary="standardised logistic regression (the default)")
-register_estimator("gbdt", gbdt, summary="histogram gradient-boosted trees")
-register_estimator("random_forest", random_forest, summary="random forest")
-register_estimator("mlp", mlp, summary="standardised multi-layer perceptron")
+register_estimator("logistic", logistic, schema=LogisticRouterConfig,
+                   summary="standardised logistic regression (the default)")
+register_estimator("gbdt", gbdt, schema=GbdtRouterConfig, summary="histogram gradient-boosted trees")
+register_estimator("random_forest", random_forest, schema=RandomForestRouterConfig, summary="random forest")
+register_estimator("mlp", mlp, schema=MlpRouterConfig, summary="standardised multi-layer perceptron")
 
 
 def offered_estimators() -> list[str]:
@@ -96,15 +107,15 @@ def estimator_params(router_cfg: Any) -> dict[str, Any]:
 def make_router_estimator(router_cfg: Any, random_state: int) -> BaseEstimator:
     """A fresh, unfitted estimator for a `router` config (with calibration when configured)."""
     router_cfg = plain_config(router_cfg)
-    name = str(router_cfg.get("name", DEFAULT_ESTIMATOR))
-    entry = ESTIMATORS.entry(name)
+    entry = ESTIMATORS.entry(str(router_cfg.get("name", DEFAULT_ESTIMATOR)))
+    router_cfg = {**entry.defaults(), **router_cfg}  # the schema's defaults for what is left out
     estimator = entry.obj(estimator_params(router_cfg), int(random_state))
-    method = str(router_cfg.get("calibration", "none"))
+    method = str(router_cfg["calibration"])
     if method not in CALIBRATION_METHODS:
         raise RouterLabError(f"router.calibration: got {method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
     if method == "none":
         return estimator
-    folds = int(router_cfg.get("calibration_cv", 3))
+    folds = int(router_cfg["calibration_cv"])
     if folds < 2:
         raise RouterLabError(f"router.calibration_cv: got {folds}; expected at least 2 folds")
     if entry.meta.get("calibrate_last_step") and isinstance(estimator, Pipeline):

@@ -47,25 +47,6 @@ def test_stateful_policies_are_the_budget_and_load_aware_ones(digits):
         assert build(name, digits).stateless == (name not in ("budget", "load_aware")), name
 
 
-@pytest.mark.parametrize("name", ALL_POLICIES)
-def test_sensitive_requests_never_leave_the_device(digits, name):
-    policy = build(name, digits)
-    rows = np.arange(len(digits))
-    sensitive = digits.frame["sensitive"].to_numpy().astype(bool)
-    assert sensitive.sum() > 50
-    routes = policy.decide_batch(rows)
-    assert (routes[sensitive] == Route.LOCAL).all()
-    assert not policy.escalate(rows[sensitive]).any()
-    assert not policy.offline_cloud(rows)[sensitive].any()
-    for row in rows[sensitive][:20]:
-        for state in (IDLE, OVERLOADED):
-            decision = policy.core.decide(policy.request(int(row), True), state)
-            assert decision.route == Route.LOCAL and decision.reason == "sensitive"
-    # a request flagged sensitive at run time stays local too, even when the device is swamped
-    free_row = int(np.flatnonzero(~sensitive)[0])
-    assert policy.core.decide(policy.request(free_row, True), OVERLOADED).route == Route.LOCAL
-
-
 def test_always_cloud_would_send_the_sensitive_rows_without_the_pin(digits):
     # shows the test above can fail: the policy's own routes include sensitive rows
     policy = build("always_cloud", digits)

@@ -1,0 +1,177 @@
+"""The checks every registered policy passes (scikit-learn's ``parametrize_with_checks`` idea).
+
+``tests/test_conformance.py`` runs them for every entry of the policy registry, and
+``tests/test_extending.py`` for the throw-away policy that ``docs/extending.md`` registers: a new
+policy is tested by registering it.  Each check is one function taking a :class:`Bench` (the small
+shared dataset, trained routers and config composer) and the policy's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf, open_dict
+
+from router_lab.config import CONF_DIR, register_configs
+from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
+from router_lab.export.bundle import needs_router
+from router_lab.export.commands import export
+from router_lab.io import atomic_write_json
+from router_lab.policies.base import PolicyContext, Route
+from router_lab.policies.config import PolicyConfig
+from router_lab.policies.registry import POLICIES, make_policy
+from router_lab.registry import schema_defaults
+from router_lab.runtime.bundle import load_bundle
+from router_lab.runtime.policy import Signals
+from router_lab.sim.commands import requests_frame, simulate_config
+from router_lab.sim.replay import replay
+
+N_ROWS = 600  # the synthetic dataset every check uses (25 sensitive rows at seed 0)
+N_REQUESTS = 300  # per simulated run
+FAST_EXPORT = ["export.latency_calls=20", "export.batch_calls=1", "export.batch_rows=50",
+               "export.sklearn_latency_calls=0"]
+OVERLOADED = Signals(local_in_flight=1, local_queued=50)
+DATASET = ["dataset=synthetic", "dataset.name=conformance", f"dataset.n_rows={N_ROWS}"]
+
+
+@dataclass
+class Bench:
+    """What the checks share: the dataset (built once), routers trained on it per feature mode."""
+
+    datasets_dir: Path
+    dataset: Dataset
+    routers: dict[str, Path]  # feature mode -> a `router-lab train`-like folder
+
+    def compose(self, *overrides: str, policy: dict[str, Any] | None = None) -> Any:
+        """The composed config of the conformance scenario; ``policy`` replaces the policy node
+        (a throw-away policy has no config file to select)."""
+        register_configs()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=[f"datasets_dir={self.datasets_dir}", *DATASET,
+                                               f"sim.n_requests={N_REQUESTS}", "sim.warmup_s=0", *overrides])
+        if policy is not None:
+            with open_dict(cfg):
+                cfg.policy = OmegaConf.create(policy)
+        return cfg
+
+    def context(self, seed: int = 0) -> PolicyContext:
+        return PolicyContext(self.dataset, np.random.default_rng(seed), slo_ms=200.0, device_units=1,
+                             device_service_ms=50.0)
+
+    def router_for(self, name: str) -> Path:
+        """The trained router a policy scores with: one of the mode its class defaults to."""
+        cls = POLICIES.get(name)
+        return self.routers.get(getattr(cls, "default_mode", "input"), self.routers["input"])
+
+
+def policy_node(name: str) -> dict[str, Any]:
+    """The policy's config as its config file composes it: the name and the schema's defaults."""
+    return {"name": name, **POLICIES.entry(name).defaults()}
+
+
+def check_schema_holds_every_default(bench: Bench, name: str) -> None:
+    """Every parameter of the policy's ``__init__`` is a field of its schema, with the default
+    there and not in ``__init__`` (defaults live in one place)."""
+    entry = POLICIES.entry(name)
+    schema = entry.schema or PolicyConfig
+    assert dataclasses.is_dataclass(schema), f"policy {name}: schema {schema!r} is not a dataclass"
+    fields = {f.name for f in dataclasses.fields(schema)}
+    params = [p for p in inspect.signature(entry.obj.__init__).parameters.values()
+              if p.name not in ("self", "context")]
+    missing = [p.name for p in params if p.name not in fields]
+    assert not missing, f"policy {name}: __init__ parameters {missing} are not fields of {schema.__name__}"
+    repeated = [p.name for p in params if p.default is not inspect.Parameter.empty]
+    assert not repeated, (f"policy {name}: __init__ repeats the defaults of {repeated}; they belong in "
+                          f"{schema.__name__} only")
+    assert set(schema_defaults(schema)) >= {p.name for p in params}, f"policy {name}: a field has no default"
+
+
+def check_offline(bench: Bench, name: str) -> None:
+    """decide_batch runs; sensitive requests never leave (routes, escalations, the offline sweep);
+    the same seed gives the same decisions and the same shipped node."""
+    rows = np.arange(len(bench.dataset))
+    sensitive = bench.dataset.frame["sensitive"].to_numpy().astype(bool)
+    assert sensitive.any()
+    policy = make_policy(OmegaConf.create(policy_node(name)), bench.context(0))
+    routes = policy.decide_batch(rows)
+    assert len(routes) == len(rows)
+    assert (routes[sensitive] == Route.LOCAL).all(), f"policy {name} sends a sensitive request"
+    assert not policy.escalate(rows[sensitive]).any(), f"policy {name} escalates a sensitive request"
+    assert not policy.offline_cloud(rows)[sensitive].any(), f"policy {name} offloads a sensitive row offline"
+    for row in rows[sensitive][:20]:  # one by one, idle or swamped: the runtime core pins them too
+        for state in (Signals(), OVERLOADED):
+            decision = policy.core.decide(policy.request(int(row), True), state)
+            assert decision.route == Route.LOCAL and decision.reason == "sensitive", (name, row, state)
+    # a request flagged sensitive at run time stays local too, even when the device is swamped
+    free_row = int(np.flatnonzero(~sensitive)[0])
+    assert policy.core.decide(policy.request(free_row, True), OVERLOADED).route == Route.LOCAL, name
+    again = make_policy(OmegaConf.create(policy_node(name)), bench.context(0))
+    np.testing.assert_array_equal(again.decide_batch(rows), routes)
+    if not policy.upper_bound:
+        assert again.node() == policy.node(), f"policy {name}: the node differs for the same seed"
+
+
+def _simulate(cfg: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    runs, metrics = simulate_config(cfg)
+    return requests_frame(runs), metrics
+
+
+def check_engines(bench: Bench, name: str) -> None:
+    """The simpy engine (always) and the fast path (for a stateless policy): no sensitive request
+    offloaded, every request accounted for, and the same records for the same seed."""
+    policy = make_policy(OmegaConf.create(policy_node(name)), bench.context(0))
+    engines = ["simpy", "fast"] if policy.stateless else ["simpy"]
+    for engine in engines:
+        cfg = bench.compose(f"sim.engine={engine}", policy=policy_node(name))
+        frame, metrics = _simulate(cfg)
+        assert metrics["sensitive_offloaded"] == 0, (name, engine)
+        assert len(frame) == N_REQUESTS, (name, engine)
+        if engine == "simpy":  # determinism of the records (the fast path equals simpy: test_sim_properties)
+            again, _ = _simulate(cfg)
+            pd.testing.assert_frame_equal(frame, again, obj=f"{name} on {engine}, same seed")
+
+
+def check_export_and_replay(bench: Bench, name: str, out: Path) -> None:
+    """An upper bound is refused in one line; any other policy exports as a bundle, and a run
+    simulated through that bundle replays through it with 0 mismatches."""
+    cfg = bench.compose(f"out={out / 'bundle'}", *FAST_EXPORT, policy=policy_node(name))
+    if needs_router(cfg.policy):  # it (or, for load_aware, its inner policy) scores with a router
+        with open_dict(cfg):
+            cfg.run_dir = str(bench.router_for(name))
+    if POLICIES.get(name).upper_bound:
+        with pytest.raises(RouterLabError) as info:
+            export(cfg)
+        assert "\n" not in str(info.value) and name in str(info.value) and "not deployable" in str(info.value)
+        assert not (out / "bundle").exists()
+        return
+    export(cfg)
+    bundle = load_bundle(out / "bundle")
+    run = out / "run"
+    cfg = bench.compose(f"bundle={out / 'bundle'}")
+    runs, metrics = simulate_config(cfg)
+    assert metrics["sensitive_offloaded"] == 0
+    run.mkdir(parents=True)
+    requests_frame(runs).to_parquet(run / "requests.parquet", index=False)
+    atomic_write_json(run / "metrics.json", metrics)
+    OmegaConf.save(cfg, run / "config.yaml")
+    result = replay(run, bundle, datasets_dir=str(bench.datasets_dir))
+    assert result["n"] == N_REQUESTS and result["mismatches"] == 0, (name, result.get("first_mismatch"))
+
+
+POLICY_CHECKS = (check_schema_holds_every_default, check_offline, check_engines)
+
+
+def run_policy_checks(bench: Bench, name: str, out: Path) -> None:
+    """Every check, in order (what a new policy passes to join the comparisons)."""
+    for check in POLICY_CHECKS:
+        check(bench, name)
+    check_export_and_replay(bench, name, out)

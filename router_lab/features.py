@@ -17,9 +17,9 @@ from router_lab.errors import RouterLabError
 from router_lab.registry import Registry
 
 FeatureMode = Callable[[Dataset], tuple[np.ndarray, tuple[str, ...]]]
-# The numeric modes register below; the text modes in router_lab.train.text, imported on first lookup.
-FEATURE_MODES: Registry[FeatureMode] = Registry("feature mode", field="feature mode",
-                                                modules=("router_lab.train.text",))
+# The numeric modes register below; the text modes in router_lab.train.text (every module of
+# router_lab.train is imported on the first lookup).
+FEATURE_MODES: Registry[FeatureMode] = Registry("feature mode", field="feature mode", modules=("router_lab.train",))
 # What a router learns (`router.label`): the expected gain of escalating (default, measured best on
 # digits and GSM8K), whether the cloud wins, or whether the device is wrong (the old default).
 # Registered below with their label functions (ROUTING_LABELS); LABELS is their names.

@@ -9,6 +9,7 @@ shared dataset, trained routers and config composer) and the policy's name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from router_lab.config import CONF_DIR, register_configs
+from router_lab.config import CONF_DIR, all_schemas, register_configs
+from router_lab.data.builders import build_dataset
+from router_lab.data.config import SyntheticConfig
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.export.bundle import needs_router
@@ -30,10 +34,13 @@ from router_lab.policies.base import PolicyContext, Route
 from router_lab.policies.config import PolicyConfig
 from router_lab.policies.registry import POLICIES, make_policy
 from router_lab.registry import schema_defaults
+from router_lab.report.progress import sweep_job_overrides
 from router_lab.runtime.bundle import load_bundle
 from router_lab.runtime.policy import Signals
 from router_lab.sim.commands import requests_frame, simulate_config
 from router_lab.sim.replay import replay
+from router_lab.train.artifacts import save_trained_router
+from router_lab.train.fit import train_router
 
 N_ROWS = 600  # the synthetic dataset every check uses (25 sensitive rows at seed 0)
 N_REQUESTS = 300  # per simulated run
@@ -175,3 +182,63 @@ def run_policy_checks(bench: Bench, name: str, out: Path) -> None:
     for check in POLICY_CHECKS:
         check(bench, name)
     check_export_and_replay(bench, name, out)
+
+
+# -- completeness: the files a registered entry needs ---------------------------------------------
+REPO_CONF = CONF_DIR.relative_to(CONF_DIR.parent.parent)  # router_lab/conf, for messages
+COMPARISONS = ("compare_policies", "compare_policies_onnx")
+
+
+def conf_file(group: str, name: str) -> Path:
+    path = CONF_DIR / group / f"{name}.yaml"
+    assert path.is_file(), f"{REPO_CONF}/{group}/{name}.yaml is missing: every registered {group} needs its config file"
+    return path
+
+
+def defaults_of(path: Path) -> list[str]:
+    entries = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])
+    return [d if isinstance(d, str) else next(iter(d)) for d in entries]
+
+
+@functools.cache
+def composed(group: str, option: str) -> Any:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=[f"{group}={option}"])
+
+
+@functools.cache
+def swept_policies(preset: str) -> frozenset[str]:
+    """The policies a comparison preset's sweep runs (its jobs' policy choices)."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        sweep = compose("config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
+        return frozenset(o.split("=", 1)[1] for job in sweep_job_overrides(sweep) for o in job
+                         if o.split("=", 1)[0] in ("policy", "+experiment/onnx_policy"))
+
+
+def check_policy_files(name: str) -> None:
+    """conf/policy/<name>.yaml naming the policy's schema, the schema in Hydra's ConfigStore, the
+    ONNX comparison's arm conf/experiment/onnx_policy/<name>.yaml, and both comparisons sweeping it."""
+    entry = POLICIES.entry(name)
+    path = conf_file("policy", name)
+    schema = entry.schema or PolicyConfig
+    expected = "schema_policy" if schema is PolicyConfig else f"schema_{name}"
+    assert expected in defaults_of(path), f"{REPO_CONF}/policy/{name}.yaml: its defaults list must name {expected}"
+    assert (expected, schema) in [(n, s) for g, n, s in all_schemas() if g == "policy"], \
+        f"policy {name}: {expected} is not in Hydra's ConfigStore"
+    conf_file("experiment/onnx_policy", name)  # its arm of compare_policies_onnx
+    assert composed("policy", name).policy.name == name, path
+    for preset in COMPARISONS:
+        assert name in swept_policies(preset), f"{REPO_CONF}/experiment/{preset}.yaml does not sweep policy {name}"
+
+
+def make_bench(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Bench:
+    """The small synthetic dataset (built once) and a logistic router per feature mode."""
+    dataset = build_dataset(SyntheticConfig(name="conformance", n_rows=N_ROWS), datasets_dir)
+    routers = {}
+    for mode in ("input", "input+confidence"):
+        folder = tmp_path_factory.mktemp(f"conformance_{mode.replace('+', '_')}")
+        save_trained_router(train_router(dataset, None, None, mode, 0), folder)
+        routers[mode] = folder
+    return Bench(datasets_dir, dataset, routers)

@@ -13,63 +13,40 @@ the same registry (``offered_estimators()``), so that cost is not paid twice.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from conformance import (
+    REPO_CONF,
     Bench,
     check_engines,
     check_export_and_replay,
     check_offline,
+    check_policy_files,
     check_schema_holds_every_default,
+    composed,
+    conf_file,
+    defaults_of,
+    make_bench,
 )
 from hydra import compose, initialize_config_dir
 
 from router_lab.config import CONF_DIR, all_schemas, register_configs
 from router_lab.data.builders import BUILDERS, resolve_dataset
-from router_lab.data.config import SyntheticConfig
 from router_lab.data.contract import validate_frame
 from router_lab.extensions import EXTENSION_POINTS
-from router_lab.policies.config import PolicyConfig
 from router_lab.policies.registry import POLICIES
 from router_lab.registry import Registry
-from router_lab.report.progress import sweep_job_overrides
 from router_lab.sim.arrivals import ARRIVALS, arrival_times
 from router_lab.sim.scenario import scenario_from_config
-from router_lab.train.artifacts import save_trained_router
 from router_lab.train.estimators import ESTIMATORS
-from router_lab.train.fit import train_router
 from router_lab.train.thresholds import TARGETS
-
-REPO_CONF = CONF_DIR.relative_to(CONF_DIR.parent.parent)  # router_lab/conf, for messages
-COMPARISONS = ("compare_policies", "compare_policies_onnx")
 
 
 @pytest.fixture(scope="module")
 def bench(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Bench:
-    from router_lab.data.builders import build_dataset
-
-    dataset = build_dataset(SyntheticConfig(name="conformance", n_rows=600), datasets_dir)
-    routers = {}
-    for mode in ("input", "input+confidence"):
-        folder = tmp_path_factory.mktemp(f"conformance_{mode.replace('+', '_')}")
-        save_trained_router(train_router(dataset, None, None, mode, 0), folder)
-        routers[mode] = folder
-    return Bench(datasets_dir, dataset, routers)
-
-
-def conf_file(group: str, name: str) -> Path:
-    path = CONF_DIR / group / f"{name}.yaml"
-    assert path.is_file(), f"{REPO_CONF}/{group}/{name}.yaml is missing: every registered {group} needs its config file"
-    return path
-
-
-def defaults_of(path: Path) -> list[str]:
-    return [d if isinstance(d, str) else next(iter(d)) for d in (yaml.safe_load(path.read_text()) or {}).get("defaults", [])]
+    return make_bench(datasets_dir, tmp_path_factory)
 
 
 # -- policies -----------------------------------------------------------------------------------
@@ -95,34 +72,7 @@ def test_policy_exports_or_refuses_and_replays(bench: Bench, name: str, tmp_path
 
 @pytest.mark.parametrize("name", POLICIES.names())
 def test_policy_has_its_config_file_schema_and_comparison_slots(name: str) -> None:
-    entry = POLICIES.entry(name)
-    path = conf_file("policy", name)
-    schema = entry.schema or PolicyConfig
-    expected = "schema_policy" if schema is PolicyConfig else f"schema_{name}"
-    assert expected in defaults_of(path), f"{REPO_CONF}/policy/{name}.yaml: its defaults list must name {expected}"
-    assert (expected, schema) in [(n, s) for g, n, s in all_schemas() if g == "policy"], \
-        f"policy {name}: {expected} is not in Hydra's ConfigStore"
-    conf_file("experiment/onnx_policy", name)  # its arm of compare_policies_onnx
-    assert composed("policy", name).policy.name == name, path
-    for preset in COMPARISONS:
-        assert name in swept_policies(preset), f"{REPO_CONF}/experiment/{preset}.yaml does not sweep policy {name}"
-
-
-@functools.cache
-def composed(group: str, option: str) -> Any:
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=[f"{group}={option}"])
-
-
-@functools.cache
-def swept_policies(preset: str) -> frozenset[str]:
-    """The policies a comparison preset's sweep runs (its jobs' policy choices)."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        sweep = compose("config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
-        return frozenset(o.split("=", 1)[1] for job in sweep_job_overrides(sweep) for o in job
-                         if o.split("=", 1)[0] in ("policy", "+experiment/onnx_policy"))
+    check_policy_files(name)
 
 
 # -- estimators, targets, datasets, workloads ----------------------------------------------------

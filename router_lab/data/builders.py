@@ -33,11 +33,10 @@ class BuiltDataset:
 Builder = Callable[[Any, np.random.Generator], BuiltDataset]
 
 
-# dataset.kind -> builder; each builder's module registers it with @BUILDERS.register("kind").
-BUILDERS: Registry[Builder] = Registry("dataset builder", field="dataset.kind",
-                                       error="{field}: got {name!r}; expected one of {options} to build",
-                                       modules=("router_lab.data.digits", "router_lab.data.importers",
-                                                "router_lab.data.synthetic"))
+# dataset.kind -> builder; each builder's module registers it with @BUILDERS.register("kind"), and
+# every module of router_lab.data is imported on the first lookup (a new one registers itself).
+BUILDERS: Registry[Builder] = Registry("dataset builder", field="dataset.kind", modules=("router_lab.data",),
+                                       error="{field}: got {name!r}; expected one of {options} to build")
 
 
 def _check_fractions(fractions: list[float]) -> np.ndarray:

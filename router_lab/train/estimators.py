@@ -31,9 +31,9 @@ from router_lab.train.config import (
 )
 
 EstimatorFactory = Callable[[dict[str, Any], int], BaseEstimator]
-# The built-ins register below; the text router's module (router_lab.train.text) on first lookup.
-ESTIMATORS: Registry[EstimatorFactory] = Registry("estimator", field="router.name",
-                                                  modules=("router_lab.train.text",))
+# The built-ins register below; every module of router_lab.train (the text router's, a new one) is
+# imported on the first lookup.
+ESTIMATORS: Registry[EstimatorFactory] = Registry("estimator", field="router.name", modules=("router_lab.train",))
 DEFAULT_ESTIMATOR = "logistic"
 # isotonic is for offline use only: skl2onnx 1.20 converts it as a nearest-point lookup, not
 # scikit-learn's interpolation, so `router-lab export` refuses such a router (with the reason).

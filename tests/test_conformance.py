@@ -35,6 +35,7 @@ from hydra import compose, initialize_config_dir
 from router_lab.config import CONF_DIR, all_schemas, register_configs
 from router_lab.data.builders import BUILDERS, resolve_dataset
 from router_lab.data.contract import validate_frame
+from router_lab.errors import RouterLabError
 from router_lab.extensions import EXTENSION_POINTS
 from router_lab.policies.registry import POLICIES
 from router_lab.registry import Registry
@@ -156,3 +157,26 @@ def test_every_registered_option_has_a_help_summary(point) -> None:  # noqa: ANN
 
 def test_schemas_in_the_store_are_dataclasses() -> None:
     assert all(dataclasses.is_dataclass(node) for _, _, node in all_schemas())
+
+
+def test_a_new_runtime_kind_is_one_registration() -> None:
+    """A rule the runtime lacks registers its kind; policy.json then validates and builds with it."""
+    from router_lab.runtime.policy import CLOUD, FixedPolicy, Request, Signals
+    from router_lab.runtime.spec import (
+        KINDS,
+        POLICY_FORMAT,
+        build_policy,
+        register_kind,
+        validate_spec,
+    )
+
+    document = {"format": POLICY_FORMAT, "schema_version": 1, "policy": {"kind": "cloud_copy", "params": {}},
+                "scoring": {"source": None}, "provenance": {}}
+    with pytest.raises(RouterLabError, match="cloud_copy"):
+        validate_spec(document, "policy.json")
+    register_kind("cloud_copy", {}, lambda p, inner, scorer: FixedPolicy(CLOUD, "cloud_copy", scorer))
+    try:
+        policy = build_policy(validate_spec(document, "policy.json")["policy"])
+        assert policy.decide(Request(), Signals()).route == CLOUD
+    finally:
+        KINDS.unregister("cloud_copy")

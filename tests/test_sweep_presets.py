@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from router_lab.cli import CONF_DIR
 from router_lab.config import register_configs
-from router_lab.policies.registry import POLICIES
+from router_lab.policies.registry import POLICIES, router_policies
 from router_lab.report.progress import sweep_job_overrides
 from router_lab.sim.scenario import scenario_from_config
 
@@ -22,7 +22,7 @@ PRESETS = {  # preset: (jobs, the swept keys); the comparisons: one job per regi
     "outage": (16, {"policy", "network.mean_down_s"}),
     "device_sweep": (12, {"device", "policy"}),
 }
-LEARNED = ("learned", "learned_cascade", "budget")
+LEARNED = router_policies()  # the policies that score with a trained router
 
 
 @pytest.fixture(scope="module", autouse=True)

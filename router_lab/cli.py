@@ -96,7 +96,7 @@ def policies_help() -> str:
     ``COMMAND --help``, whose imports are heavier)."""
     from router_lab.extensions import EXTENSION_POINTS
 
-    point = EXTENSION_POINTS[0]
+    point = next(p for p in EXTENSION_POINTS if p.group == "policy")
     return "\n".join([f"{point.title}:", *(f"  {line}" for line in point.help_lines())])
 
 

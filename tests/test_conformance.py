@@ -180,3 +180,42 @@ def test_a_new_runtime_kind_is_one_registration() -> None:
         assert policy.decide(Request(), Signals()).route == CLOUD
     finally:
         KINDS.unregister("cloud_copy")
+
+
+def test_help_lists_every_registered_option_with_its_summary() -> None:
+    from router_lab.cli import usage
+    from router_lab.extensions import options_help
+
+    top, full = usage(), options_help()
+    for entry in POLICIES.entries():
+        assert f"{entry.name}  " in top and entry.summary in top, entry.name
+    for point in EXTENSION_POINTS:
+        for line in point.help_lines():
+            assert line in full, (point.registry, line)
+
+
+def test_a_parameter_without_a_default_must_be_set() -> None:
+    """make_policy fills defaults from the schema only; one it lacks is a one-line error, not a TypeError."""
+    from dataclasses import dataclass
+
+    from omegaconf import OmegaConf
+
+    from router_lab.policies.base import Policy, PolicyContext
+    from router_lab.policies.config import PolicyConfig
+    from router_lab.policies.registry import make_policy, register_policy
+
+    @dataclass
+    class NeedsShare(PolicyConfig):
+        name: str = "needs_share"
+        share: float | None = None
+
+    class Strict(Policy):
+        def __init__(self, context, share, weight):  # noqa: ANN001 - a throw-away policy
+            super().__init__(context)
+
+    register_policy("needs_share", schema=NeedsShare, summary="throw-away")(Strict)
+    try:
+        with pytest.raises(RouterLabError, match="policy needs_share: missing parameter 'weight'"):
+            make_policy(OmegaConf.create({"name": "needs_share"}), PolicyContext(None, np.random.default_rng(0)))
+    finally:
+        POLICIES.unregister("needs_share")

@@ -52,6 +52,9 @@ def make_policy(cfg: Any, context: PolicyContext) -> Policy:
     if unknown:
         raise RouterLabError(f"policy {cfg.name}: got parameter {unknown[0]!r}; expected one of "
                              f"{', '.join(accepted) or '(none)'}")
-    defaults = schema_defaults(entry.schema or PolicyConfig)
-    return cls(context, **{p: params[p] if p in params else defaults[p] for p in accepted
-                           if p in params or p in defaults})
+    values = {**schema_defaults(entry.schema or PolicyConfig), **params}
+    missing = [p for p in accepted if p not in values]
+    if missing:
+        raise RouterLabError(f"policy {cfg.name}: missing parameter {missing[0]!r}; its schema gives it "
+                             "no default, so the config must set it")
+    return cls(context, **{p: values[p] for p in accepted})

@@ -32,7 +32,8 @@ from _table import emit  # noqa: E402
 
 from router_lab.data.builders import build_dataset  # noqa: E402
 from router_lab.data.config import DigitsConfig  # noqa: E402
-from router_lab.policies import PolicyContext, make_policy  # noqa: E402
+from router_lab.policies.base import PolicyContext  # noqa: E402
+from router_lab.policies.registry import make_policy  # noqa: E402
 from router_lab.sim.engine_fast import run_fast  # noqa: E402
 from router_lab.sim.engine_simpy import run_simpy  # noqa: E402
 from router_lab.sim.reference import run_reference  # noqa: E402

@@ -84,8 +84,20 @@ def usage() -> str:
     lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
     lines += ["", "Arguments after the command are Hydra overrides (group=option, key=value); ",
               "'-m' runs a multirun sweep; 'router-lab COMMAND --help' lists the config groups.",
-              "Hydra: --hydra-help, --info [searchpath|defaults|…], -sc install=bash (completion)."]
+              "Hydra: --hydra-help, --info [searchpath|defaults|…], -sc install=bash (completion).", "",
+              policies_help(), "",
+              "'router-lab COMMAND --help' also lists the routers, targets, datasets, workloads, feature",
+              "modes, labels, importers and export targets, each with its summary."]
     return "\n".join(lines)
+
+
+def policies_help() -> str:
+    """The policies with their summaries (their registry; the other extension points are listed by
+    ``COMMAND --help``, whose imports are heavier)."""
+    from router_lab.extensions import EXTENSION_POINTS
+
+    point = next(p for p in EXTENSION_POINTS if p.group == "policy")
+    return "\n".join([f"{point.title}:", *(f"  {line}" for line in point.help_lines())])
 
 
 def split_command(argv: list[str]) -> tuple[str, Command, list[str]]:

@@ -84,7 +84,8 @@ def first_job(overrides: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def quiet_help(args: list[str]) -> Iterator[None]:
-    """Hide internal schema options from ``--help`` (and from completion's suggestions)."""
+    """Hide internal schema options from ``--help`` (and from completion's suggestions); after
+    ``--help``, list every registered option with its summary (:mod:`router_lab.extensions`)."""
     if not any(a in ("--help", "-h", "-sc", "--shell-completion") for a in args):
         yield
         return
@@ -93,7 +94,12 @@ def quiet_help(args: list[str]) -> Iterator[None]:
         with contextlib.redirect_stdout(buffer):
             yield
     finally:
-        sys.stdout.write(hide_internal_options(buffer.getvalue()))
+        text = hide_internal_options(buffer.getvalue())
+        if text and any(a in ("--help", "-h") for a in args):
+            from router_lab.extensions import options_help
+
+            text = f"{text.rstrip()}\n\n{options_help()}\n"
+        sys.stdout.write(text)
         sys.stdout.flush()
 
 

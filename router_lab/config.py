@@ -1,7 +1,9 @@
 """Structured configs: the top-level `Config` and every group's schemas, registered with Hydra.
 
 Each stage owns the dataclasses of its own config group (``router_lab/<stage>/config.py`` lists
-them in ``SCHEMAS``); this module gathers them into Hydra's ConfigStore.  A group option in
+them in ``SCHEMAS``); the `policy` group's come from its registry (each policy names its schema
+in its ``@register_policy`` line, so a new policy module needs no list to be edited).  This module
+gathers them into Hydra's ConfigStore.  A group option in
 ``router_lab/conf/<group>/<option>.yaml`` names its schema in its defaults list, so a typo in a key or a wrong
 type is an error before anything runs.
 """
@@ -17,7 +19,6 @@ from hydra.core.config_store import ConfigStore
 from router_lab.data.config import SCHEMAS as DATA_SCHEMAS
 from router_lab.export.config import SCHEMAS as EXPORT_SCHEMAS
 from router_lab.export.config import ExportSection
-from router_lab.policies.config import SCHEMAS as POLICY_SCHEMAS
 from router_lab.report.config import SCHEMAS as REPORT_SCHEMAS
 from router_lab.report.config import ReportSection
 from router_lab.search.config import SearchSection
@@ -76,14 +77,26 @@ class Config:
     command: str = ""  # set by the CLI: which subcommand runs
 
 
-ALL_SCHEMAS: list[tuple[str, str, type]] = [
-    *DATA_SCHEMAS, *TRAIN_SCHEMAS, *POLICY_SCHEMAS, *SIM_SCHEMAS, *EXPORT_SCHEMAS, *REPORT_SCHEMAS,
-    *TRACKING_SCHEMAS,
-]
+def registry_schemas() -> list[tuple[str, str, type]]:
+    """The `policy` group's schemas, from the policy registry: ``schema_policy`` (no parameters)
+    and ``schema_<name>`` for each policy registered with a schema of its own."""
+    from router_lab.policies.config import PolicyConfig
+    from router_lab.policies.registry import POLICIES
+
+    out: list[tuple[str, str, type]] = [("policy", "schema_policy", PolicyConfig)]
+    out += [("policy", f"schema_{e.name}", e.schema) for e in POLICIES.entries()
+            if e.schema is not None and e.schema is not PolicyConfig]
+    return out
+
+
+def all_schemas() -> list[tuple[str, str, type]]:
+    """(group, name, dataclass) of every schema in Hydra's ConfigStore."""
+    return [*DATA_SCHEMAS, *TRAIN_SCHEMAS, *registry_schemas(), *SIM_SCHEMAS, *EXPORT_SCHEMAS,
+            *REPORT_SCHEMAS, *TRACKING_SCHEMAS]
 
 
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    for group, name, node in ALL_SCHEMAS:
+    for group, name, node in all_schemas():
         cs.store(group=group, name=name, node=node)

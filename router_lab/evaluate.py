@@ -27,7 +27,8 @@ from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.features import cloud_wins, default_modes, outcome_strata
 from router_lab.io import atomic_path, run_dir
-from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import PolicyContext
+from router_lab.policies.registry import make_policy
 from router_lab.report import steps
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
 from router_lab.train.bootstrap import percentile_interval, resample_counts, weighted_metrics

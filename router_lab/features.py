@@ -1,6 +1,6 @@
 """Router inputs and labels: what a router sees for a feature mode, and what it learns to predict.
 
-Modes are a registry (``FEATURE_MODES``): ``input`` (the request's own features, known before the
+Modes are a registry (``FEATURE_MODES``, a :class:`router_lab.registry.Registry`): ``input`` (the request's own features, known before the
 device runs) and ``input+confidence`` (plus the device model's confidence features, for cascades).
 """
 
@@ -14,19 +14,22 @@ import numpy as np
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
+from router_lab.registry import Registry
 
 FeatureMode = Callable[[Dataset], tuple[np.ndarray, tuple[str, ...]]]
-FEATURE_MODES: dict[str, FeatureMode] = {}
+# The numeric modes register below; the text modes in router_lab.train.text (every module of
+# router_lab.train is imported on the first lookup).
+FEATURE_MODES: Registry[FeatureMode] = Registry("feature mode", field="feature mode", modules=("router_lab.train",))
 # What a router learns (`router.label`): the expected gain of escalating (default, measured best on
 # digits and GSM8K), whether the cloud wins, or whether the device is wrong (the old default).
-LABELS = ("expected_gain", "win", "device_wrong")
+# Registered below with their label functions (ROUTING_LABELS); LABELS is their names.
+ROUTING_LABELS: Registry[Callable[..., RoutingLabels]] = Registry("label", field="router.label")
 DEFAULT_LABEL = "expected_gain"
 
 
-def register_feature_mode(name: str, build: FeatureMode) -> FeatureMode:
+def register_feature_mode(name: str, build: FeatureMode, summary: str = "") -> FeatureMode:
     """Add a mode: ``build(dataset) -> (X, column names)`` (the text engineer adds ``text``)."""
-    FEATURE_MODES[name] = build
-    return build
+    return FEATURE_MODES.register(name, build, summary=summary)
 
 
 def _input(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -45,13 +48,8 @@ def _input_confidence(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
     return dataset.features(columns), columns
 
 
-register_feature_mode("input", _input)
-register_feature_mode("input+confidence", _input_confidence)
-
-
-def load_plugins() -> None:
-    """Import the modules that register further modes and estimators (the text router)."""
-    import router_lab.train.text  # noqa: F401
+register_feature_mode("input", _input, summary="the request's own numeric features (known before the device runs)")
+register_feature_mode("input+confidence", _input_confidence, summary="input plus the device model's confidence features")
 
 
 def default_modes(router_name: str, dataset: Dataset) -> list[str]:
@@ -64,18 +62,12 @@ def default_modes(router_name: str, dataset: Dataset) -> list[str]:
 
 
 def offered_modes() -> list[str]:
-    load_plugins()
-    return sorted(FEATURE_MODES)
+    return FEATURE_MODES.names()
 
 
 def router_inputs(dataset: Dataset, mode: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """The router's input matrix (float32 for numeric modes) and its column names, in order."""
-    if mode not in FEATURE_MODES:
-        load_plugins()
-    build = FEATURE_MODES.get(mode)
-    if build is None:
-        raise RouterLabError(f"feature mode: got {mode!r}; expected one of {', '.join(offered_modes())}")
-    return build(dataset)
+    return FEATURE_MODES.get(mode)(dataset)
 
 
 def quality_gain(dataset: Dataset) -> np.ndarray:
@@ -128,19 +120,31 @@ def _expected_gain_labels(gain: np.ndarray) -> RoutingLabels:
     return RoutingLabels(rows=rows, y=y, weight=weight)
 
 
+@ROUTING_LABELS.register("expected_gain", summary="the expected gain of escalating (weighted rows)")
+def _expected_gain(dataset: Dataset, margin: float, rows: np.ndarray) -> RoutingLabels:
+    sub = _expected_gain_labels(quality_gain(dataset)[rows])
+    return RoutingLabels(rows=rows[sub.rows], y=sub.y, weight=sub.weight)
+
+
+@ROUTING_LABELS.register("win", summary="whether the cloud's answer beats the device's by margin")
+def _win(dataset: Dataset, margin: float, rows: np.ndarray) -> RoutingLabels:
+    return RoutingLabels(rows=rows, y=cloud_wins(dataset, margin)[rows], weight=None)
+
+
+@ROUTING_LABELS.register("device_wrong", summary="whether the device's answer is wrong")
+def _device_wrong(dataset: Dataset, margin: float, rows: np.ndarray) -> RoutingLabels:
+    return RoutingLabels(rows=rows, y=device_wrong(dataset, margin)[rows], weight=None)
+
+
+LABELS = tuple(ROUTING_LABELS.names())
+
+
 def routing_labels(dataset: Dataset, label: str = DEFAULT_LABEL, margin: float = 0.0,
                    rows: np.ndarray | None = None) -> RoutingLabels:
-    """The training target of ``label`` (see :data:`LABELS`) on ``rows`` (all rows when None);
-    the returned ``rows`` index the dataset."""
+    """The training target of ``label`` (see :data:`ROUTING_LABELS`) on ``rows`` (all rows when
+    None); the returned ``rows`` index the dataset."""
     rows = np.arange(len(dataset)) if rows is None else np.asarray(rows)
-    if label == "expected_gain":
-        sub = _expected_gain_labels(quality_gain(dataset)[rows])
-        return RoutingLabels(rows=rows[sub.rows], y=sub.y, weight=sub.weight)
-    if label == "win":
-        return RoutingLabels(rows=rows, y=cloud_wins(dataset, margin)[rows], weight=None)
-    if label == "device_wrong":
-        return RoutingLabels(rows=rows, y=device_wrong(dataset, margin)[rows], weight=None)
-    raise RouterLabError(f"router.label: got {label!r}; expected one of {', '.join(LABELS)}")
+    return ROUTING_LABELS.get(label)(dataset, margin, rows)
 
 
 def exported_router_inputs(dataset: Dataset, metadata: dict[str, Any], source: str) -> np.ndarray:

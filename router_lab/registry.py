@@ -18,6 +18,7 @@ loader to edit, and importing a registry stays cheap until it is used.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Iterator
@@ -39,6 +40,24 @@ class Entry(Generic[T]):
     summary: str = ""  # one line for ``--help``; default: the first line of the object's docstring
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def defaults(self) -> dict[str, Any]:
+        """The schema's defaults (see :func:`schema_defaults`); ``{}`` without a schema."""
+        return schema_defaults(self.schema) if self.schema is not None else {}
+
+
+def schema_defaults(schema: type) -> dict[str, Any]:
+    """The default of every field of a config dataclass that has one, ``name`` excluded: the one
+    place an entry's defaults live (its ``__init__`` or factory repeats none)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        if f.name == "name":
+            continue
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
 
 def _first_line(obj: Any) -> str:
     doc = getattr(obj, "__doc__", None) or ""
@@ -48,9 +67,11 @@ def _first_line(obj: Any) -> str:
 class Registry(Generic[T]):
     """Names → entries for one extension point (see the module docstring)."""
 
-    def __init__(self, kind: str, field: str, modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, field: str, modules: tuple[str, ...] = (),
+                 error: str = "{field}: got {name!r}; expected one of {options}") -> None:
         self.kind = kind  # what an entry is, for messages: "policy", "estimator", ...
         self.field = field  # the config field that names an entry, for messages: "policy.name"
+        self.error = error  # the unknown-name message: a format string of field, name, options
         self.modules = tuple(modules)
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = not self.modules
@@ -92,7 +113,8 @@ class Registry(Generic[T]):
         self.load()
         found = self._entries.get(name) if isinstance(name, str) else None
         if found is None:
-            raise RouterLabError(f"{self.field}: got {name!r}; expected one of {', '.join(self.names())}")
+            raise RouterLabError(self.error.format(field=self.field, name=name,
+                                                   options=", ".join(self.names())))
         return found
 
     def get(self, name: Any) -> T:

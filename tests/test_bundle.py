@@ -17,14 +17,15 @@ from router_lab.config import register_configs
 from router_lab.errors import RouterLabError
 from router_lab.export.commands import export
 from router_lab.io import atomic_write_json, sha256_bytes
+from router_lab.policies.registry import POLICIES
 from router_lab.runtime.bundle import MANIFEST_FILE, load_bundle
 from router_lab.sim.commands import requests_frame, simulate_config
 from router_lab.sim.replay import replay
 from router_lab.train.artifacts import save_trained_router
 from router_lab.train.fit import train_router
 
-DEPLOYABLE = ["always_local", "always_cloud", "random", "confidence", "learned", "learned_cascade",
-              "budget", "load_aware", "load_aware_cascade"]
+# every registered policy that can ship (a new one joins), plus load_aware around the confidence cascade
+DEPLOYABLE = [e.name for e in POLICIES.entries() if not e.obj.upper_bound] + ["load_aware_cascade"]
 POLICY_OVERRIDES = {"load_aware_cascade": ["policy=load_aware", "policy.inner.name=confidence"]}
 SCENARIOS = {
     "normal": [],

@@ -6,19 +6,16 @@ A change of pins that breaks one estimator's conversion or parity fails here.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from router_lab.config import ALL_SCHEMAS
 from router_lab.data.contract import validate_frame
 from router_lab.export.config import ExportSection
 from router_lab.export.convert import RouterSpec, convert_router
 from router_lab.export.validate import validate_router
-from router_lab.train.estimators import offered_estimators
+from router_lab.train.estimators import ESTIMATORS, offered_estimators
 from router_lab.train.fit import train_router
 
 WORDS = ("add", "sum", "prove", "integral", "matrix", "count", "apples", "train", "speed", "prime")
@@ -26,12 +23,7 @@ WORDS = ("add", "sum", "prove", "integral", "matrix", "count", "apples", "train"
 
 def router_config(name: str) -> dict:
     """The `router` config option of that name with its defaults (router_lab/conf/router/<name>.yaml)."""
-    for group, _, cls in ALL_SCHEMAS:
-        if group == "router" and dataclasses.is_dataclass(cls):
-            defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls)}
-            if defaults.get("name") == name:
-                return defaults
-    return {"name": name}
+    return {"name": name, **ESTIMATORS.entry(name).defaults()}
 
 
 def text_dataset(n: int = 300, seed: int = 0):

@@ -11,8 +11,9 @@ import pytest
 from layout_probe import WIDTHS, assert_fits, layout, need_chromium
 from omegaconf import OmegaConf
 
-POLICIES = ["always_local", "always_cloud", "random", "confidence", "learned", "learned_cascade",
-            "load_aware", "budget", "oracle"]
+from router_lab.policies.registry import POLICIES as POLICIES_REGISTRY
+
+POLICIES = POLICIES_REGISTRY.names()  # the comparison sweeps every registered policy, in name order
 
 
 @pytest.fixture(scope="module")

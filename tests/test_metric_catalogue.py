@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 
 from router_lab import metric_catalogue as catalogue
 from router_lab.metric_catalogue import CATALOGUE, SUMMARY_FIELDS, Metric
-from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import PolicyContext
+from router_lab.policies.registry import make_policy
 from router_lab.report.build import MARKDOWN_METRICS, METRIC_COLUMNS, markdown_table
 from router_lab.report.html import OBJECTIVES, best_per_objective
 from router_lab.sim.engines import run

@@ -15,6 +15,7 @@ from search_case import CONFIDENCES, CONSTRAINTS, SCENARIO, THRESHOLDS
 
 from router_lab import api
 from router_lab.errors import RouterLabError
+from router_lab.policies.registry import router_policies
 from router_lab.runtime.bundle import load_bundle
 from router_lab.search.config import SearchSection
 from router_lab.search.feasibility import PENALTY, check_section, judge, parse_constraint
@@ -189,7 +190,7 @@ def test_search_presets_draw_trials_that_compose_to_valid_scenarios(preset: str)
             cfg = compose("config", overrides=overrides)
             scenario_from_config(cfg)
             kinds.add(cfg.policy.name)
-            if cfg.policy.name in ("learned", "learned_cascade", "budget"):
+            if cfg.policy.name in router_policies():
                 assert "routers" in str(cfg.policy.model_path)  # the router the search trained
             study.tell(trial, 0.0)
         assert len(kinds) >= 2

@@ -12,8 +12,9 @@ from test_sim_properties import accounting_checked_on_every_run  # noqa: F401 - 
 
 from router_lab import metric_catalogue as catalogue
 from router_lab.errors import RouterLabError
-from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import PolicyContext
 from router_lab.policies.basic import AlwaysLocal
+from router_lab.policies.registry import make_policy
 from router_lab.sim.engines import run
 from router_lab.sim.scenario import make_scenario
 

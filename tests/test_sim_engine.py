@@ -8,8 +8,8 @@ from omegaconf import OmegaConf
 from test_sim_properties import accounting_checked_on_every_run  # noqa: F401 - autouse fixture
 
 from router_lab.errors import RouterLabError
-from router_lab.policies import PolicyContext, make_policy
-from router_lab.policies.base import Policy, Route
+from router_lab.policies.base import Policy, PolicyContext, Route
+from router_lab.policies.registry import make_policy
 from router_lab.runtime.policy import NAN, Decision, RoutingPolicy
 from router_lab.sim.commands import simulate_config
 from router_lab.sim.draws import NEVER, NS_PER_S, draw

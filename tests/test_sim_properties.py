@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from router_lab.policies import PolicyContext, make_policy
-from router_lab.policies.base import Policy, Route
+from router_lab.policies.base import Policy, PolicyContext, Route
+from router_lab.policies.registry import make_policy
 from router_lab.runtime.policy import NAN, Decision, RoutingPolicy
 from router_lab.sim.audit import CHECKS
 from router_lab.sim.engine_fast import run_fast

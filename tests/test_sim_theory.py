@@ -14,7 +14,8 @@ import pytest
 from omegaconf import OmegaConf
 from test_sim_properties import accounting_checked_on_every_run  # noqa: F401 - autouse fixture
 
-from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import PolicyContext
+from router_lab.policies.registry import make_policy
 from router_lab.sim.engines import run
 from router_lab.sim.scenario import make_scenario
 

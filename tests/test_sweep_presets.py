@@ -10,18 +10,19 @@ from omegaconf import OmegaConf
 
 from router_lab.cli import CONF_DIR
 from router_lab.config import register_configs
+from router_lab.policies.registry import POLICIES, router_policies
 from router_lab.report.progress import sweep_job_overrides
 from router_lab.sim.scenario import scenario_from_config
 
-PRESETS = {  # preset: (jobs, the swept keys)
-    "compare_policies": (9, {"policy"}),
-    "compare_policies_onnx": (9, {"+experiment/onnx_policy"}),
+PRESETS = {  # preset: (jobs, the swept keys); the comparisons: one job per registered policy
+    "compare_policies": (len(POLICIES), {"policy"}),
+    "compare_policies_onnx": (len(POLICIES), {"+experiment/onnx_policy"}),
     "load_sweep": (30, {"policy", "workload.rate_per_s"}),
     "threshold_sweep": (20, {"policy", "policy.threshold"}),
     "outage": (16, {"policy", "network.mean_down_s"}),
     "device_sweep": (12, {"device", "policy"}),
 }
-LEARNED = ("learned", "learned_cascade", "budget")
+LEARNED = router_policies()  # the policies that score with a trained router
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -263,7 +263,8 @@ def test_cli_trains_and_exports_a_text_router_that_passes_the_gates(cli, gsm8k_c
 
 
 def test_simulator_routes_text_requests_and_tokens_set_cloud_cost(trained) -> None:
-    from router_lab.policies import PolicyContext, Route, make_policy
+    from router_lab.policies.base import PolicyContext, Route
+    from router_lab.policies.registry import make_policy
     from router_lab.sim.engines import run
     from router_lab.sim.scenario import make_scenario
 

@@ -21,6 +21,7 @@ from router_lab.data.contract import SPLITS, Dataset
 from router_lab.data.files import load_dataset_file, read_card, write_dataset
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_write_text
+from router_lab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,10 @@ class BuiltDataset:
 Builder = Callable[[Any, np.random.Generator], BuiltDataset]
 
 
-def _registry() -> dict[str, Builder]:
-    from router_lab.data.digits import build_digits
-    from router_lab.data.importers import build_routellm
-    from router_lab.data.synthetic import build_synthetic
-
-    return {"digits": build_digits, "synthetic": build_synthetic, "routellm": build_routellm}
+# dataset.kind -> builder; each builder's module registers it with @BUILDERS.register("kind"), and
+# every module of router_lab.data is imported on the first lookup (a new one registers itself).
+BUILDERS: Registry[Builder] = Registry("dataset builder", field="dataset.kind", modules=("router_lab.data",),
+                                       error="{field}: got {name!r}; expected one of {options} to build")
 
 
 def _check_fractions(fractions: list[float]) -> np.ndarray:
@@ -85,12 +84,7 @@ def default_path(cfg: Any, datasets_dir: str | Path) -> Path:
 
 def build_dataset(cfg: Any, datasets_dir: str | Path) -> Dataset:
     """Build a built-in dataset from its config and write it (and its artifacts) atomically."""
-    registry = _registry()
-    if cfg.kind not in registry:
-        raise RouterLabError(
-            f"dataset.kind: got {cfg.kind!r}; expected one of {', '.join(sorted(registry))} to build"
-        )
-    built = registry[cfg.kind](cfg, np.random.default_rng(int(cfg.seed)))
+    built = BUILDERS.get(cfg.kind)(cfg, np.random.default_rng(int(cfg.seed)))
     path = default_path(cfg, datasets_dir)
     for suffix, text in sorted(built.artifacts.items()):
         atomic_write_text(path.with_name(f"{path.name.rsplit('.', 1)[0]}.{suffix}"), text)

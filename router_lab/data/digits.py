@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from router_lab.data.builders import BuiltDataset, stratified_split
+from router_lab.data.builders import BUILDERS, BuiltDataset, stratified_split
 from router_lab.data.config import DigitsConfig
 from router_lab.data.contract import MAX_COST_USD
 from router_lab.errors import RouterLabError
@@ -124,6 +124,7 @@ def load_device_model(path: str | Path) -> LogisticRegression:
     return logistic_from_weights(classes, coef, intercept)
 
 
+@BUILDERS.register("digits", summary="scikit-learn digits: a small device model vs a large cloud one")
 def build_digits(cfg: DigitsConfig, rng: np.random.Generator) -> BuiltDataset:
     pixels, labels = load_digits(return_X_y=True)
     n = len(labels)

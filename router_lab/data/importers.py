@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router_lab.data.builders import BuiltDataset, stratified_split
+from router_lab.data.builders import BUILDERS, BuiltDataset, stratified_split
 from router_lab.data.contract import BASE_MODELS, MAX_COST_USD
 from router_lab.data.files import read_table
 from router_lab.errors import RouterLabError
+from router_lab.registry import Registry
 
 CHARS_PER_TOKEN = 4.0  # the common rule of thumb for English BPE tokenisers (~4 characters/token)
 BYTES_PER_TOKEN = 4  # for output_bytes when only a token count is known
@@ -363,19 +364,21 @@ def import_routerbench(path: str | Path, device_model: str | None, cloud_model: 
 
 
 Importer = Callable[..., BuiltDataset]
-IMPORTERS: dict[str, Importer] = {"routellm": import_routellm, "routerbench": import_routerbench}
+IMPORTERS: Registry[Importer] = Registry(
+    "importer", field="dataset import",
+    error="{field}: got importer {name!r}; expected one of {options} ('router-lab dataset import routellm path=...')")
+IMPORTERS.register("routellm", import_routellm, summary="RouteLLM's pairwise battle files")
+IMPORTERS.register("routerbench", import_routerbench, summary="RouterBench's per-model score table")
 
 
 def run_importer(name: str | None, path: str | None, device_model: str | None,
                  cloud_model: str | None, seed: int, **options: Any) -> BuiltDataset:
     """Look up an importer by name and run it (one-line errors for a missing name or path)."""
-    if name not in IMPORTERS:
-        raise RouterLabError(f"dataset import: got importer {name!r}; expected one of "
-                             f"{', '.join(sorted(IMPORTERS))} ('router-lab dataset import routellm path=...')")
+    importer = IMPORTERS.get(name)
     if not path:
         raise RouterLabError("dataset import: missing path=FILE_OR_DIR (a file, a folder or a glob)")
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
-    return IMPORTERS[name](path, device_model, cloud_model, rng, **options)
+    return importer(path, device_model, cloud_model, rng, **options)
 
 
 def import_command(cfg: Any) -> Any:
@@ -410,6 +413,7 @@ def resolve_source(source: str) -> str:
                          "expected a RouteLLM CSV file, folder or glob (set dataset.source=PATH)")
 
 
+@BUILDERS.register("routellm", summary="an imported RouteLLM benchmark (dataset=gsm8k)")
 def build_routellm(cfg: Any, rng: np.random.Generator) -> BuiltDataset:
     """The `routellm` dataset kind: import ``cfg.source`` when the dataset is first used."""
     built = import_routellm(resolve_source(str(cfg.source)), cfg.device_model, cfg.cloud_model, rng,

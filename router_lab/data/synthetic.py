@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from router_lab.data.builders import BuiltDataset, random_split
+from router_lab.data.builders import BUILDERS, BuiltDataset, random_split
 from router_lab.data.config import SyntheticConfig
 from router_lab.data.contract import BASE_MODELS, MAX_COST_USD, MODEL_NAME
 from router_lab.errors import RouterLabError
@@ -73,6 +73,7 @@ def ladder(cfg: SyntheticConfig) -> list[dict[str, Any]]:
     return out
 
 
+@BUILDERS.register("synthetic", summary="seeded synthetic requests (difficulty, drift, sensitive share)")
 def build_synthetic(cfg: SyntheticConfig, rng: np.random.Generator) -> BuiltDataset:
     _check(cfg)
     tiers = ladder(cfg)

@@ -31,33 +31,32 @@ from router_lab.runtime.spec import (
     validate_spec,
 )
 
-ROUTER_POLICIES = ("learned", "learned_cascade", "budget")
-
 
 def needs_router(policy_cfg: Any) -> bool:
     """Whether the configured policy scores with a trained router (load_aware: its inner's)."""
+    from router_lab.policies.registry import router_policies
+
     name = policy_cfg.name
     if name == "load_aware":
         inner = policy_cfg.inner
-        return (inner if isinstance(inner, str) else inner.name) in ROUTER_POLICIES
-    return name in ROUTER_POLICIES
+        return (inner if isinstance(inner, str) else inner.name) in router_policies()
+    return name in router_policies()
 
 
 def refuse_upper_bounds(policy_cfg: Any) -> None:
     """An upper-bound policy (the oracle) needs the answers: refused before any work is done."""
-    from router_lab.policies.registry import POLICIES, _load_builtin
+    from router_lab.policies.registry import POLICIES
 
-    _load_builtin()
     names = [policy_cfg.name]
     if policy_cfg.name == "load_aware":
         inner = policy_cfg.inner
         names.append(inner if isinstance(inner, str) else inner.name)
     for name in names:
-        cls = POLICIES.get(name)
+        cls = POLICIES.get(name) if name in POLICIES else None
         if cls is not None and cls.upper_bound:
+            deployable = [e.name for e in POLICIES.entries() if not e.obj.upper_bound]
             raise RouterLabError(f"policy {name}: not deployable (it needs the answers); expected one of "
-                                 "always_local, always_cloud, random, confidence, learned, "
-                                 "learned_cascade, budget, load_aware")
+                                 f"{', '.join(deployable)}")
 
 
 def configured_policy_for_export(cfg: DictConfig, dataset: Dataset, router: Any):  # noqa: ANN201

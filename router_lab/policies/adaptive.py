@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, PolicyContext
+from router_lab.policies.config import BudgetPolicyConfig, LoadAwarePolicyConfig
 from router_lab.policies.learned import LearnedPolicy
 from router_lab.policies.registry import make_policy, register_policy
 from router_lab.runtime.policy import LoadAwarePolicy as LoadAwareCore
@@ -30,15 +31,16 @@ def _inner_config(cfg: Any) -> DictConfig:
     raise RouterLabError(f"policy.inner: got {cfg!r}; expected a policy name or a mapping with 'name'")
 
 
-@register_policy("load_aware")
+@register_policy("load_aware", schema=LoadAwarePolicyConfig,
+                 summary="wraps another policy; local when the network is down, cloud under SLO pressure")
 class LoadAwarePolicy(Policy):
     """Wraps ``inner``: stays local while the network is down or the cloud has rejected
     ``backoff_rejections`` requests in the last ``backoff_window_s``; sends to the cloud when the
     predicted device time would break the SLO; otherwise does what ``inner`` says.  Offline (idle
     signals): ``inner``.  The device's units and mean service time come from the scenario."""
 
-    def __init__(self, context: PolicyContext, inner: Any = "learned", slo_ms: float | None = None,
-                 backoff_rejections: int = 1, backoff_window_s: float = 60.0) -> None:
+    def __init__(self, context: PolicyContext, inner: Any, slo_ms: float | None, backoff_rejections: int,
+                 backoff_window_s: float) -> None:
         super().__init__(context)
         inner_cfg = _inner_config(inner)
         if inner_cfg.name == "load_aware":
@@ -75,15 +77,15 @@ class LoadAwarePolicy(Policy):
         return self.inner.score_table
 
 
-@register_policy("budget")
+@register_policy("budget", schema=BudgetPolicyConfig, uses_router=True,
+                 summary="holds target_cloud_fraction online by moving its threshold")
 class BudgetPolicy(Policy):
     """Holds ``target_cloud_fraction`` online (the runtime's budget controller).  The step is
     ``step`` standard deviations of the router's validation scores; the starting threshold is the
     quantile of those scores that sends ``target`` of all requests (sensitive ones stay local)."""
 
-    def __init__(self, context: PolicyContext, target_cloud_fraction: float = 0.3, step: float = 0.2,
-                 mode: str | None = None, model_path: str | None = None, backend: str = "sklearn",
-                 onnx_path: str | None = None) -> None:
+    def __init__(self, context: PolicyContext, target_cloud_fraction: float, step: float,
+                 mode: str | None, model_path: str | None, backend: str, onnx_path: str | None) -> None:
         super().__init__(context)
         if not 0.0 <= target_cloud_fraction <= 1.0:
             raise RouterLabError(f"policy.target_cloud_fraction: got {target_cloud_fraction}; "
@@ -91,7 +93,7 @@ class BudgetPolicy(Policy):
         if not step > 0:
             raise RouterLabError(f"policy.step: got {step}; expected a positive step")
         self.learned = LearnedPolicy(context, mode=mode, model_path=model_path, backend=backend,
-                                     onnx_path=onnx_path)
+                                     onnx_path=onnx_path, threshold=None)
         self.target = float(target_cloud_fraction)
         self.initial_threshold, self.step = self._start(float(step))
 

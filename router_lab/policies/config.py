@@ -1,4 +1,9 @@
-"""Structured configs of the `policy` group (one dataclass per policy that has parameters)."""
+"""Structured configs of the `policy` group (one dataclass per policy that has parameters).
+
+Each policy names its dataclass in its ``@register_policy(name, schema=...)`` line; the ConfigStore
+registration (``router_lab.config.registry_schemas``) and the defaults ``make_policy`` fills in come
+from there.  A new policy may as well define its dataclass in its own module.
+"""
 
 from __future__ import annotations
 
@@ -60,13 +65,3 @@ class BudgetPolicyConfig(PolicyConfig):
     backend: str = "sklearn"
     onnx_path: str | None = None
 
-
-SCHEMAS: list[tuple[str, str, type]] = [
-    ("policy", "schema_policy", PolicyConfig),
-    ("policy", "schema_random", RandomPolicyConfig),
-    ("policy", "schema_confidence", ConfidencePolicyConfig),
-    ("policy", "schema_learned", LearnedPolicyConfig),
-    ("policy", "schema_learned_cascade", LearnedCascadePolicyConfig),
-    ("policy", "schema_load_aware", LoadAwarePolicyConfig),
-    ("policy", "schema_budget", BudgetPolicyConfig),
-]

@@ -18,6 +18,7 @@ from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.features import exported_router_inputs
 from router_lab.policies.base import PolicyContext
+from router_lab.policies.config import LearnedCascadePolicyConfig, LearnedPolicyConfig
 from router_lab.policies.registry import register_policy
 from router_lab.policies.scored import ScoredPolicy
 from router_lab.policies.seeds import child_seed
@@ -56,15 +57,15 @@ def onnx_scores(onnx_path: str, dataset: Dataset) -> tuple[np.ndarray, float, st
     return np.asarray(result.score, dtype=np.float64), float(device_router.threshold), device_router.mode
 
 
-@register_policy("learned")
+@register_policy("learned", schema=LearnedPolicyConfig, uses_router=True,
+                 summary="pre-routing: cloud when the trained router's score >= its threshold")
 class LearnedPolicy(ScoredPolicy):
     """Pre-routing: cloud when the router's score (what escalating is worth, per `router.label`) >= its threshold (input features only)."""
 
     default_mode: ClassVar[str] = "input"
 
-    def __init__(self, context: PolicyContext, mode: str | None = None, model_path: str | None = None,
-                 backend: str = "sklearn", onnx_path: str | None = None,
-                 threshold: float | None = None) -> None:
+    def __init__(self, context: PolicyContext, mode: str | None, model_path: str | None, backend: str,
+                 onnx_path: str | None, threshold: float | None) -> None:
         super().__init__(context)
         if backend not in BACKENDS:
             raise RouterLabError(f"policy.backend: got {backend!r}; expected one of {', '.join(BACKENDS)}")
@@ -91,7 +92,8 @@ class LearnedPolicy(ScoredPolicy):
         return self.router.scores_for(self.context.dataset)
 
 
-@register_policy("learned_cascade")
+@register_policy("learned_cascade", schema=LearnedCascadePolicyConfig, uses_router=True,
+                 summary="cascade: escalate on the router's score with the device's confidence")
 class LearnedCascadePolicy(LearnedPolicy):
     """Cascade: the device answers first; escalate when the router, which also sees the device's
     confidence features, scores at or above its threshold."""

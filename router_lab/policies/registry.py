@@ -1,4 +1,12 @@
-"""Policies by name: ``@register_policy("name")`` on a class, ``make_policy(cfg, context)`` to build."""
+"""Policies by name: ``@register_policy("name", schema=Config)`` on a class, ``make_policy(cfg, context)``
+to build one.
+
+:data:`POLICIES` is a :class:`router_lab.registry.Registry` that imports every module of
+``router_lab.policies`` before its first lookup, so a new module in the package registers itself.
+An entry's ``schema`` is its config dataclass: the Hydra ConfigStore schema of ``conf/policy/<name>.yaml``
+(``router_lab.config``) and the single place its defaults live — :func:`make_policy` fills every
+parameter the config leaves out from it, so a policy's ``__init__`` repeats none.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +15,46 @@ from typing import Any
 
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, PolicyContext
+from router_lab.policies.config import PolicyConfig
+from router_lab.registry import Registry, schema_defaults
 
-POLICIES: dict[str, type[Policy]] = {}
+POLICIES: Registry[type[Policy]] = Registry("policy", field="policy.name", modules=("router_lab.policies",))
 
 
-def register_policy(name: str):  # noqa: ANN201 - a class decorator
+def register_policy(name: str, *, schema: type = PolicyConfig, summary: str = "",  # noqa: ANN201 - a class decorator
+                    uses_router: bool = False):
+    """Register a policy class as ``name`` with its config dataclass ``schema`` (default: no
+    parameters).  ``uses_router``: it scores with a trained router (``model_path=`` applies to it,
+    `export` trains or loads one for it); ``summary``: the ``--help`` line (default: the class
+    docstring's first line)."""
+
     def decorate(cls: type[Policy]) -> type[Policy]:
         cls.name = name
-        POLICIES[name] = cls
+        POLICIES.register(name, cls, schema=schema, summary=summary, uses_router=uses_router)
         return cls
 
     return decorate
 
 
-def _load_builtin() -> None:
-    import router_lab.policies.adaptive  # noqa: F401 - registers load_aware, budget
-    import router_lab.policies.basic  # noqa: F401 - registers always_local, always_cloud, random
-    import router_lab.policies.learned  # noqa: F401 - registers learned, learned_cascade
-    import router_lab.policies.scored  # noqa: F401 - registers confidence, oracle
+def router_policies() -> list[str]:
+    """The policies that score with a trained router."""
+    return [e.name for e in POLICIES.entries() if e.meta.get("uses_router")]
 
 
 def make_policy(cfg: Any, context: PolicyContext) -> Policy:
-    """Build the policy named by ``cfg.name`` from its config (keys other than ``name``)."""
-    _load_builtin()
-    cls = POLICIES.get(cfg.name)
-    if cls is None:
-        raise RouterLabError(f"policy.name: got {cfg.name!r}; expected one of {', '.join(sorted(POLICIES))}")
+    """Build the policy named by ``cfg.name`` from its config: the keys other than ``name``, each
+    missing one taken from the policy's schema."""
+    entry = POLICIES.entry(cfg.name)
+    cls = entry.obj
     params = {k: v for k, v in dict(cfg).items() if k != "name"}
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "context")]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise RouterLabError(f"policy {cfg.name}: got parameter {unknown[0]!r}; expected one of "
                              f"{', '.join(accepted) or '(none)'}")
-    return cls(context, **params)
+    values = {**schema_defaults(entry.schema or PolicyConfig), **params}
+    missing = [p for p in accepted if p not in values]
+    if missing:
+        raise RouterLabError(f"policy {cfg.name}: missing parameter {missing[0]!r}; its schema gives it "
+                             "no default, so the config must set it")
+    return cls(context, **{p: values[p] for p in accepted})

@@ -14,6 +14,7 @@ import numpy as np
 
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, PolicyContext
+from router_lab.policies.config import ConfidencePolicyConfig
 from router_lab.policies.registry import register_policy
 from router_lab.runtime.policy import RoutingPolicy, ThresholdPolicy
 
@@ -35,7 +36,8 @@ class ScoredPolicy(Policy):
         return {"kind": self.name, "params": {"threshold": self.threshold}}
 
 
-@register_policy("confidence")
+@register_policy("confidence", schema=ConfidencePolicyConfig,
+                 summary="cascade: escalate when the device's confidence <= min_confidence")
 class ConfidencePolicy(ScoredPolicy):
     """Cascade: answer on the device, escalate when its confidence is at or below ``min_confidence``.
 
@@ -45,8 +47,7 @@ class ConfidencePolicy(ScoredPolicy):
 
     cascade = True
 
-    def __init__(self, context: PolicyContext, min_confidence: float = 0.8,
-                 column: str = "device_confidence") -> None:
+    def __init__(self, context: PolicyContext, min_confidence: float, column: str) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise RouterLabError(f"policy.min_confidence: got {min_confidence}; expected a number in [0, 1]")
         if column not in context.dataset.frame.columns:
@@ -59,7 +60,7 @@ class ConfidencePolicy(ScoredPolicy):
         return 1.0 - self.context.dataset.frame[self.column].to_numpy(dtype=np.float64)
 
 
-@register_policy("oracle")
+@register_policy("oracle", summary="UPPER BOUND, not deployable: cloud exactly when its answer is better")
 class OraclePolicy(ScoredPolicy):
     """UPPER BOUND, not deployable: knows both answers and sends a request to the cloud exactly when
     the cloud's answer is better.  Score = cloud quality - device quality."""

@@ -40,12 +40,15 @@ Describe = Callable[[Path], tuple[str | None, str | None]]
 def sweep_job_overrides(config: DictConfig) -> list[list[str]]:
     """Each job's overrides, as Hydra's basic sweeper will split them (sweeper params first)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     arguments = [f"{k}={v}" for k, v in params.items()]
     arguments += [str(x) for x in config.hydra.overrides.task]
-    overrides = OverridesParser.create().parse_overrides(arguments)
+    # the config loader lists a group's options for a glob(*) sweep (the comparison presets)
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    overrides = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 

@@ -15,9 +15,12 @@ The one definition of the file's schema (version 1).  Export writes it through
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from router_lab.errors import RouterLabError
+from router_lab.registry import Registry
 from router_lab.runtime.policy import (
     CLOUD,
     LOCAL,
@@ -49,44 +52,71 @@ def _number(value: Any, low: float | None = None, high: float | None = None, *, 
     return high is None or value <= high
 
 
-# kind -> {param: (check, what is expected)}; every parameter is required, no others allowed.
+@dataclass(frozen=True)
+class RuntimeKind:
+    """A decision rule the runtime can ship: its parameters (every one required, no others
+    allowed: name -> (check, what is expected)) and how a validated node becomes a policy."""
+
+    params: dict[str, tuple[Callable[[Any], bool], str]]
+    build: Callable[[dict[str, Any], RoutingPolicy | None, Scorer | None], RoutingPolicy]  # (params, inner, scorer)
+    score_source: str | None = None  # one of SCORE_SOURCES, or None (the policy uses no score)
+    fixed_threshold: bool = False  # its `threshold` is compiled into the router graph
+    wraps: bool = False  # it has an `inner` node (another kind) that it overrides
+
+
+# The shipped kinds, by name: a lab policy ships one of these (its ``node()``), so a new lab policy
+# that reuses a kind needs no runtime change; a new rule registers its kind here (numpy/stdlib only).
+KINDS: Registry[RuntimeKind] = Registry("runtime policy kind", field="policy.kind")
+
+
+def register_kind(name: str, params: dict[str, tuple[Callable[[Any], bool], str]],
+                  build: Callable[[dict[str, Any], RoutingPolicy | None, Scorer | None], RoutingPolicy],
+                  **options: Any) -> RuntimeKind:
+    return KINDS.register(name, RuntimeKind(params, build, **options))
+
+
 _FRACTION = (lambda v: _number(v, 0.0, 1.0), "a number in [0, 1]")
 _FINITE = (lambda v: _number(v), "a finite number")
-PARAMS: dict[str, dict[str, tuple[Any, str]]] = {
-    "always_local": {},
-    "always_cloud": {},
-    "random": {"p_cloud": _FRACTION, "seed": (lambda v: _number(v, 0, 2**63 - 1, integer=True), "an integer >= 0")},
-    "learned": {"threshold": _FINITE},
-    "learned_cascade": {"threshold": _FINITE},
-    "confidence": {"threshold": _FINITE},
-    "budget": {"target_cloud_fraction": _FRACTION,
-               "step": (lambda v: _number(v, 0.0, open_low=True), "a positive number"),
-               "initial_threshold": _FINITE},
-    "load_aware": {"slo_ms": (lambda v: v is None or _number(v, 0.0, open_low=True), "null or a positive number"),
-                   "service_ms": (lambda v: _number(v, 0.0), "a number >= 0"),
-                   "units": (lambda v: _number(v, 1, integer=True), "an integer >= 1"),
-                   "backoff_count": (lambda v: _number(v, 1, integer=True), "an integer >= 1"),
-                   "backoff_window_s": (lambda v: _number(v, 0.0, open_low=True), "a positive number")},
-}
-SCORED = {"learned": "router", "learned_cascade": "router", "budget": "router",
-          "confidence": "device_confidence"}
-DEPLOYABLE = tuple(PARAMS)
+_POSITIVE = (lambda v: _number(v, 0.0, open_low=True), "a positive number")
+register_kind("always_local", {}, lambda p, inner, scorer: FixedPolicy(LOCAL, "always_local", scorer))
+register_kind("always_cloud", {}, lambda p, inner, scorer: FixedPolicy(CLOUD, "always_cloud", scorer))
+register_kind("random", {"p_cloud": _FRACTION,
+                         "seed": (lambda v: _number(v, 0, 2**63 - 1, integer=True), "an integer >= 0")},
+              lambda p, inner, scorer: RandomPolicy(p["p_cloud"], p["seed"], scorer))
+for _kind, _source in (("learned", "router"), ("learned_cascade", "router"), ("confidence", "device_confidence")):
+    register_kind(_kind, {"threshold": _FINITE},
+                  lambda p, inner, scorer, kind=_kind: ThresholdPolicy(p["threshold"], cascade=kind != "learned",
+                                                                       kind=kind, scorer=scorer),
+                  score_source=_source, fixed_threshold=_source == "router")
+register_kind("budget", {"target_cloud_fraction": _FRACTION, "step": _POSITIVE, "initial_threshold": _FINITE},
+              lambda p, inner, scorer: BudgetPolicy(p["target_cloud_fraction"], p["step"], p["initial_threshold"],
+                                                    scorer),
+              score_source="router")
+register_kind("load_aware", {"slo_ms": (lambda v: v is None or _number(v, 0.0, open_low=True), "null or a positive number"),
+                             "service_ms": (lambda v: _number(v, 0.0), "a number >= 0"),
+                             "units": (lambda v: _number(v, 1, integer=True), "an integer >= 1"),
+                             "backoff_count": (lambda v: _number(v, 1, integer=True), "an integer >= 1"),
+                             "backoff_window_s": _POSITIVE},
+              lambda p, inner, scorer: LoadAwarePolicy(inner, p["slo_ms"], p["service_ms"], p["units"],
+                                                       p["backoff_count"], p["backoff_window_s"], scorer),
+              wraps=True)
 
 
-def _check_node(node: Any, where: str, source: str, nested: bool = False) -> None:
+def _check_node(node: Any, where: str, source: str, parent: str | None = None) -> None:
     if not isinstance(node, dict) or set(node) - {"kind", "params", "inner"} or "kind" not in node:
         raise RouterLabError(f"{source}: field '{where}' must be an object with 'kind', 'params' "
                              "(and 'inner' for load_aware)")
     kind = node["kind"]
-    if kind not in PARAMS:
+    if kind not in KINDS:
         raise RouterLabError(f"{source}: field '{where}.kind' is {kind!r}; expected one of "
-                             f"{', '.join(DEPLOYABLE)}")
-    if kind == "load_aware" and nested:
-        raise RouterLabError(f"{source}: field '{where}' is load_aware inside load_aware; expected another policy")
+                             f"{', '.join(KINDS.names())}")
+    rule = KINDS.get(kind)
+    if rule.wraps and parent:
+        raise RouterLabError(f"{source}: field '{where}' is {kind} inside {parent}; expected another policy")
     params = node.get("params")
     if not isinstance(params, dict):
         raise RouterLabError(f"{source}: field '{where}.params' must be an object")
-    expected = PARAMS[kind]
+    expected = rule.params
     unknown = sorted(set(params) - set(expected))
     missing = sorted(set(expected) - set(params))
     if unknown or missing:
@@ -96,19 +126,19 @@ def _check_node(node: Any, where: str, source: str, nested: bool = False) -> Non
     for key, (check, text) in expected.items():
         if not check(params[key]):
             raise RouterLabError(f"{source}: field '{where}.params.{key}' is {params[key]!r}; expected {text}")
-    if kind == "load_aware":
+    if rule.wraps:
         if "inner" not in node:
-            raise RouterLabError(f"{source}: field '{where}.inner' missing; load_aware wraps another policy")
-        _check_node(node["inner"], f"{where}.inner", source, nested=True)
+            raise RouterLabError(f"{source}: field '{where}.inner' missing; {kind} wraps another policy")
+        _check_node(node["inner"], f"{where}.inner", source, parent=kind)
     elif "inner" in node:
-        raise RouterLabError(f"{source}: field '{where}.inner' is only for load_aware")
+        wrappers = [n for n in KINDS.names() if KINDS.get(n).wraps]
+        raise RouterLabError(f"{source}: field '{where}.inner' is only for {', '.join(wrappers)}")
 
 
 def score_source(node: dict[str, Any]) -> str | None:
     """What computes this policy's score: the router graph, the device's confidence, or nothing."""
-    if node["kind"] == "load_aware":
-        return score_source(node["inner"])
-    return SCORED.get(node["kind"])
+    rule = KINDS.get(node["kind"])
+    return score_source(node["inner"]) if rule.wraps else rule.score_source
 
 
 def validate_spec(spec: Any, source: str) -> dict[str, Any]:
@@ -137,24 +167,14 @@ def validate_spec(spec: Any, source: str) -> dict[str, Any]:
 
 def build_policy(node: dict[str, Any], scorer: Scorer | None = None) -> RoutingPolicy:
     """A fresh policy from a validated ``policy`` node."""
-    kind, p = node["kind"], node["params"]
-    if kind in ("always_local", "always_cloud"):
-        return FixedPolicy(LOCAL if kind == "always_local" else CLOUD, kind, scorer)
-    if kind == "random":
-        return RandomPolicy(p["p_cloud"], p["seed"], scorer)
-    if kind in ("learned", "learned_cascade", "confidence"):
-        return ThresholdPolicy(p["threshold"], cascade=kind != "learned", kind=kind, scorer=scorer)
-    if kind == "budget":
-        return BudgetPolicy(p["target_cloud_fraction"], p["step"], p["initial_threshold"], scorer)
-    inner = build_policy(node["inner"], scorer)
-    return LoadAwarePolicy(inner, p["slo_ms"], p["service_ms"], p["units"], p["backoff_count"],
-                           p["backoff_window_s"], scorer)
+    rule = KINDS.get(node["kind"])
+    inner = build_policy(node["inner"], scorer) if rule.wraps else None
+    return rule.build(node["params"], inner, scorer)
 
 
 def policy_threshold(node: dict[str, Any]) -> float | None:
     """The fixed threshold a policy compares the router's score with (None: none fixed)."""
-    if node["kind"] == "load_aware":
+    rule = KINDS.get(node["kind"])
+    if rule.wraps:
         return policy_threshold(node["inner"])
-    if node["kind"] in ("learned", "learned_cascade"):
-        return float(node["params"]["threshold"])
-    return None
+    return float(node["params"]["threshold"]) if rule.fixed_threshold else None

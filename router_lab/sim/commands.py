@@ -23,7 +23,7 @@ from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_json, run_dir
 from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.bundled import BundlePolicy
-from router_lab.policies.registry import make_policy
+from router_lab.policies.registry import make_policy, router_policies
 from router_lab.runtime.bundle import Bundle, load_bundle
 from router_lab.sim.engines import run
 from router_lab.sim.metrics import summarize
@@ -74,9 +74,6 @@ def replication_seeds(seed: int, replications: int) -> list[tuple[np.random.Seed
     return [tuple(r.spawn(2)) for r in np.random.SeedSequence(int(seed)).spawn(replications)]
 
 
-LEARNED_POLICIES = ("learned", "learned_cascade", "budget")
-
-
 def policy_config(cfg: Any) -> Any:
     """``cfg.policy``, with the top-level ``model_path`` (if given) as its trained router's path
     (for ``load_aware``, its inner policy's); an error for a policy that uses no trained router."""
@@ -92,10 +89,10 @@ def policy_config(cfg: Any) -> Any:
         if isinstance(policy.get("inner"), str):
             policy.inner = {"name": policy.inner}
         node = policy.inner
-    if str(node.get("name")) not in LEARNED_POLICIES:
+    if str(node.get("name")) not in router_policies():
         raise RouterLabError(f"model_path: policy {policy.get('name')!r} uses no trained router; drop "
-                             "model_path or choose a learned policy (learned, learned_cascade, "
-                             "budget, load_aware)")
+                             f"model_path or choose a learned policy ({', '.join(router_policies())}, "
+                             "load_aware)")
     if node.get("model_path") not in (None, path):
         raise RouterLabError(f"model_path={path} and policy.model_path={node.get('model_path')}: "
                              "expected one router")

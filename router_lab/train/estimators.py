@@ -19,27 +19,36 @@ from sklearn.preprocessing import StandardScaler
 
 from router_lab.config import conf_hint
 from router_lab.errors import RouterLabError
-from router_lab.features import load_plugins
-from router_lab.train.config import ROUTER_KEYS, plain_config
+from router_lab.registry import Registry
+from router_lab.train.config import (
+    ROUTER_KEYS,
+    GbdtRouterConfig,
+    LogisticRouterConfig,
+    MlpRouterConfig,
+    RandomForestRouterConfig,
+    RouterConfig,
+    plain_config,
+)
 
 EstimatorFactory = Callable[[dict[str, Any], int], BaseEstimator]
-ESTIMATORS: dict[str, EstimatorFactory] = {}
-# Routers whose calibration wraps the Pipeline's last step rather than the whole Pipeline: the text
-# router, whose string-input steps skl2onnx's CalibratedClassifierCV converter cannot take (the
-# vectoriser is then fitted once on all training rows; the calibration folds refit the classifier).
-CALIBRATE_LAST_STEP: set[str] = set()
+# The built-ins register below; every module of router_lab.train (the text router's, a new one) is
+# imported on the first lookup.
+ESTIMATORS: Registry[EstimatorFactory] = Registry("estimator", field="router.name", modules=("router_lab.train",))
 DEFAULT_ESTIMATOR = "logistic"
 # isotonic is for offline use only: skl2onnx 1.20 converts it as a nearest-point lookup, not
 # scikit-learn's interpolation, so `router-lab export` refuses such a router (with the reason).
 CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
 
 
-def register_estimator(name: str, factory: EstimatorFactory,
-                       calibrate_last_step: bool = False) -> EstimatorFactory:
-    ESTIMATORS[name] = factory
-    if calibrate_last_step:
-        CALIBRATE_LAST_STEP.add(name)
-    return factory
+def register_estimator(name: str, factory: EstimatorFactory, calibrate_last_step: bool = False,
+                       summary: str = "", schema: type = RouterConfig) -> EstimatorFactory:
+    """Offer ``factory`` as the router ``name``.  ``calibrate_last_step``: calibration wraps the
+    Pipeline's last step rather than the whole Pipeline (the text router, whose string-input steps
+    skl2onnx's CalibratedClassifierCV converter cannot take: the vectoriser is then fitted once on
+    all training rows; the calibration folds refit the classifier).  ``schema``: the config
+    dataclass of ``conf/router/<name>.yaml``, whose defaults fill what a config leaves out."""
+    return ESTIMATORS.register(name, factory, schema=schema, summary=summary,
+                               calibrate_last_step=calibrate_last_step)
 
 
 def calibration_of(estimator: Any) -> str:
@@ -74,20 +83,20 @@ def random_forest(params: dict[str, Any], random_state: int) -> BaseEstimator:
 
 def mlp(params: dict[str, Any], random_state: int) -> BaseEstimator:
     params = dict(params)
-    params["hidden_layer_sizes"] = tuple(int(n) for n in params.get("hidden_layer_sizes", (32,)))
+    params["hidden_layer_sizes"] = tuple(int(n) for n in params["hidden_layer_sizes"])
     return make_pipeline(StandardScaler(), _build(MLPClassifier, params, random_state=random_state))
 
 
-register_estimator("logistic", logistic)
-register_estimator("gbdt", gbdt)
-register_estimator("random_forest", random_forest)
-register_estimator("mlp", mlp)
+register_estimator("logistic", logistic, schema=LogisticRouterConfig,
+                   summary="standardised logistic regression (the default)")
+register_estimator("gbdt", gbdt, schema=GbdtRouterConfig, summary="histogram gradient-boosted trees")
+register_estimator("random_forest", random_forest, schema=RandomForestRouterConfig, summary="random forest")
+register_estimator("mlp", mlp, schema=MlpRouterConfig, summary="standardised multi-layer perceptron")
 
 
 def offered_estimators() -> list[str]:
     """Every estimator name a `router` config may use (each converts with skl2onnx)."""
-    load_plugins()
-    return sorted(ESTIMATORS)
+    return ESTIMATORS.names()
 
 
 def estimator_params(router_cfg: Any) -> dict[str, Any]:
@@ -98,22 +107,18 @@ def estimator_params(router_cfg: Any) -> dict[str, Any]:
 def make_router_estimator(router_cfg: Any, random_state: int) -> BaseEstimator:
     """A fresh, unfitted estimator for a `router` config (with calibration when configured)."""
     router_cfg = plain_config(router_cfg)
-    name = str(router_cfg.get("name", DEFAULT_ESTIMATOR))
-    if name not in ESTIMATORS:
-        load_plugins()
-    factory = ESTIMATORS.get(name)
-    if factory is None:
-        raise RouterLabError(f"router.name: got {name!r}; expected one of {', '.join(offered_estimators())}")
-    estimator = factory(estimator_params(router_cfg), int(random_state))
-    method = str(router_cfg.get("calibration", "none"))
+    entry = ESTIMATORS.entry(str(router_cfg.get("name", DEFAULT_ESTIMATOR)))
+    router_cfg = {**entry.defaults(), **router_cfg}  # the schema's defaults for what is left out
+    estimator = entry.obj(estimator_params(router_cfg), int(random_state))
+    method = str(router_cfg["calibration"])
     if method not in CALIBRATION_METHODS:
         raise RouterLabError(f"router.calibration: got {method!r}; expected one of {', '.join(CALIBRATION_METHODS)}")
     if method == "none":
         return estimator
-    folds = int(router_cfg.get("calibration_cv", 3))
+    folds = int(router_cfg["calibration_cv"])
     if folds < 2:
         raise RouterLabError(f"router.calibration_cv: got {folds}; expected at least 2 folds")
-    if name in CALIBRATE_LAST_STEP and isinstance(estimator, Pipeline):
+    if entry.meta.get("calibrate_last_step") and isinstance(estimator, Pipeline):
         last_name, last = estimator.steps[-1]
         calibrated = CalibratedClassifierCV(last, method=method, cv=folds)
         return Pipeline([*estimator.steps[:-1], (last_name, calibrated)])

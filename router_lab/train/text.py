@@ -192,6 +192,7 @@ def text_category_inputs(dataset: Dataset) -> tuple[np.ndarray, tuple[str, ...]]
     return with_category(dataset.frame["category"].astype(str).to_numpy(dtype=object), texts), ("category", "text")
 
 
-register_feature_mode("text", text_inputs)
-register_feature_mode("text+category", text_category_inputs)
-register_estimator("text", make_text_router, calibrate_last_step=True)
+register_feature_mode("text", text_inputs, summary="the raw prompt text (the text router)")
+register_feature_mode("text+category", text_category_inputs, summary="the prompt with the request's category folded in")
+register_estimator("text", make_text_router, calibrate_last_step=True, schema=TextRouterConfig,
+                   summary="TF-IDF of the prompt text + logistic regression (text-only datasets)")

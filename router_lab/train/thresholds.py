@@ -22,10 +22,11 @@ import numpy as np
 from scipy import stats
 
 from router_lab.errors import RouterLabError
+from router_lab.registry import Registry
 from router_lab.train.curves import RoutingCurve
 
 TargetRule = Callable[[RoutingCurve, dict[str, Any]], int]  # -> index of the chosen curve point
-TARGETS: dict[str, TargetRule] = {}
+TARGETS: Registry[TargetRule] = Registry("target", field="target.name")
 DEFAULT_TARGET: dict[str, Any] = {"name": "budget", "max_cloud_fraction": 0.3}
 
 
@@ -37,12 +38,9 @@ class ThresholdChoice:
     guarantee: dict[str, Any] | None = None  # the bound that holds with prob >= 1 - delta, if asked
 
 
-def register_target(name: str) -> Callable[[TargetRule], TargetRule]:
-    def decorate(rule: TargetRule) -> TargetRule:
-        TARGETS[name] = rule
-        return rule
-
-    return decorate
+def register_target(name: str, summary: str = "") -> Callable[[TargetRule], TargetRule]:
+    """Offer ``rule(curve, target) -> index of the chosen point`` as ``target=name``."""
+    return TARGETS.register(name, summary=summary)
 
 
 def _number(target: dict[str, Any], key: str, low: float, high: float) -> float:
@@ -58,13 +56,13 @@ def _best(values: np.ndarray, feasible: np.ndarray) -> int:
     return int(np.argmax(masked >= masked.max() - 1e-12))
 
 
-@register_target("budget")
+@register_target("budget", summary="best quality with at most max_cloud_fraction sent")
 def _budget(curve: RoutingCurve, target: dict[str, Any]) -> int:
     limit = _number(target, "max_cloud_fraction", 0.0, 1.0)
     return _best(curve.quality, curve.cloud_fraction <= limit + 1e-12)
 
 
-@register_target("accuracy")
+@register_target("accuracy", summary="fewest sent reaching min_quality")
 def _accuracy(curve: RoutingCurve, target: dict[str, Any]) -> int:
     goal = _number(target, "min_quality", 0.0, 1.0)
     reached = np.flatnonzero(curve.quality >= goal - 1e-12)
@@ -78,7 +76,7 @@ def _accuracy(curve: RoutingCurve, target: dict[str, Any]) -> int:
     return int(reached[0])
 
 
-@register_target("tradeoff")
+@register_target("tradeoff", summary="best quality - cost_weight * cloud fraction")
 def _tradeoff(curve: RoutingCurve, target: dict[str, Any]) -> int:
     weight = _number(target, "cost_weight", 0.0, float("inf"))
     return _best(curve.quality - weight * curve.cloud_fraction, np.ones(len(curve.quality), bool))
@@ -162,9 +160,7 @@ def select_threshold(curve: RoutingCurve, target: dict[str, Any], n_rows: int | 
     """The threshold a target picks on ``curve`` (the validation curve of ``n_rows`` rows; needed
     with ``target.guarantee``, for binary (0/1) or score outcomes)."""
     name = target.get("name")
-    rule = TARGETS.get(str(name))
-    if rule is None:
-        raise RouterLabError(f"target.name: got {name!r}; expected one of {', '.join(sorted(TARGETS))}")
+    rule = TARGETS.get(name)
     guarantee = None
     if target.get("guarantee") is not None:
         if n_rows is None:

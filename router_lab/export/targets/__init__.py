@@ -19,6 +19,7 @@ import numpy as np
 from router_lab.errors import RouterLabError
 from router_lab.export.validate import held_out_mask, parity
 from router_lab.features import exported_router_inputs
+from router_lab.registry import Registry
 
 STATUSES = ("passed", "refused", "no-op", "skipped")
 
@@ -65,23 +66,17 @@ class TargetResult:
 
 
 Target = Callable[[TargetInput], TargetResult]
-TARGETS: dict[str, Target] = {}
+# Every module of this package is imported on first lookup: a new target module registers itself.
+TARGETS: Registry[Target] = Registry("export target", field="export.targets", modules=("router_lab.export.targets",))
 
 
-def register_target(name: str) -> Callable[[Target], Target]:
-    def add(function: Target) -> Target:
-        TARGETS[name] = function
-        return function
-    return add
-
-
-def _load_builtin() -> None:
-    from router_lab.export.targets import int8, onnx_target, ort_format, web  # noqa: F401 - register
+def register_target(name: str, summary: str = "") -> Callable[[Target], Target]:
+    """Offer ``function(TargetInput) -> TargetResult`` as ``export.targets=[name]``."""
+    return TARGETS.register(name, summary=summary)
 
 
 def known_targets() -> list[str]:
-    _load_builtin()
-    return sorted(TARGETS)
+    return TARGETS.names()
 
 
 def check_target_names(names: Any) -> list[str]:
@@ -189,7 +184,7 @@ def run_targets(names: Any, inp: TargetInput) -> tuple[dict[str, dict[str, Any]]
     reports: dict[str, dict[str, Any]] = {}
     files: list[TargetFile] = []
     for name in check_target_names(names):
-        result = TARGETS[name](inp)
+        result = TARGETS.get(name)(inp)
         written = list(result.files) if result.passed else []
         # files: what this target ships -- its own files, or (web, onnx) the router.onnx it validated
         shipped = {f.name: f.role for f in written} or result.report.get("files", {})

@@ -61,7 +61,7 @@ def quantize(model_bytes: bytes) -> bytes:
     return model.SerializeToString()
 
 
-@register_target("int8")
+@register_target("int8", summary="dynamic int8 quantisation: size vs decision agreement")
 def int8_target(inp: TargetInput) -> TargetResult:
     data = quantize(inp.model_bytes)
     ops = {n.op_type for n in onnx.load_from_string(data).graph.node}

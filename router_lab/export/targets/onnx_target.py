@@ -28,7 +28,7 @@ def python_runtime_figures(inp: TargetInput, model_bytes: bytes, source: str
     return score, decision, (timed.p50_us, timed.p99_us)
 
 
-@register_target("onnx")
+@register_target("onnx", summary="the ONNX graph under onnxruntime (Python, CPU): parity and latency")
 def onnx_target(inp: TargetInput) -> TargetResult:
     score, decision, latency = python_runtime_figures(inp, inp.model_bytes, f"{inp.model_stem}.onnx")
     report = judge(inp, "onnxruntime (Python, CPU)", ort.__version__, score, decision, latency=latency,

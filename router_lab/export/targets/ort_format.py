@@ -136,7 +136,7 @@ def package_notes(ops: dict[str, list[str]], usability: dict[str, Any]) -> list[
     return notes
 
 
-@register_target("ort")
+@register_target("ort", summary="the ORT format for onnxruntime-mobile, with its reduced-operator config")
 def ort_target(inp: TargetInput) -> TargetResult:
     stem = inp.model_stem
     data, config = convert_to_ort(inp.model_bytes, stem)

@@ -77,7 +77,7 @@ def run_harness(models: list[dict[str, Any]], latency_calls: int) -> dict[str, A
     return result
 
 
-@register_target("web")
+@register_target("web", summary="onnxruntime-web (WebAssembly) under Node: parity in a browser runtime")
 def web_target(inp: TargetInput) -> TargetResult:
     problem = harness_problem()
     if problem:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from router_lab.policies.base import Route
-from router_lab.sim.draws import NEVER, NS_PER_MS, Draws, RowSizes, timeout_ns
+from router_lab.sim.draws import NEVER, Draws, RowSizes, router_overhead_ns, timeout_ns
 from router_lab.sim.scenario import Scenario
 
 if TYPE_CHECKING:  # records imports this module
@@ -126,7 +126,7 @@ class _Context:
 
     def __init__(self, sc: Scenario, draws: Draws, sizes: RowSizes) -> None:
         self.sc, self.d, self.input_bytes = sc, draws, sizes.input_bytes
-        self.overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
+        self.overhead = router_overhead_ns(sc)
         self.timeout = timeout_ns(sc)
         self.energy = np.float32(sc.device.energy_per_inference_j)
         self.max_attempts = sc.network.max_retries + 1

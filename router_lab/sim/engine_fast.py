@@ -17,11 +17,9 @@ import numpy as np
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, Route
-from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.draws import NEVER, NS_PER_MS, Draws, attempts_begun, draw, retry_ns, timeout_ns
-from router_lab.sim.engine_simpy import WINDOW_NS, device_battery
-from router_lab.sim.load import check_load
-from router_lab.sim.records import Outcome, Records, Timeline, finish
+from router_lab.sim.core import WINDOW_NS, Setup, prepare
+from router_lab.sim.draws import NEVER, attempts_begun
+from router_lab.sim.records import Outcome, Records, Timeline
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import REJECTED, fifo_starts
 
@@ -87,12 +85,13 @@ def within_rate_limit(arrive_ns: np.ndarray, per_window: int) -> np.ndarray:
 
 
 class FastRun:
-    def __init__(self, sc: Scenario, draws: Draws, decisions: Decisions) -> None:
-        self.sc, self.d, self.dec = sc, draws, decisions
-        self.route = decisions.route
-        self.overhead_ns = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-        self.timeout_ns = timeout_ns(sc)
-        self.retry_ns = retry_ns(sc)
+    def __init__(self, setup: Setup) -> None:
+        self.sc, self.d, self.dec = setup.sc, setup.draws, setup.decisions
+        self.route = self.dec.route
+        self.overhead_ns = setup.constants.overhead_ns
+        self.timeout_ns = setup.constants.timeout_ns
+        self.retry_ns = setup.constants.retry_ns
+        self.battery = setup.constants.battery
         self.direct_mask = self.route == Route.CLOUD
         self.device_first = _indices(~self.direct_mask)
 
@@ -105,7 +104,7 @@ class FastRun:
             idx, enter = _merge(idx, enter, fb.index, fb.at_ns)
         service = d.device_service_ns[idx]
         tl.device_enter_ns[idx] = enter
-        start = fifo_starts(enter, service, dev.units, dev.queue_limit, device_battery(self.sc), scratch=True)
+        start = fifo_starts(enter, service, dev.units, dev.queue_limit, self.battery, scratch=True)
         refused = np.flatnonzero(start < 0)
         if refused.size:
             tl.end_ns[idx[refused]] = tl.device_enter_ns[idx[refused]]
@@ -257,9 +256,7 @@ def run_fast(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.rand
     if not policy.stateless:
         raise FastPathUnsupported(f"sim.engine=fast: policy {policy.name!r} decides from the system "
                                   "state; expected a stateless policy (use sim.engine=simpy or auto)")
-    draws = draw(sc, dataset, seed)
-    decisions = decide_up_front(policy, draws.row, dataset)
-    check_load(sc, draws, decisions)
-    timeline = FastRun(sc, draws, decisions).run()
-    return finish(timeline, draws, decisions.route, decisions.sensitive, sc, dataset,
-                  decisions.sensitive_blocked, "fast")
+    setup = prepare(sc, policy, dataset, seed)
+    timeline = FastRun(setup).run()
+    return setup.records(timeline, route=setup.decisions.route, engine="fast",
+                         sensitive_blocked=setup.decisions.sensitive_blocked)

@@ -15,34 +15,22 @@ import simpy
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, Route
-from router_lab.sim.decisions import decide_up_front
-from router_lab.sim.draws import (
-    NEVER,
-    NS_PER_MS,
-    NS_PER_S,
-    attempts_begun,
-    draw,
-    retry_ns,
-    timeout_ns,
-)
-from router_lab.sim.records import Outcome, Records, Timeline, finish
+from router_lab.sim.core import WINDOW_NS, prepare
+from router_lab.sim.draws import NEVER, attempts_begun
+from router_lab.sim.records import Outcome, Records, Timeline
 from router_lab.sim.scenario import Scenario
-
-WINDOW_NS = 60 * NS_PER_S
 
 
 def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence) -> Records:
     if sc.device.battery_j is not None or sc.device.queue_limit is not None or sc.cloud.queue_limit is not None:
         raise RouterLabError("the reference model has no battery or queue limits; set them to null")
-    d = draw(sc, dataset, seed)
-    dec = decide_up_front(policy, d.row, dataset)
+    setup = prepare(sc, policy, dataset, seed, load_check=False)
+    d, dec = setup.draws, setup.decisions
     env = simpy.Environment()
     device = simpy.Resource(env, sc.device.units)
     cloud = simpy.Resource(env, sc.cloud.units)
     tl = Timeline(len(d))
-    overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-    timeout = timeout_ns(sc)
-    retry = retry_ns(sc)
+    overhead, timeout, retry = setup.constants.overhead_ns, setup.constants.timeout_ns, setup.constants.retry_ns
     limiter = {"window": -1, "count": 0}
 
     def later(delay: int, i: int, last: bool = False) -> simpy.Event:
@@ -136,4 +124,4 @@ def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np
 
     env.process(source())
     env.run()
-    return finish(tl, d, dec.route, dec.sensitive, sc, dataset, dec.sensitive_blocked, "reference")
+    return setup.records(tl, route=dec.route, engine="reference", sensitive_blocked=dec.sensitive_blocked)

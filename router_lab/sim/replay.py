@@ -27,8 +27,8 @@ from router_lab.features import exported_router_inputs
 from router_lab.io import atomic_write_json, run_dir
 from router_lab.runtime.bundle import Bundle, load_bundle
 from router_lab.runtime.policy import IDLE, Outcome, Request, Route, Signals
+from router_lab.sim.core import FAIL, FINISH, session_lookup
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S
-from router_lab.sim.engine_simpy import FAIL, FINISH, session_lookup
 
 REPLAY_FILE = "replay.json"
 ANSWERED_BY = {"local": "local", "fallback": "local", "cloud": "cloud", "cascade": "cloud"}

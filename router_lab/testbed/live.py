@@ -414,8 +414,9 @@ class LiveRun:
         draws = replace(self.d, arrival_ns=self.arrival_ns)
         # the shaped upload replays the drawn attempts (loss and retries) of the request
         self.tl.attempts[:] = np.where(self.tl.sent, self.attempts, 0)
-        rec = finish(self.tl, draws, self.route, self.sensitive, self.sc, self.dataset,
-                     self.router.sensitive_blocked(), "testbed", self.log, audit_model=False)
+        rec = finish(timeline=self.tl, draws=draws, route=self.route, sensitive=self.sensitive, scenario=self.sc,
+                     dataset=self.dataset, sensitive_blocked=self.router.sensitive_blocked(), engine="testbed",
+                     decision_log=self.log, audit_model=False)
         outcome = rec.outcome
         by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
         by_device = (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)

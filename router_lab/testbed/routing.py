@@ -16,8 +16,8 @@ from router_lab.data.contract import Dataset
 from router_lab.policies.base import Policy, Route
 from router_lab.runtime.policy import Outcome as Learned
 from router_lab.runtime.policy import Signals
+from router_lab.sim.core import session_lookup
 from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.engine_simpy import session_lookup
 
 
 class LiveRouter:

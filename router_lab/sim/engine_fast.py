@@ -15,19 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from router_lab.data.contract import Dataset
-from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, Route
 from router_lab.sim.core import WINDOW_NS, Setup, prepare
 from router_lab.sim.draws import NEVER, attempts_begun
+from router_lab.sim.engines import ENGINES, FastPathUnsupported
 from router_lab.sim.records import Outcome, Records, Timeline
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import REJECTED, fifo_starts
 
 MAX_PASSES = 100
-
-
-class FastPathUnsupported(RouterLabError):
-    """The fast path cannot run this policy or scenario (the simpy engine can)."""
 
 
 @dataclass(frozen=True)
@@ -306,6 +302,7 @@ class FastRun:
                                   f"{MAX_PASSES} passes; use sim.engine=simpy")
 
 
+@ENGINES.register("fast")
 def run_fast(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence,
              progress: bool = False) -> Records:
     """Simulate ``sc`` under a stateless ``policy`` with the vectorised fast path."""

@@ -33,6 +33,7 @@ from router_lab.runtime.policy import REASON_CODES, Signals
 from router_lab.runtime.policy import Outcome as Learned
 from router_lab.sim.core import FAIL, FINISH, WINDOW_NS, Setup, prepare, session_lookup
 from router_lab.sim.draws import NEVER, NS_PER_MS, NS_PER_S, RowSizes, attempts_begun
+from router_lab.sim.engines import ENGINES
 from router_lab.sim.records import FAIL_ERRORS, DecisionLog, Outcome, Records, Timeline, cost_table
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import REJECTED, FifoStation
@@ -287,6 +288,7 @@ class SimpyRun:
         return self.tl
 
 
+@ENGINES.register("simpy")
 def run_simpy(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence,
               progress: bool = False) -> Records:
     """Simulate ``sc`` under ``policy`` with the event-driven engine."""

@@ -11,6 +11,14 @@ A :class:`Policy` is what the simulator and the offline evaluation hold.  It own
 
 ``decide_batch(rows)`` (offline evaluation, the fast path) and ``escalate(rows)`` go through the
 core's vectorised path for stateless policies, and one by one (with idle signals) otherwise.
+
+The sensitive rule — a sensitive request never leaves the device — has one owner on the lab side:
+this class.  :func:`sensitive_rows` is the one reading of the flag; :meth:`Policy.pinned` /
+:meth:`Policy.may_leave` give it per row to every entry point (``decide_batch``, ``escalate``,
+``offline_cloud``, the budget's reference rows), :meth:`Policy.decide` (the stateful engines' path)
+and :meth:`Policy.keep_local` (decisions taken up front) enforce it on what the core returned, and
+training and the report call :func:`sensitive_rows` where they hold a dataset but no policy.  The
+runtime core pins too (what ships); the simulator's audit only counts violations (a check).
 """
 
 from __future__ import annotations
@@ -23,10 +31,16 @@ import numpy as np
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
-from router_lab.runtime.policy import IDLE, Request, Route, RoutingPolicy, Signals
+from router_lab.runtime.policy import IDLE, Decision, Request, Route, RoutingPolicy, Signals
 from router_lab.runtime.spec import build_policy
 
-__all__ = ["Policy", "PolicyContext", "Route", "Signals"]
+__all__ = ["Policy", "PolicyContext", "Route", "Signals", "sensitive_rows"]
+
+
+def sensitive_rows(dataset: Dataset) -> np.ndarray:
+    """Per dataset row: whether it is sensitive, i.e. must never leave the device (bool array;
+    all False for a dataset without a ``sensitive`` column).  The one reading of the flag."""
+    return dataset.column_or("sensitive", False).astype(bool)
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ class Policy:
 
     def __init__(self, context: PolicyContext) -> None:
         self.context = context
-        self._sensitive = context.dataset.column_or("sensitive", False).astype(bool)
+        self._sensitive = sensitive_rows(context.dataset)
 
     # -- what ships -----------------------------------------------------------------------------
     def node(self) -> dict[str, Any]:
@@ -100,6 +114,35 @@ class Policy:
     def _scores_or_none(self, indices: np.ndarray) -> np.ndarray | None:
         return None if self.score_table is None else self.score_table[indices]
 
+    # -- the sensitive rule ---------------------------------------------------------------------
+    def pinned(self, indices: np.ndarray) -> np.ndarray:
+        """Per row: pinned to the device (sensitive), so its route is LOCAL and it never escalates."""
+        return self._sensitive[np.asarray(indices, dtype=np.int64)]
+
+    def may_leave(self, indices: np.ndarray) -> np.ndarray:
+        """Per row: may be answered by the cloud (not sensitive)."""
+        return ~self.pinned(indices)
+
+    @staticmethod
+    def keep_local(sensitive: np.ndarray, routes: np.ndarray | None, escalate: np.ndarray) -> int:
+        """The rule on decisions taken up front (in place): a ``sensitive`` request's route is LOCAL
+        and it never escalates.  Returns how many routes it had to change (0 when the core pinned
+        them, as the runtime does: a count of a core that did not)."""
+        escalate &= ~sensitive
+        if routes is None:
+            return 0
+        off_device = sensitive & (routes != Route.LOCAL)
+        routes[off_device] = Route.LOCAL
+        return int(off_device.sum())
+
+    def decide(self, request: Request, signals: Signals) -> tuple[Decision, bool]:
+        """One decision by the core (a stateful policy under load), the rule enforced: returns the
+        decision (LOCAL for a sensitive request) and whether the rule had to change it."""
+        decision = self.core.decide(request, signals)
+        if request.sensitive and decision.route != Route.LOCAL:
+            return decision._replace(route=Route.LOCAL), True
+        return decision, False
+
     # -- requests and decisions -----------------------------------------------------------------
     def request(self, row: int, sensitive: bool, session_id: str | None = None) -> Request:
         """The runtime request for dataset row ``row`` (its score precomputed, no index)."""
@@ -117,7 +160,7 @@ class Policy:
     def decide_batch(self, indices: np.ndarray) -> np.ndarray:
         """Routes (int8 :class:`Route`) for these rows in order, with no load (idle signals)."""
         indices = np.asarray(indices, dtype=np.int64)
-        pinned = self._sensitive[indices]
+        pinned = self.pinned(indices)
         if self.core.stateless:
             return self.core.decide_batch(self._scores_or_none(indices), pinned)
         core = self.core
@@ -127,7 +170,7 @@ class Policy:
     def escalate(self, indices: np.ndarray) -> np.ndarray:
         """For CASCADE routes: which requests go on to the cloud after the device answered."""
         indices = np.asarray(indices, dtype=np.int64)
-        return self.core.escalate_batch(self._scores_or_none(indices), self._sensitive[indices])
+        return self.core.escalate_batch(self._scores_or_none(indices), self.pinned(indices))
 
     def offline_cloud(self, indices: np.ndarray) -> np.ndarray:
         """Which of these requests the cloud answers offline (no load): CLOUD routes plus the
@@ -138,4 +181,4 @@ class Policy:
         cascade = np.flatnonzero(routes == Route.CASCADE)
         if cascade.size:
             cloud[cascade] = np.asarray(self.escalate(indices[cascade]), dtype=bool)
-        return cloud & ~self._sensitive[indices]
+        return cloud & self.may_leave(indices)

@@ -260,12 +260,10 @@ class SimpyRun:
         d = self.d
         busy, queued = self.device.busy(now), self.device.queue_length(now)
         up = not (self.has_outages and bool(d.network_down(now)))
-        decision = self.core.decide(request, Signals(now / NS_PER_S, busy, queued, up))
+        decision, overridden = self.policy.decide(request, Signals(now / NS_PER_S, busy, queued, up))
         self.signal_log.append((busy, queued, up, REASON_CODES[decision.reason]))
+        self.blocked += overridden  # the policy's sensitive rule changed the core's route
         route = int(decision.route)
-        if request.sensitive and route != LOCAL:  # the runtime pins these; never trust, always check
-            self.blocked += 1
-            route = LOCAL
         self.route[i] = route
         return route
 

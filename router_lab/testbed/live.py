@@ -252,7 +252,7 @@ class LiveRun:
         self.queue.put_nowait((i, future, now))
         start, done, outputs = await future
         tl.device_start_ns[i], tl.device_done_ns[i] = self.cfg(start), self.cfg(done)
-        if cascade and not self.sensitive[i] and self.router.escalate(i):
+        if cascade and self.router.escalate(i):  # (never a sensitive one: Policy.keep_local)
             await self.send(i, done, cascade=True)
         else:
             tl.end_ns[i] = self.cfg(done)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from router_lab.data.contract import Dataset
-from router_lab.policies.base import Policy, Route
+from router_lab.policies.base import Policy
 from router_lab.runtime.policy import Outcome as Learned
 from router_lab.runtime.policy import Signals
 from router_lab.sim.core import session_lookup
@@ -44,12 +44,9 @@ class LiveRouter:
         if not self.stateful:
             return int(self.decisions.route[i]), "batch"
         request = self.policy.request(row, sensitive, self.session_of(row))
-        decision = self.core.decide(request, signals)
-        route = int(decision.route)
-        if sensitive and route != int(Route.LOCAL):  # the runtime pins these; never trust, check
-            self.blocked += 1
-            route = int(Route.LOCAL)
-        return route, decision.reason
+        decision, overridden = self.policy.decide(request, signals)  # the policy's sensitive rule
+        self.blocked += overridden
+        return int(decision.route), decision.reason
 
     def escalate(self, i: int) -> bool:
         """After the device answered a CASCADE route: whether it goes on to the cloud."""

@@ -25,6 +25,7 @@ from router_lab.errors import RouterLabError
 from router_lab.features import cloud_wins, default_modes, outcome_strata
 from router_lab.io import atomic_path, run_dir
 from router_lab.policies import PolicyContext, make_policy
+from router_lab.policies.base import sensitive_rows
 from router_lab.report import steps
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
 from router_lab.train.bootstrap import percentile_interval, resample_counts, weighted_metrics
@@ -116,7 +117,7 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
     rows = np.sort(repeats[0][0].rows)
     helps = cloud_wins(dataset, label_margin)[rows]
     device_q, cloud_q = dataset.device_quality()[rows], dataset.cloud_quality()[rows]
-    allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
+    allowed = ~sensitive_rows(dataset)[rows]
     boot_seq = np.random.SeedSequence(int(seed)).spawn(3)[2]
     W = np.vstack([np.ones(len(rows)), resample_counts(len(rows), n_boot, np.random.default_rng(boot_seq))])
     names = _metric_names(pgr_fractions)
@@ -151,7 +152,7 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
 def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
     """The points of a policy's routing curve (all its scored rows pooled), for curves.csv and the plot."""
     rows = run.rows
-    allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
+    allowed = ~sensitive_rows(dataset)[rows]
     curve = routing_curve(run.scores, dataset.device_quality()[rows], dataset.cloud_quality()[rows], allowed)
     return pd.DataFrame({"policy": run.policy, "mode": run.mode, "threshold": curve.thresholds,
                          "cloud_fraction": curve.cloud_fraction, "quality": curve.quality,

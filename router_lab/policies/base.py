@@ -14,10 +14,11 @@ core's vectorised path for stateless policies, and one by one (with idle signals
 
 The sensitive rule — a sensitive request never leaves the device — has one owner on the lab side:
 this class.  :func:`sensitive_rows` is the one reading of the flag; :meth:`Policy.pinned` /
-:meth:`Policy.may_leave` give it per row to every entry point (``decide_batch``, ``escalate``,
-``offline_cloud``, the budget's reference rows), :meth:`Policy.decide` (the stateful engines' path)
-and :meth:`Policy.keep_local` (decisions taken up front) enforce it on what the core returned, and
-training and the report call :func:`sensitive_rows` where they hold a dataset but no policy.  The
+:meth:`Policy.may_leave` give it per row; every entry point enforces it on what the core returned
+(``decide_batch``, ``escalate``, ``offline_cloud``, :meth:`Policy.decide` for a stateful policy
+under load, :meth:`Policy.keep_local` for routes decided elsewhere, the budget's reference rows),
+counting in ``n_blocked`` what it had to keep local; training, evaluation and the report call
+:func:`sensitive_rows` where they hold a dataset but no policy.  The
 runtime core pins too (what ships); the simulator's audit only counts violations (a check).
 """
 
@@ -62,6 +63,7 @@ class Policy:
 
     name: ClassVar[str] = ""
     upper_bound: ClassVar[bool] = False  # knows the outcomes (oracle): a ceiling, not deployable
+    n_overridden: int = 0  # sensitive requests the core sent off the device and this class kept local
 
     def __init__(self, context: PolicyContext) -> None:
         self.context = context
@@ -123,25 +125,36 @@ class Policy:
         """Per row: may be answered by the cloud (not sensitive)."""
         return ~self.pinned(indices)
 
-    @staticmethod
-    def keep_local(sensitive: np.ndarray, routes: np.ndarray | None, escalate: np.ndarray) -> int:
-        """The rule on decisions taken up front (in place): a ``sensitive`` request's route is LOCAL
-        and it never escalates.  Returns how many routes it had to change (0 when the core pinned
-        them, as the runtime does: a count of a core that did not)."""
-        escalate &= ~sensitive
-        if routes is None:
-            return 0
-        off_device = sensitive & (routes != Route.LOCAL)
-        routes[off_device] = Route.LOCAL
-        return int(off_device.sum())
+    @property
+    def n_blocked(self) -> int:
+        """Sensitive requests this policy tried to send off the device and the rule kept there:
+        pinned by the runtime core, or (a core that ignored its pin) by this class."""
+        return self.core.n_blocked + self.n_overridden
 
-    def decide(self, request: Request, signals: Signals) -> tuple[Decision, bool]:
-        """One decision by the core (a stateful policy under load), the rule enforced: returns the
-        decision (LOCAL for a sensitive request) and whether the rule had to change it."""
+    def keep_local(self, sensitive: np.ndarray, routes: np.ndarray | None,
+                   escalate: np.ndarray | None = None) -> np.ndarray | None:
+        """The rule on routes decided elsewhere: ``routes`` with every ``sensitive`` request's route
+        LOCAL (a copy when one changes; each change counts in ``n_overridden``), and ``escalate``
+        cleared for them in place."""
+        if escalate is not None:
+            escalate &= ~sensitive
+        if routes is None:
+            return None
+        off_device = sensitive & (routes != Route.LOCAL)
+        if off_device.any():
+            routes = np.array(routes, copy=True)
+            routes[off_device] = Route.LOCAL
+            self.n_overridden += int(off_device.sum())
+        return routes
+
+    def decide(self, request: Request, signals: Signals = IDLE) -> Decision:
+        """One decision by the core (a stateful policy under load), the rule enforced: LOCAL for a
+        sensitive request (counted in ``n_overridden`` if the core did not pin it)."""
         decision = self.core.decide(request, signals)
         if request.sensitive and decision.route != Route.LOCAL:
-            return decision._replace(route=Route.LOCAL), True
-        return decision, False
+            self.n_overridden += 1
+            return decision._replace(route=Route.LOCAL)
+        return decision
 
     # -- requests and decisions -----------------------------------------------------------------
     def request(self, row: int, sensitive: bool, session_id: str | None = None) -> Request:
@@ -162,15 +175,15 @@ class Policy:
         indices = np.asarray(indices, dtype=np.int64)
         pinned = self.pinned(indices)
         if self.core.stateless:
-            return self.core.decide_batch(self._scores_or_none(indices), pinned)
-        core = self.core
-        return np.fromiter((int(core.decide(self.request(int(r), bool(p)), IDLE).route)
+            return self.keep_local(pinned, self.core.decide_batch(self._scores_or_none(indices), pinned))
+        return np.fromiter((int(self.decide(self.request(int(r), bool(p)), IDLE).route)
                             for r, p in zip(indices, pinned, strict=True)), dtype=np.int8, count=len(indices))
 
     def escalate(self, indices: np.ndarray) -> np.ndarray:
         """For CASCADE routes: which requests go on to the cloud after the device answered."""
         indices = np.asarray(indices, dtype=np.int64)
-        return self.core.escalate_batch(self._scores_or_none(indices), self.pinned(indices))
+        pinned = self.pinned(indices)
+        return np.asarray(self.core.escalate_batch(self._scores_or_none(indices), pinned), dtype=bool) & ~pinned
 
     def offline_cloud(self, indices: np.ndarray) -> np.ndarray:
         """Which of these requests the cloud answers offline (no load): CLOUD routes plus the

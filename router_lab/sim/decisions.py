@@ -25,17 +25,15 @@ class Decisions:
 
 
 def decide_up_front(policy: Policy, rows: np.ndarray, dataset: Dataset) -> Decisions:
-    """The stateless policy's routes and every request's escalation, with the policy's sensitive
-    rule applied to the run's own flags (:meth:`Policy.keep_local`)."""
+    """The stateless policy's routes and every request's escalation, the policy's sensitive rule
+    applied to the run's own flags too (:meth:`Policy.keep_local`)."""
     sensitive = sensitive_rows(dataset)[rows]
-    blocked = 0
+    before = policy.n_blocked
     route = None
     if policy.stateless:
-        before = policy.core.n_blocked
         route = np.asarray(policy.decide_batch(rows), dtype=np.int8).copy()
-        blocked = policy.core.n_blocked - before
     escalate = np.asarray(policy.escalate(rows), dtype=bool).copy()
     if route is not None:
         escalate &= route == Route.CASCADE
-    blocked += policy.keep_local(sensitive, route, escalate)
-    return Decisions(route, escalate, sensitive, int(blocked))
+    route = policy.keep_local(sensitive, route, escalate)
+    return Decisions(route, escalate, sensitive, policy.n_blocked - before)

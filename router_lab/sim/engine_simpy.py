@@ -86,7 +86,6 @@ class SimpyRun:
         self.rpm = sc.cloud.rate_limit_rpm
         self.window, self.window_count = -1, 0
         self.fail_mode = sc.sim.on_cloud_failure
-        self.blocked = decisions.sensitive_blocked
         self.stateful = decisions.route is None
         # For stateful policies only (kept off the hot path otherwise): what requesters will learn
         # (a heap of (time, FAIL|FINISH, request)) and what each decision saw.
@@ -260,9 +259,8 @@ class SimpyRun:
         d = self.d
         busy, queued = self.device.busy(now), self.device.queue_length(now)
         up = not (self.has_outages and bool(d.network_down(now)))
-        decision, overridden = self.policy.decide(request, Signals(now / NS_PER_S, busy, queued, up))
+        decision = self.policy.decide(request, Signals(now / NS_PER_S, busy, queued, up))  # the rule applied
         self.signal_log.append((busy, queued, up, REASON_CODES[decision.reason]))
-        self.blocked += overridden  # the policy's sensitive rule changed the core's route
         route = int(decision.route)
         self.route[i] = route
         return route
@@ -293,6 +291,6 @@ def run_simpy(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.ran
     setup = prepare(sc, policy, dataset, seed)
     sim = SimpyRun(setup, policy)
     timeline = sim.run(progress)
-    blocked = sim.blocked + (policy.core.n_blocked if sim.stateful else 0)
+    blocked = setup.decisions.sensitive_blocked + (policy.n_blocked if sim.stateful else 0)
     return setup.records(timeline, route=sim.route, engine="simpy", sensitive_blocked=blocked,
                          decision_log=sim.log)

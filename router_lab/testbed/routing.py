@@ -33,7 +33,7 @@ class LiveRouter:
         """Before the run: the batch routes of a stateless core, and every row's escalation."""
         self.decisions = decide_up_front(self.policy, rows, dataset)
         self.blocked = self.decisions.sensitive_blocked
-        self.n_blocked_before = self.core.n_blocked
+        self.n_blocked_before = self.policy.n_blocked
 
     @property
     def stateful(self) -> bool:
@@ -44,8 +44,7 @@ class LiveRouter:
         if not self.stateful:
             return int(self.decisions.route[i]), "batch"
         request = self.policy.request(row, sensitive, self.session_of(row))
-        decision, overridden = self.policy.decide(request, signals)  # the policy's sensitive rule
-        self.blocked += overridden
+        decision = self.policy.decide(request, signals)  # the policy's sensitive rule applied
         return int(decision.route), decision.reason
 
     def escalate(self, i: int) -> bool:
@@ -57,4 +56,4 @@ class LiveRouter:
             self.core.observe(outcome)
 
     def sensitive_blocked(self) -> int:
-        return self.blocked + (self.core.n_blocked - self.n_blocked_before if self.stateful else 0)
+        return self.blocked + (self.policy.n_blocked - self.n_blocked_before if self.stateful else 0)

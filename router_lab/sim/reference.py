@@ -1,7 +1,8 @@
 """A plain simpy model of the same deployment: one process per request, ``simpy.Resource`` queues.
 
 The textbook way to write the model, kept as the benchmark's baseline and as an independent check
-of the engine (same draws, same rules, nothing shared but the draws and the record derivation).
+of the engine (same draws, same rules, nothing shared but ``sim.core``'s setup — draws, up-front
+decisions, constants — and the record derivation).
 Supports everything except the device battery and queue limits on the stations.  It follows the
 shared network rules (``sim.draws``); simultaneous events run in simpy's own order, not by the
 engines' tie rule, so it is compared with the engine on scenarios without ties.

@@ -27,7 +27,7 @@ from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.features import cloud_wins, default_modes, outcome_strata
 from router_lab.io import atomic_path, run_dir
-from router_lab.policies.base import PolicyContext
+from router_lab.policies.base import PolicyContext, sensitive_rows
 from router_lab.policies.registry import make_policy
 from router_lab.report import steps
 from router_lab.train.artifacts import TrainedRouter, load_trained_router
@@ -133,7 +133,7 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
     rows = np.sort(repeats[0][0].rows)
     helps = cloud_wins(dataset, label_margin)[rows]
     device_q, cloud_q = dataset.device_quality()[rows], dataset.cloud_quality()[rows]
-    allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
+    allowed = ~sensitive_rows(dataset)[rows]
     boot_seq = np.random.SeedSequence(int(seed)).spawn(3)[2]
     W = np.vstack([np.ones(len(rows)), resample_counts(len(rows), n_boot, np.random.default_rng(boot_seq))])
     names = _metric_names(pgr_fractions)
@@ -208,7 +208,7 @@ def model_references(models: ModelTable, dataset: Dataset, W: np.ndarray, level:
 def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
     """The points of a policy's routing curve (all its scored rows pooled), for curves.csv and the plot."""
     rows = run.rows
-    allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
+    allowed = ~sensitive_rows(dataset)[rows]
     curve = routing_curve(run.scores, dataset.device_quality()[rows], dataset.cloud_quality()[rows], allowed)
     hull_x, hull_y = quality_cost_hull(curve.cloud_fraction, curve.quality, cost_range=(0.0, 1.0))
     return pd.DataFrame({"policy": run.policy, "mode": run.mode, "threshold": curve.thresholds,

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from test_sim_properties import accounting_checked_on_every_run  # noqa: F401 - autouse fixture
 
+import router_lab.sim
 from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, PolicyContext, Route
 from router_lab.policies.registry import make_policy
 from router_lab.runtime.policy import NAN, Decision, RoutingPolicy
+from router_lab.sim.arrivals import ARRIVALS, Arrivals
 from router_lab.sim.commands import simulate_config
+from router_lab.sim.config import BurstyWorkloadConfig, WorkloadConfig
+from router_lab.sim.decisions import decide_up_front
 from router_lab.sim.draws import NEVER, NS_PER_S, draw
 from router_lab.sim.engine_fast import run_fast
 from router_lab.sim.engine_simpy import run_simpy
-from router_lab.sim.engines import engine_name, run
+from router_lab.sim.engines import ENGINES, engine_choices, engine_name, run
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Outcome
 from router_lab.sim.scenario import make_scenario
@@ -232,3 +240,163 @@ def test_first_down_is_the_moment_a_transfer_is_cut(digits):
     np.testing.assert_array_equal(d.first_down(begins, ends), [int(x) for _, x in cases])
     late = int(d.outages.known_ns) + 10**12  # beyond what is drawn: drawn on demand, same answer twice
     assert d.first_down(late, late + 10**10) == d.first_down(np.array([late]), np.array([late + 10**10]))[0]
+
+
+# -- the engines' structure: one core, short functions, registries --------------------------------
+SIM = Path(router_lab.sim.__file__).parent
+MAX_LINES = 50
+
+
+def long_functions(source: str, limit: int = MAX_LINES) -> list[tuple[str, int]]:
+    """(name, lines) of every function (methods and nested ones too) longer than ``limit`` lines."""
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > limit]
+
+
+def test_no_function_in_the_simulator_is_longer_than_50_lines():
+    method = ["class A:", "    def f(self):", *[f"        x = {k}" for k in range(MAX_LINES - 1)]]
+    assert long_functions("\n".join(method)) == []  # 50 lines: allowed
+    assert long_functions("\n".join([*method, "        return x"])) == [("f", 51)]  # the check can fail
+    too_long = [f"{path.name}:{name}:{lines}" for path in sorted(SIM.glob("*.py"))
+                for name, lines in long_functions(path.read_text())]
+    assert not too_long, f"functions over {MAX_LINES} lines in router_lab/sim: {', '.join(too_long)}"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return names | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+def imported_names(path: Path, module: str) -> set[str]:
+    return {alias.name for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module == module for alias in node.names}
+
+
+ENGINE_MODULES = ("engine_simpy", "engine_fast", "reference")
+
+
+@pytest.mark.parametrize("name", ENGINE_MODULES)
+def test_no_engine_imports_another_and_each_takes_its_setup_from_the_core(name):
+    path = SIM / f"{name}.py"
+    imported = imported_modules(path)
+    others = {f"router_lab.sim.{other}" for other in ENGINE_MODULES if other != name}
+    assert not imported & others, f"{path.name} imports {sorted(imported & others)}"
+    assert "prepare" in imported_names(path, "router_lab.sim.core")
+    # the setup steps are the core's: no engine draws, decides up front or checks the load itself
+    assert not {"router_lab.sim.decisions", "router_lab.sim.load"} & imported, path.name
+    assert "draw" not in imported_names(path, "router_lab.sim.draws"), path.name
+    assert "finish" not in imported_names(path, "router_lab.sim.records"), path.name
+
+
+def test_engines_are_one_registry_that_the_scenario_check_and_run_use(digits):
+    assert ENGINES.names() == ["fast", "simpy"]
+    assert ENGINES.get("fast") is run_fast and ENGINES.get("simpy") is run_simpy
+    assert engine_choices() == ["fast", "simpy", "auto"]
+    with pytest.raises(RouterLabError, match=r"^sim.engine: got 'warp'; expected one of fast, simpy, auto$"):
+        make_scenario(sim={"engine": "warp"})
+    seeds = []
+
+    def warp(sc, policy, dataset, seed, progress=False):  # noqa: ANN001, ANN202 - a throw-away engine
+        seeds.append(seed)
+        return run_fast(sc, policy, dataset, seed)
+
+    ENGINES.register("warp", warp)
+    try:
+        sc = make_scenario(device={"service_mean_ms": 1.0}, sim={"engine": "warp", "n_requests": 300})
+        assert engine_choices() == ["fast", "simpy", "warp", "auto"]
+        rec = run(sc, policy(digits, "always_local"), digits, 3)
+        assert seeds == [3] and len(rec) == 300
+    finally:
+        ENGINES.unregister("warp")
+    with pytest.raises(RouterLabError, match="warp"):
+        run(sc, policy(digits, "always_local"), digits, 3)
+
+
+def test_workload_kinds_are_one_registry_with_their_schemas(digits):
+    assert ARRIVALS.names() == ["bursty", "diurnal", "poisson", "trace"]
+    assert ARRIVALS.entry("bursty").schema is BurstyWorkloadConfig
+    assert isinstance(make_scenario(workload={"kind": "bursty"}).workload, BurstyWorkloadConfig)
+    with pytest.raises(RouterLabError, match=r"^workload.kind: got 'steady'; expected one of bursty, diurnal, "
+                                             r"poisson, trace$"):
+        make_scenario(workload={"kind": "steady"})
+
+    @dataclass
+    class SteadyConfig(WorkloadConfig):
+        kind: str = "steady"
+        gap_s: float = 0.5
+
+    def steady(w, n_max, t_max_s, rng, dataset):  # noqa: ANN001, ANN202 - a throw-away workload
+        return Arrivals(np.arange(n_max) * w.gap_s)
+
+    ARRIVALS.register("steady", steady, schema=SteadyConfig)
+    try:
+        sc = make_scenario(workload={"kind": "steady", "gap_s": 0.25}, device={"service_mean_ms": 1.0},
+                           sim={"n_requests": 100})
+        assert isinstance(sc.workload, SteadyConfig)
+        rec = run_fast(sc, policy(digits, "always_local"), digits, 0)
+        np.testing.assert_array_equal(rec.arrival_ns, np.arange(100) * (NS_PER_S // 4))
+    finally:
+        ARRIVALS.unregister("steady")
+
+
+# -- the sensitive rule: the policy owns it, whatever its core does --------------------------------
+class IgnoresItsPin(RoutingPolicy):
+    """A broken core: everything to the cloud, sensitive or not (it skips the runtime's pinning)."""
+
+    kind = "ignores_its_pin"
+
+    def decide(self, request, signals=None) -> Decision:  # noqa: ANN001
+        return Decision(Route.CLOUD, NAN, "fixed")
+
+    def decide_batch(self, scores, pinned) -> np.ndarray:  # noqa: ANN001
+        return np.full(len(pinned), Route.CLOUD, dtype=np.int8)
+
+
+class StatefulIgnoresItsPin(IgnoresItsPin):
+    stateless = False
+
+
+class LeakyPolicy(Policy):
+    def __init__(self, context: PolicyContext, core: type[RoutingPolicy]) -> None:
+        super().__init__(context)
+        self.core_class = core
+
+    def make_core(self) -> RoutingPolicy:
+        return self.core_class()
+
+
+@pytest.mark.parametrize(("core", "engine"), [(IgnoresItsPin, run_fast), (IgnoresItsPin, run_simpy),
+                                              (StatefulIgnoresItsPin, run_simpy)])
+def test_the_policy_keeps_sensitive_requests_local_even_when_its_core_does_not(synthetic_small, core, engine):
+    sc = make_scenario(workload={"rate_per_s": 2.0}, cloud={"rate_limit_rpm": None}, sim={"n_requests": 1500})
+    leaky = LeakyPolicy(PolicyContext(synthetic_small, np.random.default_rng(0)), core)
+    rec = engine(sc, leaky, synthetic_small, 2)
+    assert rec.sensitive.sum() > 20
+    assert not rec.sent[rec.sensitive].any() and (rec.route[rec.sensitive] == Route.LOCAL).all()
+    assert rec.sent[~rec.sensitive].all()  # the core did send everything else
+    assert leaky.core.n_blocked == 0  # the core pinned nothing: the policy kept them all local
+    assert rec.sensitive_blocked == leaky.n_overridden == int(rec.sensitive.sum())
+
+
+def test_every_policy_entry_point_applies_the_rule_to_a_core_that_ignores_it(synthetic_small):
+    rows = np.arange(len(synthetic_small))
+    leaky = LeakyPolicy(PolicyContext(synthetic_small, np.random.default_rng(0)), IgnoresItsPin)
+    pinned = leaky.pinned(rows)
+    assert pinned.sum() > 50 and (leaky.may_leave(rows) == ~pinned).all()
+    routes = leaky.decide_batch(rows)
+    assert (routes[pinned] == Route.LOCAL).all() and (routes[~pinned] == Route.CLOUD).all()
+    assert not leaky.offline_cloud(rows)[pinned].any()
+    decision = leaky.decide(leaky.request(int(rows[pinned][0]), True))
+    assert decision.route == Route.LOCAL and decision.reason == "fixed"  # the core's reason, kept
+    assert leaky.n_overridden == pinned.sum() * 2 + 1  # decide_batch, offline_cloud's decide_batch, decide
+    # routes decided elsewhere (the engines' up-front decisions, with the run's own flags)
+    flags = np.array([True, False, True, False])
+    escalate = np.ones(4, dtype=bool)
+    kept = leaky.keep_local(flags, np.full(4, Route.CLOUD, dtype=np.int8), escalate)
+    np.testing.assert_array_equal(kept, np.where(flags, Route.LOCAL, Route.CLOUD))
+    np.testing.assert_array_equal(escalate, ~flags)
+    assert leaky.n_overridden == pinned.sum() * 2 + 1 + 2
+    decisions = decide_up_front(leaky, rows, synthetic_small)
+    assert (decisions.route[decisions.sensitive] == Route.LOCAL).all() and not decisions.escalate.any()
+    assert decisions.sensitive_blocked == pinned.sum()

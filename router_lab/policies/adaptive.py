@@ -101,7 +101,7 @@ class BudgetPolicy(Policy):
         frame = self.context.dataset.frame
         rows = np.flatnonzero(frame["split"].to_numpy() == "val") if "split" in frame.columns else []
         rows = rows if len(rows) else np.arange(len(frame))
-        allowed = rows[~self._sensitive[rows]]
+        allowed = rows[self.may_leave(rows)]
         reference = self.learned.scores(allowed if len(allowed) else rows)
         share = min(1.0, self.target * len(rows) / max(1, len(allowed)))
         spread = float(np.std(reference)) or 1.0

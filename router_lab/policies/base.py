@@ -11,6 +11,15 @@ A :class:`Policy` is what the simulator and the offline evaluation hold.  It own
 
 ``decide_batch(rows)`` (offline evaluation, the fast path) and ``escalate(rows)`` go through the
 core's vectorised path for stateless policies, and one by one (with idle signals) otherwise.
+
+The sensitive rule — a sensitive request never leaves the device — has one owner on the lab side:
+this class.  :func:`sensitive_rows` is the one reading of the flag; :meth:`Policy.pinned` /
+:meth:`Policy.may_leave` give it per row; every entry point enforces it on what the core returned
+(``decide_batch``, ``escalate``, ``offline_cloud``, :meth:`Policy.decide` for a stateful policy
+under load, :meth:`Policy.keep_local` for routes decided elsewhere, the budget's reference rows),
+counting in ``n_blocked`` what it had to keep local; training, evaluation and the report call
+:func:`sensitive_rows` where they hold a dataset but no policy.  The
+runtime core pins too (what ships); the simulator's audit only counts violations (a check).
 """
 
 from __future__ import annotations
@@ -23,10 +32,16 @@ import numpy as np
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
-from router_lab.runtime.policy import IDLE, Request, Route, RoutingPolicy, Signals
+from router_lab.runtime.policy import IDLE, Decision, Request, Route, RoutingPolicy, Signals
 from router_lab.runtime.spec import build_policy
 
-__all__ = ["Policy", "PolicyContext", "Route", "Signals"]
+__all__ = ["Policy", "PolicyContext", "Route", "Signals", "sensitive_rows"]
+
+
+def sensitive_rows(dataset: Dataset) -> np.ndarray:
+    """Per dataset row: whether it is sensitive, i.e. must never leave the device (bool array;
+    all False for a dataset without a ``sensitive`` column).  The one reading of the flag."""
+    return dataset.column_or("sensitive", False).astype(bool)
 
 
 @dataclass(frozen=True)
@@ -48,10 +63,11 @@ class Policy:
 
     name: ClassVar[str] = ""
     upper_bound: ClassVar[bool] = False  # knows the outcomes (oracle): a ceiling, not deployable
+    n_overridden: int = 0  # sensitive requests the core sent off the device and this class kept local
 
     def __init__(self, context: PolicyContext) -> None:
         self.context = context
-        self._sensitive = context.dataset.column_or("sensitive", False).astype(bool)
+        self._sensitive = sensitive_rows(context.dataset)
 
     # -- what ships -----------------------------------------------------------------------------
     def node(self) -> dict[str, Any]:
@@ -100,6 +116,46 @@ class Policy:
     def _scores_or_none(self, indices: np.ndarray) -> np.ndarray | None:
         return None if self.score_table is None else self.score_table[indices]
 
+    # -- the sensitive rule ---------------------------------------------------------------------
+    def pinned(self, indices: np.ndarray) -> np.ndarray:
+        """Per row: pinned to the device (sensitive), so its route is LOCAL and it never escalates."""
+        return self._sensitive[np.asarray(indices, dtype=np.int64)]
+
+    def may_leave(self, indices: np.ndarray) -> np.ndarray:
+        """Per row: may be answered by the cloud (not sensitive)."""
+        return ~self.pinned(indices)
+
+    @property
+    def n_blocked(self) -> int:
+        """Sensitive requests this policy tried to send off the device and the rule kept there:
+        pinned by the runtime core, or (a core that ignored its pin) by this class."""
+        return self.core.n_blocked + self.n_overridden
+
+    def keep_local(self, sensitive: np.ndarray, routes: np.ndarray | None,
+                   escalate: np.ndarray | None = None) -> np.ndarray | None:
+        """The rule on routes decided elsewhere: ``routes`` with every ``sensitive`` request's route
+        LOCAL (a copy when one changes; each change counts in ``n_overridden``), and ``escalate``
+        cleared for them in place."""
+        if escalate is not None:
+            escalate &= ~sensitive
+        if routes is None:
+            return None
+        off_device = sensitive & (routes != Route.LOCAL)
+        if off_device.any():
+            routes = np.array(routes, copy=True)
+            routes[off_device] = Route.LOCAL
+            self.n_overridden += int(off_device.sum())
+        return routes
+
+    def decide(self, request: Request, signals: Signals = IDLE) -> Decision:
+        """One decision by the core (a stateful policy under load), the rule enforced: LOCAL for a
+        sensitive request (counted in ``n_overridden`` if the core did not pin it)."""
+        decision = self.core.decide(request, signals)
+        if request.sensitive and decision.route != Route.LOCAL:
+            self.n_overridden += 1
+            return decision._replace(route=Route.LOCAL)
+        return decision
+
     # -- requests and decisions -----------------------------------------------------------------
     def request(self, row: int, sensitive: bool, session_id: str | None = None) -> Request:
         """The runtime request for dataset row ``row`` (its score precomputed, no index)."""
@@ -117,17 +173,17 @@ class Policy:
     def decide_batch(self, indices: np.ndarray) -> np.ndarray:
         """Routes (int8 :class:`Route`) for these rows in order, with no load (idle signals)."""
         indices = np.asarray(indices, dtype=np.int64)
-        pinned = self._sensitive[indices]
+        pinned = self.pinned(indices)
         if self.core.stateless:
-            return self.core.decide_batch(self._scores_or_none(indices), pinned)
-        core = self.core
-        return np.fromiter((int(core.decide(self.request(int(r), bool(p)), IDLE).route)
+            return self.keep_local(pinned, self.core.decide_batch(self._scores_or_none(indices), pinned))
+        return np.fromiter((int(self.decide(self.request(int(r), bool(p)), IDLE).route)
                             for r, p in zip(indices, pinned, strict=True)), dtype=np.int8, count=len(indices))
 
     def escalate(self, indices: np.ndarray) -> np.ndarray:
         """For CASCADE routes: which requests go on to the cloud after the device answered."""
         indices = np.asarray(indices, dtype=np.int64)
-        return self.core.escalate_batch(self._scores_or_none(indices), self._sensitive[indices])
+        pinned = self.pinned(indices)
+        return np.asarray(self.core.escalate_batch(self._scores_or_none(indices), pinned), dtype=bool) & ~pinned
 
     def offline_cloud(self, indices: np.ndarray) -> np.ndarray:
         """Which of these requests the cloud answers offline (no load): CLOUD routes plus the
@@ -138,4 +194,4 @@ class Policy:
         cascade = np.flatnonzero(routes == Route.CASCADE)
         if cascade.size:
             cloud[cascade] = np.asarray(self.escalate(indices[cascade]), dtype=bool)
-        return cloud & ~self._sensitive[indices]
+        return cloud & self.may_leave(indices)

@@ -40,6 +40,7 @@ def reference_curves(job: Job) -> ReferenceCurves | None:
     """The oracle and random curves over ``job``'s requests, or None when the data is not at hand."""
     from router_lab.data.files import load_dataset_file
     from router_lab.errors import RouterLabError
+    from router_lab.policies.base import sensitive_rows
     from router_lab.train.curves import routing_curve
 
     try:
@@ -47,14 +48,14 @@ def reference_curves(job: Job) -> ReferenceCurves | None:
         if path is None:
             return None
         dataset = load_dataset_file(path)
-        requests = pd.read_parquet(job.requests_path, columns=["row", "sensitive"])
+        requests = pd.read_parquet(job.requests_path, columns=["row"])
     except (OSError, ValueError, KeyError, RouterLabError):
         return None
     rows = requests["row"].to_numpy(np.int64)
     if len(rows) == 0 or rows.max() >= len(dataset.frame):
         return None
     device_q, cloud_q = dataset.device_quality()[rows], dataset.cloud_quality()[rows]
-    allowed = ~requests["sensitive"].to_numpy(bool)
+    allowed = ~sensitive_rows(dataset)[rows]  # the policies' sensitive rule: these never leave
     oracle = routing_curve(cloud_q - device_q, device_q, cloud_q, allowed)
     random = routing_curve(np.zeros(len(rows)), device_q, cloud_q, allowed)
     return ReferenceCurves(oracle.cloud_fraction, oracle.quality, random.cloud_fraction, random.quality)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
+from router_lab.registry import Registry
 from router_lab.sim.config import (
     BurstyWorkloadConfig,
     DiurnalWorkloadConfig,
@@ -28,6 +29,9 @@ HARD_CAP = 50_000_000  # a duration-bounded run never makes more requests than t
 class Arrivals:
     times_s: np.ndarray  # float64, sorted
     rows: np.ndarray | None = None  # dataset rows in replay order (trace), else sampled later
+
+
+ARRIVALS: Registry[Callable[..., Arrivals]] = Registry("workload", field="workload.kind")  # workload.kind -> its generator
 
 
 def _cap(n_max: int, t_max_s: float | None) -> int:
@@ -56,6 +60,7 @@ def _batched(draw: Callable[[int, float], tuple[np.ndarray, float]], rate: float
     return _clip(times, n_max, t_max_s)
 
 
+@ARRIVALS.register("poisson", schema=WorkloadConfig)
 def poisson(w: WorkloadConfig, n_max: int, t_max_s: float | None, rng: np.random.Generator,
             dataset: Dataset) -> Arrivals:
     rate = w.rate_per_s
@@ -67,6 +72,7 @@ def poisson(w: WorkloadConfig, n_max: int, t_max_s: float | None, rng: np.random
     return Arrivals(_batched(draw, rate, n_max, t_max_s))
 
 
+@ARRIVALS.register("bursty", schema=BurstyWorkloadConfig)
 def bursty(w: BurstyWorkloadConfig, n_max: int, t_max_s: float | None, rng: np.random.Generator,
            dataset: Dataset) -> Arrivals:
     """MMPP-2: alternate exponential sojourns; Poisson counts per sojourn, uniform order statistics."""
@@ -90,6 +96,7 @@ def bursty(w: BurstyWorkloadConfig, n_max: int, t_max_s: float | None, rng: np.r
     return Arrivals(_batched(draw, mean_rate, n_max, t_max_s))
 
 
+@ARRIVALS.register("diurnal", schema=DiurnalWorkloadConfig)
 def diurnal(w: DiurnalWorkloadConfig, n_max: int, t_max_s: float | None, rng: np.random.Generator,
             dataset: Dataset) -> Arrivals:
     """Non-homogeneous Poisson by thinning a Poisson process at the peak rate."""
@@ -104,6 +111,7 @@ def diurnal(w: DiurnalWorkloadConfig, n_max: int, t_max_s: float | None, rng: np
     return Arrivals(_batched(draw, w.rate_per_s, n_max, t_max_s))
 
 
+@ARRIVALS.register("trace", schema=TraceWorkloadConfig)
 def trace(w: TraceWorkloadConfig, n_max: int, t_max_s: float | None, rng: np.random.Generator,
           dataset: Dataset) -> Arrivals:
     """Replay recorded times in order, shifted to start at 0 (dataset rows replayed in time order)."""
@@ -138,18 +146,10 @@ def trace(w: TraceWorkloadConfig, n_max: int, t_max_s: float | None, rng: np.ran
     return Arrivals(times[:keep], None if rows is None else rows[:keep])
 
 
-ARRIVALS: dict[str, Callable[..., Arrivals]] = {
-    "poisson": poisson, "bursty": bursty, "diurnal": diurnal, "trace": trace,
-}
-
-
 def arrival_times(w: WorkloadConfig, n_max: int, t_max_s: float | None, rng: np.random.Generator,
                   dataset: Dataset) -> Arrivals:
     """The arrivals of a workload config (looked up by ``w.kind``)."""
-    make = ARRIVALS.get(w.kind)
-    if make is None:
-        raise RouterLabError(f"workload.kind: got {w.kind!r}; expected one of {', '.join(ARRIVALS)}")
-    arrivals = make(w, n_max, t_max_s, rng, dataset)
+    arrivals = ARRIVALS.get(w.kind)(w, n_max, t_max_s, rng, dataset)
     if len(arrivals.times_s) == 0:
         raise RouterLabError(f"workload={w.kind}: no requests arrive (check sim.duration_s and the rates)")
     return arrivals

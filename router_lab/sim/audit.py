@@ -25,12 +25,14 @@ the stable sort is cheap).  Run on every run by :func:`router_lab.sim.records.fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from router_lab.policies.base import Route
-from router_lab.sim.draws import NEVER, NS_PER_MS, Draws, RowSizes, timeout_ns
+from router_lab.sim.draws import NEVER, Draws, RowSizes, router_overhead_ns, timeout_ns
 from router_lab.sim.scenario import Scenario
 
 if TYPE_CHECKING:  # records imports this module
@@ -126,7 +128,7 @@ class _Context:
 
     def __init__(self, sc: Scenario, draws: Draws, sizes: RowSizes) -> None:
         self.sc, self.d, self.input_bytes = sc, draws, sizes.input_bytes
-        self.overhead = int(round(sc.device.router_overhead_ms * NS_PER_MS))
+        self.overhead = router_overhead_ns(sc)
         self.timeout = timeout_ns(sc)
         self.energy = np.float32(sc.device.energy_per_inference_j)
         self.max_attempts = sc.network.max_retries + 1
@@ -136,63 +138,125 @@ class _Context:
                                   for r in range(4)] for o in range(7)]).ravel()
 
     def chunk(self, rec: Records, k: slice, n: dict[str, int]) -> None:
+        """Run every element-wise check on the requests ``k``, adding to the counts ``n``."""
+        s = _Stages.of(rec, k, self.overhead)
+        n["outcome_code"] += _count(s.out.view(np.uint8) > FAILED)
+        n["end_after_arrival"] += _count(s.end < s.arrival)
+        self.station_checks(s, k, n)
+        self.outcome_checks(s, k, n)
+        self.network_checks(s, k, n)
+        self.accounting_checks(rec, s, k, n)
+
+    def station_checks(self, s: _Stages, k: slice, n: dict[str, int]) -> None:
+        """The device: entered after the router, started after entering, done = start + service;
+        the cloud: reached exactly when the upload completes, the same start and done rules."""
         d = self.d
-        out, route, end, arrival = rec.outcome[k], rec.route[k], rec.end_ns[k], rec.arrival_ns[k]
-        n["outcome_code"] += _count(out.view(np.uint8) > FAILED)
-        n["end_after_arrival"] += _count(end < arrival)
+        n["device_enter"] += _count(s.entered & (s.d_enter < s.arrival + self.overhead))
+        n["device_start"] += _count(s.ran_device & (s.d_start < s.d_enter))
+        n["device_done"] += _count(s.d_done != np.where(s.ran_device, s.d_start + d.device_service_ns[k], -1))
+        n["cloud_enter"] += _count(s.reached & ((s.c_enter != s.sent_at + d.uplink_ns[k]) | d.uplink_failed[k]))
+        n["cloud_start"] += _count(s.ran_cloud & (s.c_start < s.c_enter))
+        n["cloud_done"] += _count(s.c_done != np.where(s.ran_cloud, s.c_start + d.cloud_service_ns[k], -1))
+        n["end_after_stages"] += _count((s.end < s.d_done) | (s.end < s.d_enter) | (s.end < s.c_enter))
 
-        # The device: entered after the router, started after entering, done = start + service.
-        d_enter, d_start, d_done = rec.device_enter_ns[k], rec.device_start_ns[k], rec.device_done_ns[k]
-        entered, ran_device = d_enter >= 0, d_start >= 0
-        n["device_enter"] += _count(entered & (d_enter < arrival + self.overhead))
-        n["device_start"] += _count(ran_device & (d_start < d_enter))
-        n["device_done"] += _count(d_done != np.where(ran_device, d_start + d.device_service_ns[k], -1))
-
-        # The network and the cloud: a request reaches the cloud exactly when its upload completes.
-        cascade = route == R_CASCADE
-        sent_at = np.where(cascade, d_done, arrival + self.overhead)
-        sent = rec.sent[k]
-        c_enter, c_start, c_done = rec.cloud_enter_ns[k], rec.cloud_start_ns[k], rec.cloud_done_ns[k]
-        reached, ran_cloud = c_enter >= 0, c_start >= 0
-        n["cloud_enter"] += _count(reached & ((c_enter != sent_at + d.uplink_ns[k]) | d.uplink_failed[k]))
-        n["cloud_start"] += _count(ran_cloud & (c_start < c_enter))
-        n["cloud_done"] += _count(c_done != np.where(ran_cloud, c_start + d.cloud_service_ns[k], -1))
-        n["end_after_stages"] += _count((end < d_done) | (end < d_enter) | (end < c_enter))
-
-        # The outcome agrees with the route and the stages visited (a table), and with the end time.
-        visited = entered.view(np.uint8) | (ran_device.view(np.uint8) << 1)
-        visited |= sent.view(np.uint8) << 2
-        visited |= reached.view(np.uint8) << 3
-        visited |= ran_cloud.view(np.uint8) << 4
+    def outcome_checks(self, s: _Stages, k: slice, n: dict[str, int]) -> None:
+        """The outcome agrees with the route and the stages visited (a table), and with the end time."""
+        out = s.out
+        visited = s.entered.view(np.uint8) | (s.ran_device.view(np.uint8) << 1)
+        visited |= s.sent.view(np.uint8) << 2
+        visited |= s.reached.view(np.uint8) << 3
+        visited |= s.ran_cloud.view(np.uint8) << 4
         key = np.minimum(out.view(np.uint8), 6).astype(np.int16)
         key *= 4
-        key += np.minimum(route.view(np.uint8), 3)
+        key += np.minimum(s.route.view(np.uint8), 3)
         key *= 32
         key += visited
         bad = ~self.allowed[key]
-        by_cloud = (out == CLOUD) | (out == CASCADE)
-        expected = np.where(by_cloud, c_done + d.downlink_ns[k], d_done)  # local answers, fallbacks
-        failed = out == FAILED
-        refused = (out == REJECTED) | (failed & entered)
-        np.copyto(expected, d_enter, where=refused)  # refused at the device: ends on entering
-        loose = (out == FALLBACK) & cascade  # the device's answer stands, learnt when the cloud failed
-        bad |= ~loose & ~(failed & ~entered) & (end != expected)
-        bad |= loose & (end < d_done)
+        expected = np.where(s.by_cloud, s.c_done + self.d.downlink_ns[k], s.d_done)  # local answers, fallbacks
+        np.copyto(expected, s.d_enter, where=s.refused)  # refused at the device: ends on entering
+        loose = (out == FALLBACK) & s.cascade  # the device's answer stands, learnt when the cloud failed
+        bad |= ~loose & ~(s.failed & ~s.entered) & (s.end != expected)
+        bad |= loose & (s.end < s.d_done)
         n["outcome_stages"] += _count(bad)
 
+    def network_checks(self, s: _Stages, k: slice, n: dict[str, int]) -> None:
+        """No cloud answer later than the client's timeout, nor across an outage."""
         if self.timeout is not None:
-            n["timeout"] += _count(by_cloud & (end - sent_at > self.timeout))
-        if d.has_outages:
-            answered = np.flatnonzero(by_cloud)
-            lost_up = d.first_down(sent_at[answered], c_enter[answered]) != NEVER
-            lost_down = d.first_down(c_done[answered], end[answered]) != NEVER
+            n["timeout"] += _count(s.by_cloud & (s.end - s.sent_at > self.timeout))
+        if self.d.has_outages:
+            answered = np.flatnonzero(s.by_cloud)
+            lost_up = self.d.first_down(s.sent_at[answered], s.c_enter[answered]) != NEVER
+            lost_down = self.d.first_down(s.c_done[answered], s.end[answered]) != NEVER
             n["outage"] += _count(lost_up | lost_down)
 
+    def accounting_checks(self, rec: Records, s: _Stages, k: slice, n: dict[str, int]) -> None:
+        """Attempts and bytes, the sensitive rule, and quality, cost and energy."""
+        d, sent = self.d, s.sent
         attempts = rec.attempts[k]
         n["attempts"] += (_count(sent != (attempts > 0)) + _count(attempts > d.uplink_attempts[k])
                           + _count(attempts.view(np.uint8) > self.max_attempts))  # negative: > 127
         n["bytes"] += _count(rec.offdevice_bytes[k] != self.input_bytes[rec.row[k]] * attempts)
-        n["sensitive"] += _count(rec.sensitive[k] & (sent | (route != R_LOCAL)))
-        n["quality_cost_energy"] += (_count(refused & (rec.quality[k] != 0)) + _count(failed & (rec.quality[k] != 0))
-                                     + _count(~ran_cloud & (rec.cost_usd[k] != 0))
-                                     + _count(rec.energy_j[k] != np.where(ran_device, self.energy, np.float32(0))))
+        n["sensitive"] += _count(rec.sensitive[k] & (sent | (s.route != R_LOCAL)))
+        quality = rec.quality[k]
+        n["quality_cost_energy"] += (_count(s.refused & (quality != 0)) + _count(s.failed & (quality != 0))
+                                     + _count(~s.ran_cloud & (rec.cost_usd[k] != 0))
+                                     + _count(rec.energy_j[k] != np.where(s.ran_device, self.energy, np.float32(0))))
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """One chunk's view of the records: times, and which stages each request visited."""
+
+    out: np.ndarray
+    route: np.ndarray
+    end: np.ndarray
+    arrival: np.ndarray
+    d_enter: np.ndarray
+    d_start: np.ndarray
+    d_done: np.ndarray
+    c_enter: np.ndarray
+    c_start: np.ndarray
+    c_done: np.ndarray
+    sent: np.ndarray
+    sent_at: np.ndarray  # when the upload began: after the router, or after the device (cascades)
+
+    @classmethod
+    def of(cls, rec: Records, k: slice, overhead_ns: int) -> _Stages:
+        cascade = rec.route[k] == R_CASCADE
+        return cls(out=rec.outcome[k], route=rec.route[k], end=rec.end_ns[k], arrival=rec.arrival_ns[k],
+                   d_enter=rec.device_enter_ns[k], d_start=rec.device_start_ns[k], d_done=rec.device_done_ns[k],
+                   c_enter=rec.cloud_enter_ns[k], c_start=rec.cloud_start_ns[k], c_done=rec.cloud_done_ns[k],
+                   sent=rec.sent[k],
+                   sent_at=np.where(cascade, rec.device_done_ns[k], rec.arrival_ns[k] + overhead_ns))
+
+    @cached_property
+    def entered(self) -> np.ndarray:
+        return self.d_enter >= 0
+
+    @cached_property
+    def ran_device(self) -> np.ndarray:
+        return self.d_start >= 0
+
+    @cached_property
+    def reached(self) -> np.ndarray:
+        return self.c_enter >= 0
+
+    @cached_property
+    def ran_cloud(self) -> np.ndarray:
+        return self.c_start >= 0
+
+    @cached_property
+    def cascade(self) -> np.ndarray:
+        return self.route == R_CASCADE
+
+    @cached_property
+    def by_cloud(self) -> np.ndarray:
+        return (self.out == CLOUD) | (self.out == CASCADE)
+
+    @cached_property
+    def failed(self) -> np.ndarray:
+        return self.out == FAILED
+
+    @cached_property
+    def refused(self) -> np.ndarray:
+        return (self.out == REJECTED) | (self.failed & self.entered)

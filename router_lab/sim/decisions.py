@@ -2,7 +2,7 @@
 
 Both engines use these, so they see identical routes (and a random policy's draws match).  The
 decisions are the runtime's (``policy.core``): it pins sensitive requests to the device and counts
-the attempts; cascade escalations depend on the request's own score only, so they are computed
+the attempts, and the policy's rule (``Policy.keep_local``) is applied once more on the result; cascade escalations depend on the request's own score only, so they are computed
 here for every request, stateful policies included.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from router_lab.data.contract import Dataset
-from router_lab.policies.base import Policy, Route
+from router_lab.policies.base import Policy, Route, sensitive_rows
 
 
 @dataclass(frozen=True)
@@ -25,18 +25,15 @@ class Decisions:
 
 
 def decide_up_front(policy: Policy, rows: np.ndarray, dataset: Dataset) -> Decisions:
-    sensitive = dataset.column_or("sensitive", False).astype(bool)[rows]
-    blocked = 0
+    """The stateless policy's routes and every request's escalation, the policy's sensitive rule
+    applied to the run's own flags too (:meth:`Policy.keep_local`)."""
+    sensitive = sensitive_rows(dataset)[rows]
+    before = policy.n_blocked
     route = None
     if policy.stateless:
-        before = policy.core.n_blocked
         route = np.asarray(policy.decide_batch(rows), dtype=np.int8).copy()
-        blocked = policy.core.n_blocked - before
-        off_device = sensitive & (route != Route.LOCAL)  # the runtime pins these; check anyway
-        blocked += int(off_device.sum())
-        route[off_device] = Route.LOCAL
     escalate = np.asarray(policy.escalate(rows), dtype=bool).copy()
     if route is not None:
         escalate &= route == Route.CASCADE
-    escalate &= ~sensitive
-    return Decisions(route, escalate, sensitive, int(blocked))
+    route = policy.keep_local(sensitive, route, escalate)
+    return Decisions(route, escalate, sensitive, policy.n_blocked - before)

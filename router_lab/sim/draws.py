@@ -185,6 +185,11 @@ def retry_ns(sc: Scenario) -> int:
     return int(round(sc.network.retry_timeout_ms * NS_PER_MS))
 
 
+def router_overhead_ns(sc: Scenario) -> int:
+    """The router's own cost in ns: a request is decided (and sent) at arrival + this."""
+    return int(round(sc.device.router_overhead_ms * NS_PER_MS))
+
+
 def seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
     """A fresh copy (spawning mutates a SeedSequence, so never spawn from the caller's object)."""
     if isinstance(seed, np.random.SeedSequence):

@@ -10,26 +10,20 @@ order of request number, first visits and fallbacks alike).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from router_lab.data.contract import Dataset
-from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, Route
-from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.draws import NEVER, NS_PER_MS, Draws, attempts_begun, draw, retry_ns, timeout_ns
-from router_lab.sim.engine_simpy import WINDOW_NS, device_battery
-from router_lab.sim.load import check_load
-from router_lab.sim.records import Outcome, Records, Timeline, finish
+from router_lab.sim.core import WINDOW_NS, Setup, prepare
+from router_lab.sim.draws import NEVER, attempts_begun
+from router_lab.sim.engines import ENGINES, FastPathUnsupported
+from router_lab.sim.records import Outcome, Records, Timeline
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import REJECTED, fifo_starts
 
 MAX_PASSES = 100
-
-
-class FastPathUnsupported(RouterLabError):
-    """The fast path cannot run this policy or scenario (the simpy engine can)."""
 
 
 @dataclass(frozen=True)
@@ -86,160 +80,217 @@ def within_rate_limit(arrive_ns: np.ndarray, per_window: int) -> np.ndarray:
     return admitted
 
 
+@dataclass
+class CloudPass:
+    """One cloud pass: the requests sent to the cloud and the failed attempts found so far.
+
+    Positions (``at``, ``failures``) index ``requests``; a stage that drops requests keeps the
+    positions of the rest, so every stage can still reach a request's number and kind."""
+
+    requests: np.ndarray  # request numbers (direct cloud routes and escalated cascades), increasing
+    cascade: np.ndarray  # per position: an escalated cascade (else a direct cloud route)
+    failures: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (positions, learnt at)
+
+    def fail(self, positions: np.ndarray, learnt_ns: np.ndarray) -> None:
+        """These attempts failed; their requesters learn it at ``learnt_ns``."""
+        self.failures.append((positions, learnt_ns))
+
+
 class FastRun:
-    def __init__(self, sc: Scenario, draws: Draws, decisions: Decisions) -> None:
-        self.sc, self.d, self.dec = sc, draws, decisions
-        self.route = decisions.route
-        self.overhead_ns = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-        self.timeout_ns = timeout_ns(sc)
-        self.retry_ns = retry_ns(sc)
+    """One run of the fast path: device and cloud passes over the timeline until fallbacks settle."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.sc, self.draws, self.decisions = setup.sc, setup.draws, setup.decisions
+        self.route = self.decisions.route
+        self.overhead_ns = setup.constants.overhead_ns
+        self.timeout_ns = setup.constants.timeout_ns
+        self.retry_ns = setup.constants.retry_ns
+        self.battery = setup.constants.battery
         self.direct_mask = self.route == Route.CLOUD
         self.device_first = _indices(~self.direct_mask)
 
     def device_pass(self, tl: Timeline, fb: Fallbacks) -> None:
-        """Every request that runs on the device: local and cascade routes, and cloud fallbacks."""
-        d, dev = self.d, self.sc.device
-        idx = self.device_first
-        enter = d.arrival_ns[idx] + self.overhead_ns
+        """Stage: the device (a FIFO recurrence, Lindley / Kiefer-Wolfowitz) for every request that
+        runs on it: local and cascade routes, and the cloud fallbacks of the previous pass."""
+        dev = self.sc.device
+        requests = self.device_first
+        enter = self.draws.arrival_ns[requests] + self.overhead_ns
         if len(fb.index):
-            idx, enter = _merge(idx, enter, fb.index, fb.at_ns)
-        service = d.device_service_ns[idx]
-        tl.device_enter_ns[idx] = enter
-        start = fifo_starts(enter, service, dev.units, dev.queue_limit, device_battery(self.sc), scratch=True)
+            requests, enter = _merge(requests, enter, fb.index, fb.at_ns)
+        service = self.draws.device_service_ns[requests]
+        tl.device_enter_ns[requests] = enter
+        start = fifo_starts(enter, service, dev.units, dev.queue_limit, self.battery, scratch=True)
         refused = np.flatnonzero(start < 0)
         if refused.size:
-            tl.end_ns[idx[refused]] = tl.device_enter_ns[idx[refused]]
-            tl.outcome[idx[refused]] = np.where(start[refused] == REJECTED, Outcome.REJECTED, Outcome.FAILED)
+            tl.end_ns[requests[refused]] = tl.device_enter_ns[requests[refused]]
+            tl.outcome[requests[refused]] = np.where(start[refused] == REJECTED, Outcome.REJECTED, Outcome.FAILED)
             ok = np.flatnonzero(start >= 0)
-            idx, start, service = idx[ok], start[ok], service[ok]
+            requests, start, service = requests[ok], start[ok], service[ok]
         del enter
-        tl.device_start_ns[idx] = start
+        tl.device_start_ns[requests] = start
         start += service  # now the completion times
-        tl.device_done_ns[idx] = start
-        tl.end_ns[idx] = start
+        tl.device_done_ns[requests] = start
+        tl.end_ns[requests] = start
         if len(fb.index):
             admitted = fb.index[tl.device_start_ns[fb.index] >= 0]
             tl.outcome[admitted] = Outcome.FALLBACK
 
     def sent_at(self, tl: Timeline, requests: np.ndarray, cascade: np.ndarray) -> np.ndarray:
         """When these requests were uploaded: after the router, or after the device (cascades)."""
-        sent = self.d.arrival_ns[requests]
+        sent = self.draws.arrival_ns[requests]
         sent += self.overhead_ns
-        later = np.flatnonzero(cascade)
+        later = np.flatnonzero(cascade)  # (index arrays: much faster than boolean indexing here)
         sent[later] = tl.device_done_ns[requests[later]]
         return sent
 
     def cloud_pass(self, tl: Timeline) -> Fallbacks:
-        """Network and cloud for direct cloud routes and escalated cascades; returns new fallbacks."""
-        d, cloud, T = self.d, self.sc.cloud, self.timeout_ns
-        # Direct cloud routes and escalated cascades, in request order (so ties keep request order).
-        to_cloud = self.dec.escalate & (self.route == Route.CASCADE) & (tl.device_start_ns >= 0)
+        """Network and cloud for direct cloud routes and escalated cascades; returns new fallbacks.
+
+        The stages in order: upload, the cloud's queue and service, the download; each stage's
+        failed attempts are collected and settled at the end (cascades keep the device's answer,
+        cloud routes fall back to the device or fail)."""
+        cp = self.cloud_requests(tl)
+        at_cloud, done = self.cloud_service(tl, cp, *self.upload(tl, cp))
+        self.download(tl, cp, at_cloud, done)
+        return self.settle_failures(tl, cp)
+
+    def cloud_requests(self, tl: Timeline) -> CloudPass:
+        """Stage: who goes to the cloud (vectorised): direct cloud routes, and cascades the device
+        ran that escalate; in request order (so ties keep request order)."""
+        to_cloud = self.decisions.escalate & (self.route == Route.CASCADE) & (tl.device_start_ns >= 0)
         to_cloud |= self.direct_mask
-        idx = _indices(to_cloud)
-        del to_cloud
-        cascade = ~self.direct_mask[idx]
-        send = d.arrival_ns[idx]
-        send += self.overhead_ns
-        later = np.flatnonzero(cascade)  # (index arrays: much faster than boolean indexing here)
-        send[later] = tl.device_done_ns[idx[later]]
-        del later
-        fails: list[tuple[np.ndarray, np.ndarray]] = []  # (positions in idx, when the requester learns it)
-        arrive = d.uplink_ns[idx]
+        requests = _indices(to_cloud)
+        return CloudPass(requests, ~self.direct_mask[requests])
+
+    def upload(self, tl: Timeline, cp: CloudPass) -> tuple[np.ndarray, np.ndarray]:
+        """Stage: the upload (vectorised): outages and lost attempts fail; returns the positions
+        of the uploads that reach the cloud and their arrival times, in (time, request) order."""
+        draws, requests = self.draws, cp.requests
+        send = self.sent_at(tl, requests, cp.cascade)
+        arrive = draws.uplink_ns[requests]
         arrive += send  # when the upload would complete
-        going = np.ones(len(idx), bool)
-        if d.has_outages:
-            cut = d.first_down(send, arrive)
-            down = np.flatnonzero(cut == send)
-            fails.append((down, send[down]))  # down when sending: known at once, nothing sent
-            going[down] = False
-            hit = np.flatnonzero(going & (cut != NEVER))  # an outage begins during the upload
-            fails.append((hit, cut[hit]))
-            going[hit] = False
-            tl.sent[idx[hit]] = True
-            tl.attempts[idx[hit]] = attempts_begun(cut[hit] - send[hit], d.uplink_attempts[idx[hit]], self.retry_ns)
-            del cut
-        sending = np.compress(going, idx)
+        going = np.ones(len(requests), bool)
+        if draws.has_outages:
+            self.upload_outages(tl, cp, send, arrive, going)
+        sending = np.compress(going, requests)
         tl.sent[sending] = True
-        tl.attempts[sending] = d.uplink_attempts[sending]
+        tl.attempts[sending] = draws.uplink_attempts[sending]
         del sending
-        lost = np.flatnonzero(going & d.uplink_failed[idx])  # every attempt lost, or the timeout first
-        fails.append((lost, arrive[lost]))
+        lost = np.flatnonzero(going & draws.uplink_failed[requests])  # every attempt lost, or the timeout first
+        cp.fail(lost, arrive[lost])
         going[lost] = False
-        del send  # recomputed below where needed: it would double this pass's peak memory
-        # Requests reaching the cloud, in arrival order.
+        del send  # recomputed later where needed: it would double this pass's peak memory
         if going.all():
-            g = np.arange(len(idx), dtype=np.int32)
+            at_cloud = np.arange(len(requests), dtype=np.int32)
         else:
-            g = _indices(going)
-            arrive = arrive.take(g)
-        g, arrive = _in_time_order(g, arrive)
-        del going
-        ci = idx[g]
-        tl.cloud_enter_ns[ci] = arrive
-        admitted = np.ones(len(g), bool)
+            at_cloud = _indices(going)
+            arrive = arrive.take(at_cloud)
+        return _in_time_order(at_cloud, arrive)
+
+    def upload_outages(self, tl: Timeline, cp: CloudPass, send: np.ndarray, arrive: np.ndarray,
+                       going: np.ndarray) -> None:
+        """Stage: the upload's outages (vectorised): down when sending (nothing sent, known at once),
+        or an outage begins during the upload (the attempts begun by then count); clears ``going``."""
+        requests = cp.requests
+        cut = self.draws.first_down(send, arrive)
+        down = np.flatnonzero(cut == send)
+        cp.fail(down, send[down])
+        going[down] = False
+        hit = np.flatnonzero(going & (cut != NEVER))
+        cp.fail(hit, cut[hit])
+        going[hit] = False
+        tl.sent[requests[hit]] = True
+        tl.attempts[requests[hit]] = attempts_begun(cut[hit] - send[hit], self.draws.uplink_attempts[requests[hit]],
+                                                    self.retry_ns)
+
+    def cloud_service(self, tl: Timeline, cp: CloudPass, at_cloud: np.ndarray,
+                      arrive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stage: the cloud's rate limiter (vectorised) and FIFO queue (a recurrence); refusals
+        fail.  Returns the positions the cloud served and their completion times."""
+        cloud = self.sc.cloud
+        ids = cp.requests[at_cloud]
+        tl.cloud_enter_ns[ids] = arrive
+        admitted = np.ones(len(at_cloud), bool)
         if cloud.rate_limit_rpm is not None:
             admitted = within_rate_limit(arrive, cloud.rate_limit_rpm)
-        service = d.cloud_service_ns[ci]
+        service = self.draws.cloud_service_ns[ids]
         if admitted.all():
             start = fifo_starts(arrive.copy() if cloud.queue_limit is not None else arrive, service,
                                 cloud.units, cloud.queue_limit, scratch=True)
         else:
-            start = np.full(len(g), REJECTED, dtype=np.int64)
+            start = np.full(len(at_cloud), REJECTED, dtype=np.int64)
             start[admitted] = fifo_starts(arrive[admitted], service[admitted], cloud.units, cloud.queue_limit)
         refused = np.flatnonzero(start < 0)
         if refused.size:  # (then `arrive` was not overwritten: only a queue limit or the rate limit refuse)
-            refused_at = arrive[refused] + d.downlink_ns[ci[refused]]
-            if d.has_outages:
-                np.minimum(refused_at, d.first_down(arrive[refused], refused_at), out=refused_at)
-            if T is not None:
-                refused_at = np.minimum(refused_at, self.sent_at(tl, ci[refused], cascade[g[refused]]) + T)
-            fails.append((g[refused], refused_at))
+            cp.fail(at_cloud[refused], self.refusal_learnt_at(tl, cp, at_cloud[refused], arrive[refused]))
             ok = np.flatnonzero(start >= 0)
-            g, ci, start, service = g[ok], ci[ok], start[ok], service[ok]
+            at_cloud, ids, start, service = at_cloud[ok], ids[ok], start[ok], service[ok]
         del arrive
-        tl.cloud_start_ns[ci] = start
+        tl.cloud_start_ns[ids] = start
         start += service  # now the completion times
-        del service
-        tl.cloud_done_ns[ci] = start
-        answer = start.copy() if d.has_outages else start
-        answer += d.downlink_ns[ci]
-        cut = d.first_down(start, answer) if d.has_outages else None  # the answer lost in an outage
-        del start
-        if T is not None or cut is not None:
-            late = np.zeros(len(g), bool) if cut is None else cut != NEVER
-            if T is None:
+        tl.cloud_done_ns[ids] = start
+        return at_cloud, start
+
+    def refusal_learnt_at(self, tl: Timeline, cp: CloudPass, refused: np.ndarray, arrive: np.ndarray) -> np.ndarray:
+        """Stage: a refusal's way back (vectorised): when its requester learns it — the refusal's
+        download, cut short by an outage or by the client's timeout."""
+        ids = cp.requests[refused]
+        learnt = arrive + self.draws.downlink_ns[ids]
+        if self.draws.has_outages:
+            np.minimum(learnt, self.draws.first_down(arrive, learnt), out=learnt)
+        if self.timeout_ns is not None:
+            learnt = np.minimum(learnt, self.sent_at(tl, ids, cp.cascade[refused]) + self.timeout_ns)
+        return learnt
+
+    def download(self, tl: Timeline, cp: CloudPass, at_cloud: np.ndarray, done: np.ndarray) -> None:
+        """Stage: the answer's download (vectorised): lost in an outage or later than the client's
+        timeout, it fails (billed, but never arrives); else the request ends with it."""
+        draws, timeout = self.draws, self.timeout_ns
+        ids = cp.requests[at_cloud]
+        answer = done.copy() if draws.has_outages else done
+        answer += draws.downlink_ns[ids]
+        cut = draws.first_down(done, answer) if draws.has_outages else None  # the answer lost in an outage
+        del done
+        if timeout is not None or cut is not None:
+            late = np.zeros(len(at_cloud), bool) if cut is None else cut != NEVER
+            if timeout is None:
                 fail_at = cut
             else:
-                fail_at = self.sent_at(tl, ci, cascade[g])
-                fail_at += T
+                fail_at = self.sent_at(tl, ids, cp.cascade[at_cloud])
+                fail_at += timeout
                 late |= answer > fail_at
                 if cut is not None:
                     np.minimum(fail_at, cut, out=fail_at)
             late = np.flatnonzero(late)
-            fails.append((g[late], fail_at[late]))  # billed, but the answer never arrives
+            cp.fail(at_cloud[late], fail_at[late])
             del fail_at, cut
-            keep = np.ones(len(g), bool)
+            keep = np.ones(len(at_cloud), bool)
             keep[late] = False
-            g, ci, answer = g[keep], ci[keep], answer[keep]
-        tl.end_ns[ci] = answer
-        tl.outcome[ci] = np.where(cascade[g], Outcome.CASCADE, Outcome.CLOUD)
-        # Failed cloud attempts: cascades keep the device's answer; cloud routes fall back or fail.
-        pos = np.concatenate([p for p, _ in fails])
-        at = np.concatenate([t for _, t in fails])
-        kept = cascade[pos]
-        tl.outcome[idx[pos[kept]]] = Outcome.FALLBACK
-        tl.end_ns[idx[pos[kept]]] = at[kept]
+            at_cloud, ids, answer = at_cloud[keep], ids[keep], answer[keep]
+        tl.end_ns[ids] = answer
+        tl.outcome[ids] = np.where(cp.cascade[at_cloud], Outcome.CASCADE, Outcome.CLOUD)
+
+    def settle_failures(self, tl: Timeline, cp: CloudPass) -> Fallbacks:
+        """Stage: the failed cloud attempts (vectorised): cascades keep the device's answer; cloud
+        routes fail (``on_cloud_failure=fail``) or become the next device pass's fallbacks."""
+        requests = cp.requests
+        pos = np.concatenate([p for p, _ in cp.failures])
+        at = np.concatenate([t for _, t in cp.failures])
+        kept = cp.cascade[pos]
+        tl.outcome[requests[pos[kept]]] = Outcome.FALLBACK
+        tl.end_ns[requests[pos[kept]]] = at[kept]
         pos, at = pos[~kept], at[~kept]
         if self.sc.sim.on_cloud_failure == "fail":
-            tl.outcome[idx[pos]] = Outcome.FAILED
-            tl.end_ns[idx[pos]] = at
+            tl.outcome[requests[pos]] = Outcome.FAILED
+            tl.end_ns[requests[pos]] = at
             return Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
         order = np.argsort(pos, kind="stable")  # a canonical order, to compare passes
-        return Fallbacks(idx[pos[order]], at[order])
+        return Fallbacks(requests[pos[order]], at[order])
 
     def run(self) -> Timeline:
+        """Alternate device and cloud passes until the fallbacks stop changing."""
         fb = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
-        tl = Timeline(len(self.d))
+        tl = Timeline(len(self.draws))
         for _ in range(MAX_PASSES):
             self.device_pass(tl, fb)
             new = self.cloud_pass(tl)
@@ -251,15 +302,14 @@ class FastRun:
                                   f"{MAX_PASSES} passes; use sim.engine=simpy")
 
 
+@ENGINES.register("fast")
 def run_fast(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence,
              progress: bool = False) -> Records:
     """Simulate ``sc`` under a stateless ``policy`` with the vectorised fast path."""
     if not policy.stateless:
         raise FastPathUnsupported(f"sim.engine=fast: policy {policy.name!r} decides from the system "
                                   "state; expected a stateless policy (use sim.engine=simpy or auto)")
-    draws = draw(sc, dataset, seed)
-    decisions = decide_up_front(policy, draws.row, dataset)
-    check_load(sc, draws, decisions)
-    timeline = FastRun(sc, draws, decisions).run()
-    return finish(timeline, draws, decisions.route, decisions.sensitive, sc, dataset,
-                  decisions.sensitive_blocked, "fast")
+    setup = prepare(sc, policy, dataset, seed)
+    timeline = FastRun(setup).run()
+    return setup.records(timeline, route=setup.decisions.route, engine="fast",
+                         sensitive_blocked=setup.decisions.sensitive_blocked)

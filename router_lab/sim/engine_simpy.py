@@ -31,34 +31,14 @@ from router_lab.data.contract import Dataset
 from router_lab.policies.base import Policy, Route
 from router_lab.runtime.policy import REASON_CODES, Signals
 from router_lab.runtime.policy import Outcome as Learned
-from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.draws import (
-    NEVER,
-    NS_PER_MS,
-    NS_PER_S,
-    Draws,
-    RowSizes,
-    attempts_begun,
-    draw,
-    retry_ns,
-    timeout_ns,
-)
-from router_lab.sim.load import check_load
-from router_lab.sim.records import (
-    FAIL_ERRORS,
-    DecisionLog,
-    Outcome,
-    Records,
-    Timeline,
-    cost_table,
-    finish,
-)
+from router_lab.sim.core import FAIL, FINISH, WINDOW_NS, Setup, prepare, session_lookup
+from router_lab.sim.draws import NEVER, NS_PER_MS, NS_PER_S, RowSizes, attempts_begun
+from router_lab.sim.engines import ENGINES
+from router_lab.sim.records import FAIL_ERRORS, DecisionLog, Outcome, Records, Timeline, cost_table
 from router_lab.sim.scenario import Scenario
-from router_lab.sim.stations import REJECTED, Battery, FifoStation
+from router_lab.sim.stations import REJECTED, FifoStation
 
 CHUNK = 8192  # per-request draws are turned into Python lists this many at a time
-WINDOW_NS = 60 * NS_PER_S  # rate-limit window (requests per minute)
-FAIL, FINISH = 0, 1  # kinds of what a requester learns; failures sort first at equal times
 ERROR_CODE = {name: code for code, name in enumerate(FAIL_ERRORS)}
 ANSWERED_BY = {Outcome.LOCAL: "local", Outcome.FALLBACK: "local", Outcome.CLOUD: "cloud",
                Outcome.CASCADE: "cloud"}
@@ -78,11 +58,6 @@ class At(simpy.Event):
         env.schedule(self, 1 + i, delay)
 
 
-def device_battery(sc: Scenario) -> Battery | None:
-    d = sc.device
-    return None if d.battery_j is None else Battery(d.battery_j, d.idle_w, d.energy_per_inference_j)
-
-
 def progress_bar(total: int, enabled: bool):  # noqa: ANN201 - a tqdm bar or None
     if not enabled or total < 200_000 or not sys.stderr.isatty():
         return None
@@ -94,23 +69,23 @@ def progress_bar(total: int, enabled: bool):  # noqa: ANN201 - a tqdm bar or Non
 class SimpyRun:
     """One run of the event-driven model; ``run()`` returns the filled :class:`Timeline`."""
 
-    def __init__(self, sc: Scenario, policy: Policy, dataset: Dataset, draws: Draws,
-                 decisions: Decisions) -> None:
+    def __init__(self, setup: Setup, policy: Policy) -> None:
+        sc, dataset, draws, decisions, constants = (setup.sc, setup.dataset, setup.draws, setup.decisions,
+                                                    setup.constants)
         self.sc, self.policy, self.dataset, self.d, self.dec = sc, policy, dataset, draws, decisions
         n = len(draws)
         self.env = simpy.Environment()
         self.tl = Timeline(n)
         self.route = decisions.route if decisions.route is not None else np.zeros(n, dtype=np.int8)
-        self.device = FifoStation(sc.device.units, sc.device.queue_limit, device_battery(sc))
+        self.device = FifoStation(sc.device.units, sc.device.queue_limit, constants.battery)
         self.cloud = FifoStation(sc.cloud.units, sc.cloud.queue_limit)
-        self.overhead_ns = int(round(sc.device.router_overhead_ms * NS_PER_MS))
-        self.timeout_ns = timeout_ns(sc)
-        self.retry_ns = retry_ns(sc)
+        self.overhead_ns = constants.overhead_ns
+        self.timeout_ns = constants.timeout_ns
+        self.retry_ns = constants.retry_ns
         self.outages = draws.has_outages
         self.rpm = sc.cloud.rate_limit_rpm
         self.window, self.window_count = -1, 0
         self.fail_mode = sc.sim.on_cloud_failure
-        self.blocked = decisions.sensitive_blocked
         self.stateful = decisions.route is None
         # For stateful policies only (kept off the hot path otherwise): what requesters will learn
         # (a heap of (time, FAIL|FINISH, request)) and what each decision saw.
@@ -284,12 +259,9 @@ class SimpyRun:
         d = self.d
         busy, queued = self.device.busy(now), self.device.queue_length(now)
         up = not (self.has_outages and bool(d.network_down(now)))
-        decision = self.core.decide(request, Signals(now / NS_PER_S, busy, queued, up))
+        decision = self.policy.decide(request, Signals(now / NS_PER_S, busy, queued, up))  # the rule applied
         self.signal_log.append((busy, queued, up, REASON_CODES[decision.reason]))
         route = int(decision.route)
-        if request.sensitive and route != LOCAL:  # the runtime pins these; never trust, always check
-            self.blocked += 1
-            route = LOCAL
         self.route[i] = route
         return route
 
@@ -312,21 +284,13 @@ class SimpyRun:
         return self.tl
 
 
+@ENGINES.register("simpy")
 def run_simpy(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence,
               progress: bool = False) -> Records:
     """Simulate ``sc`` under ``policy`` with the event-driven engine."""
-    draws = draw(sc, dataset, seed)
-    decisions = decide_up_front(policy, draws.row, dataset)
-    check_load(sc, draws, decisions)
-    sim = SimpyRun(sc, policy, dataset, draws, decisions)
+    setup = prepare(sc, policy, dataset, seed)
+    sim = SimpyRun(setup, policy)
     timeline = sim.run(progress)
-    blocked = sim.blocked + (policy.core.n_blocked if sim.stateful else 0)
-    return finish(timeline, draws, sim.route, decisions.sensitive, sc, dataset, blocked, "simpy", sim.log)
-
-
-def session_lookup(dataset: Dataset):  # noqa: ANN201 - row -> session id (or None)
-    """Per dataset row, its ``session_id`` (a column an app-traffic dataset may carry), else None."""
-    if "session_id" not in dataset.frame.columns:
-        return lambda row: None
-    sessions = dataset.frame["session_id"].astype(str).to_numpy(dtype=object)
-    return sessions.__getitem__
+    blocked = setup.decisions.sensitive_blocked + (policy.n_blocked if sim.stateful else 0)
+    return setup.records(timeline, route=sim.route, engine="simpy", sensitive_blocked=blocked,
+                         decision_log=sim.log)

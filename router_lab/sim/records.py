@@ -16,7 +16,7 @@ import pandas as pd
 from router_lab.data.contract import Dataset
 from router_lab.runtime.policy import REASONS, Route
 from router_lab.sim.audit import audit
-from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes
+from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes, router_overhead_ns
 from router_lab.sim.scenario import Scenario
 
 
@@ -161,12 +161,14 @@ class Records:
         return frame
 
 
-def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray, sc: Scenario,
-           dataset: Dataset, sensitive_blocked: int, engine: str,
-           decision_log: DecisionLog | None = None, audit_model: bool = True) -> Records:
-    """Derive quality, cost, energy, bytes and network time from an engine's timeline; with
+def finish(*, timeline: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray, scenario: Scenario,
+           dataset: Dataset, sensitive_blocked: int, engine: str, decision_log: DecisionLog | None = None,
+           audit_model: bool = True) -> Records:
+    """Derive quality, cost, energy, bytes and network time from an engine's ``timeline``; with
     ``audit_model`` (the simulator's engines) run the accounting checks of the model on it (the
     live testbed's measured times are not the model's draws, so it passes False)."""
+    tl, sc = timeline, scenario
+    overhead_ns = router_overhead_ns(sc)
     row, outcome = draws.row, tl.outcome
     by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
     answered = by_cloud | (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)
@@ -187,8 +189,7 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
         learnt = np.where(tl.device_enter_ns[cut] >= 0, tl.device_enter_ns[cut], tl.end_ns[cut])
         cascade = route[cut] == Route.CASCADE
         learnt[cascade] = tl.end_ns[cut[cascade]]
-        sent_at = np.where(cascade, tl.device_done_ns[cut], draws.arrival_ns[cut] + int(round(
-            sc.device.router_overhead_ms * NS_PER_MS)))
+        sent_at = np.where(cascade, tl.device_done_ns[cut], draws.arrival_ns[cut] + overhead_ns)
         network_ms[cut] = (learnt - sent_at).astype(np.float32)
     np.add(network_ms, draws.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
     network_ms /= NS_PER_MS
@@ -199,6 +200,6 @@ def finish(tl: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray,
         cloud_start_ns=tl.cloud_start_ns, cloud_done_ns=tl.cloud_done_ns, end_ns=tl.end_ns,
         network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice, attempts=tl.attempts,
         sensitive_blocked=int(sensitive_blocked), engine=engine,
-        overhead_ns=int(round(sc.device.router_overhead_ms * NS_PER_MS)), decision_log=decision_log,
+        overhead_ns=overhead_ns, decision_log=decision_log,
     )
     return replace(rec, violations=audit(rec, draws, sc, sizes)) if audit_model else rec

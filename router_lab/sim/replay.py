@@ -27,8 +27,8 @@ from router_lab.features import exported_router_inputs
 from router_lab.io import atomic_write_json, run_dir
 from router_lab.runtime.bundle import Bundle, load_bundle
 from router_lab.runtime.policy import IDLE, Outcome, Request, Route, Signals
+from router_lab.sim.core import FAIL, FINISH, session_lookup
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S
-from router_lab.sim.engine_simpy import FAIL, FINISH, session_lookup
 
 REPLAY_FILE = "replay.json"
 ANSWERED_BY = {"local": "local", "fallback": "local", "cloud": "cloud", "cascade": "cloud"}
@@ -86,59 +86,76 @@ def learned_events(part: pd.DataFrame) -> list[tuple[int, int, int]]:
     return events
 
 
+class _Columns:
+    """One replication's requests.parquet columns, as numpy arrays (signals only if logged)."""
+
+    def __init__(self, part: pd.DataFrame) -> None:
+        self.n = len(part)
+        self.rows = part["row"].to_numpy()
+        self.routes = part["route"].astype(str).to_numpy()
+        self.outcomes = part["outcome"].astype(str).to_numpy()
+        self.sensitive = part["sensitive"].to_numpy(dtype=bool)
+        self.decided = part["decided_ns"].to_numpy()
+        self.end_ns = part["end_ns"].to_numpy()
+        self.arrival_ns = np.rint(part["arrival_s"].to_numpy() * NS_PER_S).astype(np.int64)
+        self.cost = part["cost_usd"].to_numpy()
+        self.has_signals = "signal_local_queued" in part.columns
+        if self.has_signals:
+            self.busy = part["signal_local_in_flight"].to_numpy()
+            self.queued = part["signal_local_queued"].to_numpy()
+            self.up = part["signal_network_up"].to_numpy(dtype=bool)
+            self.errors = part["fail_error"].astype(str).to_numpy()
+
+    def signals(self, i: int) -> Signals:
+        """What request ``i``'s decision saw (idle signals when the run logged none)."""
+        if not self.has_signals:
+            return IDLE
+        return Signals(int(self.decided[i]) / NS_PER_S, int(self.busy[i]), int(self.queued[i]), bool(self.up[i]))
+
+
+def _observe_before(policy: Any, events: list[tuple[int, int, int]], now: int, cols: _Columns) -> None:
+    """Feed ``policy`` what requesters learned strictly before ``now``, as the simulator did."""
+    while events and events[0][0] < now:
+        t, kind, j = heapq.heappop(events)
+        if kind == FAIL:
+            policy.observe(Outcome(t / NS_PER_S, cloud_failed=True, error=str(cols.errors[j])))
+            continue
+        by = ANSWERED_BY.get(cols.outcomes[j])
+        policy.observe(Outcome(t / NS_PER_S, latency_ms=(int(cols.end_ns[j]) - int(cols.arrival_ns[j])) / NS_PER_MS,
+                               answered_by=by, cost_usd=float(cols.cost[j]) if by == "cloud" else 0.0))
+
+
 def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scores: np.ndarray | None,
                 sessions: Any) -> dict[str, Any]:
     """Replay one replication; returns its counts and the first mismatch."""
     policy = bundle.make_policy()
-    rows = part["row"].to_numpy()
-    routes = part["route"].astype(str).to_numpy()
-    outcomes = part["outcome"].astype(str).to_numpy()
-    sensitive = part["sensitive"].to_numpy(dtype=bool)
-    decided = part["decided_ns"].to_numpy()
-    end_ns = part["end_ns"].to_numpy()
-    arrival_ns = np.rint(part["arrival_s"].to_numpy() * NS_PER_S).astype(np.int64)
-    cost = part["cost_usd"].to_numpy()
-    has_signals = "signal_local_queued" in part.columns
-    if has_signals:
-        busy = part["signal_local_in_flight"].to_numpy()
-        queued = part["signal_local_queued"].to_numpy()
-        up = part["signal_network_up"].to_numpy(dtype=bool)
-        errors = part["fail_error"].astype(str).to_numpy()
-    events = learned_events(part) if has_signals else []
+    cols = _Columns(part)
+    events = learned_events(part) if cols.has_signals else []
     text = bundle.router is not None and bundle.router.is_text
     route_mismatch = escalation_mismatch = 0
     first: dict[str, Any] | None = None
-    for i in range(len(part)):
-        now = int(decided[i])
-        while events and events[0][0] < now:
-            t, kind, j = heapq.heappop(events)
-            if kind == FAIL:
-                policy.observe(Outcome(t / NS_PER_S, cloud_failed=True, error=str(errors[j])))
-            else:
-                by = ANSWERED_BY.get(outcomes[j])
-                policy.observe(Outcome(t / NS_PER_S, latency_ms=(int(end_ns[j]) - int(arrival_ns[j])) / NS_PER_MS,
-                                       answered_by=by, cost_usd=float(cost[j]) if by == "cloud" else 0.0))
-        row = int(rows[i])
+    for i in range(cols.n):
+        _observe_before(policy, events, int(cols.decided[i]), cols)
+        row = int(cols.rows[i])
         x = None if inputs is None else inputs[row]
-        request = Request(features=None if text else x, text=x if text else None, sensitive=bool(sensitive[i]),
+        request = Request(features=None if text else x, text=x if text else None, sensitive=bool(cols.sensitive[i]),
                           session_id=sessions(row))
-        signals = Signals(now / NS_PER_S, int(busy[i]), int(queued[i]), bool(up[i])) if has_signals else IDLE
-        decision = policy.decide(request, signals)
+        decision = policy.decide(request, cols.signals(i))
         got = decision.route.name.lower()
-        if got != routes[i]:
+        if got != cols.routes[i]:
             route_mismatch += 1
-            first = first or {"request": i, "row": row, "simulated": routes[i], "replayed": got,
+            first = first or {"request": i, "row": row, "simulated": cols.routes[i], "replayed": got,
                               "reason": decision.reason}
             continue
-        if decision.route == Route.CASCADE and outcomes[i] not in ("rejected", "failed"):
+        if decision.route == Route.CASCADE and cols.outcomes[i] not in ("rejected", "failed"):
             score = (float(confidence_scores[row]) if confidence_scores is not None
                      else bundle.score_one(request) if bundle.router is not None else float("nan"))
             escalated = policy.escalate(request, score).route == Route.CLOUD
-            if escalated != (outcomes[i] in ESCALATED):
+            if escalated != (cols.outcomes[i] in ESCALATED):
                 escalation_mismatch += 1
-                first = first or {"request": i, "row": row, "simulated": outcomes[i],
+                first = first or {"request": i, "row": row, "simulated": cols.outcomes[i],
                                   "replayed": "escalate" if escalated else "stay local"}
-    return {"n": len(part), "route_mismatches": route_mismatch, "escalation_mismatches": escalation_mismatch,
+    return {"n": cols.n, "route_mismatches": route_mismatch, "escalation_mismatches": escalation_mismatch,
             "first_mismatch": first, "state": policy.state()}
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from router_lab.config import conf_hint
 from router_lab.errors import RouterLabError
+from router_lab.sim.arrivals import ARRIVALS
 from router_lab.sim.config import (
     BurstyWorkloadConfig,
     CloudConfig,
@@ -25,9 +26,9 @@ from router_lab.sim.config import (
     TraceWorkloadConfig,
     WorkloadConfig,
 )
+from router_lab.sim.engines import check_engine
 
 SERVICES = ("deterministic", "exponential", "lognormal", "profile")
-ENGINES = ("simpy", "fast", "auto")
 SPLIT_CHOICES = ("auto", "all", "train", "val", "test")
 FAILURE_MODES = ("fallback", "fail")
 MAX_RETRIES = 100  # network.max_retries in [0, MAX_RETRIES]: attempts (<= 101) fit the int8 counters
@@ -102,7 +103,7 @@ def _check_service(group: str, svc: ServiceConfig) -> None:
 
 
 def _check_workload(w: WorkloadConfig) -> None:
-    _choice("workload.kind", w.kind, ("poisson", "bursty", "diurnal", "trace"))
+    ARRIVALS.get(w.kind)  # a registered workload kind
     _non_negative("workload.rate_per_s", w.rate_per_s, positive=True)
     if isinstance(w, BurstyWorkloadConfig):
         for name in ("rate_low_per_s", "rate_high_per_s"):
@@ -150,7 +151,7 @@ def validate(sc: Scenario) -> Scenario:
     _non_negative("cloud.timeout_s", c.timeout_s, positive=True)
     if c.rate_limit_rpm is not None and c.rate_limit_rpm < 0:
         raise _fail("cloud.rate_limit_rpm", c.rate_limit_rpm, "a non-negative integer or null (no limit)")
-    _choice("sim.engine", s.engine, ENGINES)
+    check_engine(s.engine)  # a registered engine, or auto
     _choice("sim.split", s.split, SPLIT_CHOICES)
     _choice("sim.on_cloud_failure", s.on_cloud_failure, FAILURE_MODES)
     if s.n_requests < 1:
@@ -173,9 +174,9 @@ def make_scenario(workload: dict[str, Any] | None = None, device: dict[str, Any]
     ``workload={"kind": "bursty", ...}`` picks the schema of that kind.
     """
     workload = dict(workload or {})
-    kinds = {"bursty": BurstyWorkloadConfig, "diurnal": DiurnalWorkloadConfig, "trace": TraceWorkloadConfig}
-    workload_cls = kinds.get(workload.get("kind", "poisson"), WorkloadConfig)
     workload.setdefault("kind", "poisson")
+    kind = workload["kind"]
+    workload_cls = ARRIVALS.entry(kind).schema if kind in ARRIVALS else WorkloadConfig  # unknown: validate says so
     return validate(Scenario(
         workload=workload_cls(**workload),
         device=DeviceConfig(**{"name": "device", **(device or {})}),

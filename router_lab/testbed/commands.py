@@ -22,6 +22,7 @@ from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_json, run_dir
+from router_lab.policies.base import sensitive_rows
 from router_lab.sim.commands import (
     configured_policy,
     format_summary,
@@ -122,7 +123,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
     all_draws = [draw(scenario, dataset, sim_seed) for _, sim_seed in seeds]
     for d in all_draws:
         check_drivable(scenario, d.arrival_ns, tb)
-    sensitive_rows = dataset.column_or("sensitive", False).astype(bool)
+    sensitive = sensitive_rows(dataset)
     bundle = load_configured_bundle(cfg, scenario)  # verified before anything starts
     device_graph = None if bundle is None else bundle.device_graph
     models = live_models(dataset, cfg.dataset, sample_pool(dataset, scenario.sim.split), device_graph)
@@ -132,7 +133,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
     upper_bound = False
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="router_lab_testbed_") as tmp:
         work = Path(tmp)
-        tables = {"sensitive": sensitive_rows, "cloud_quality": dataset.cloud_quality().astype(np.float64)}
+        tables = {"sensitive": sensitive, "cloud_quality": dataset.cloud_quality().astype(np.float64)}
         if models.labels is not None:
             tables["label"] = models.labels
         np.savez(work / "tables.npz", **tables)
@@ -147,7 +148,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                 policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed), bundle)
                 router = LiveRouter(policy, dataset)
                 upper_bound = router.upper_bound
-                live = LiveRun(scenario, router, dataset, draws, sensitive_rows[draws.row], models, cloud.url,
+                live = LiveRun(scenario, router, dataset, draws, sensitive[draws.row], models, cloud.url,
                                tb.time_scale, tb.drain_s)
                 result = run_precise(_bounded(live.run(), tb.max_wall_s))
                 late = check_lateness(result, tb)

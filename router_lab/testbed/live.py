@@ -252,7 +252,7 @@ class LiveRun:
         self.queue.put_nowait((i, future, now))
         start, done, outputs = await future
         tl.device_start_ns[i], tl.device_done_ns[i] = self.cfg(start), self.cfg(done)
-        if cascade and not self.sensitive[i] and self.router.escalate(i):
+        if cascade and self.router.escalate(i):  # (never a sensitive one: Policy.keep_local)
             await self.send(i, done, cascade=True)
         else:
             tl.end_ns[i] = self.cfg(done)
@@ -414,8 +414,9 @@ class LiveRun:
         draws = replace(self.d, arrival_ns=self.arrival_ns)
         # the shaped upload replays the drawn attempts (loss and retries) of the request
         self.tl.attempts[:] = np.where(self.tl.sent, self.attempts, 0)
-        rec = finish(self.tl, draws, self.route, self.sensitive, self.sc, self.dataset,
-                     self.router.sensitive_blocked(), "testbed", self.log, audit_model=False)
+        rec = finish(timeline=self.tl, draws=draws, route=self.route, sensitive=self.sensitive, scenario=self.sc,
+                     dataset=self.dataset, sensitive_blocked=self.router.sensitive_blocked(), engine="testbed",
+                     decision_log=self.log, audit_model=False)
         outcome = rec.outcome
         by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
         by_device = (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)

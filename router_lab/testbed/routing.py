@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from router_lab.data.contract import Dataset
-from router_lab.policies.base import Policy, Route
+from router_lab.policies.base import Policy
 from router_lab.runtime.policy import Outcome as Learned
 from router_lab.runtime.policy import Signals
+from router_lab.sim.core import session_lookup
 from router_lab.sim.decisions import Decisions, decide_up_front
-from router_lab.sim.engine_simpy import session_lookup
 
 
 class LiveRouter:
@@ -33,7 +33,7 @@ class LiveRouter:
         """Before the run: the batch routes of a stateless core, and every row's escalation."""
         self.decisions = decide_up_front(self.policy, rows, dataset)
         self.blocked = self.decisions.sensitive_blocked
-        self.n_blocked_before = self.core.n_blocked
+        self.n_blocked_before = self.policy.n_blocked
 
     @property
     def stateful(self) -> bool:
@@ -44,12 +44,8 @@ class LiveRouter:
         if not self.stateful:
             return int(self.decisions.route[i]), "batch"
         request = self.policy.request(row, sensitive, self.session_of(row))
-        decision = self.core.decide(request, signals)
-        route = int(decision.route)
-        if sensitive and route != int(Route.LOCAL):  # the runtime pins these; never trust, check
-            self.blocked += 1
-            route = int(Route.LOCAL)
-        return route, decision.reason
+        decision = self.policy.decide(request, signals)  # the policy's sensitive rule applied
+        return int(decision.route), decision.reason
 
     def escalate(self, i: int) -> bool:
         """After the device answered a CASCADE route: whether it goes on to the cloud."""
@@ -60,4 +56,4 @@ class LiveRouter:
             self.core.observe(outcome)
 
     def sensitive_blocked(self) -> int:
-        return self.blocked + (self.core.n_blocked - self.n_blocked_before if self.stateful else 0)
+        return self.blocked + (self.policy.n_blocked - self.n_blocked_before if self.stateful else 0)

@@ -28,6 +28,7 @@ from router_lab.features import (
     router_inputs,
     routing_labels,
 )
+from router_lab.policies.base import sensitive_rows
 from router_lab.train.artifacts import TrainedRouter, dataset_hash, package_versions
 from router_lab.train.config import LogisticRouterConfig, plain_config
 from router_lab.train.curves import RoutingCurve, auroc, average_pgr, routing_curve
@@ -135,7 +136,7 @@ def train_router(dataset: Dataset, router_cfg: Any = None, target_cfg: Any = Non
                                      str(router_params.get("name")))
     scores = estimator.predict_proba(X)[:, 1]
     device_q, cloud_q = dataset.device_quality(), dataset.cloud_quality()
-    allowed = ~dataset.column_or("sensitive", False).astype(bool)
+    allowed = ~sensitive_rows(dataset)  # sensitive rows never leave the device
 
     def curve_on(split: str) -> RoutingCurve:
         m = masks[split]

@@ -16,6 +16,7 @@ import numpy as np
 
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
+from router_lab.policies.base import sensitive_rows
 from router_lab.train.curves import hull_areas
 
 
@@ -37,7 +38,7 @@ def model_table(dataset: Dataset, rows: np.ndarray) -> ModelTable | None:
     costs = [dataset.cost(m) for m in dataset.models]
     if any(c is None for c in costs):
         return None
-    allowed = ~dataset.column_or("sensitive", False).astype(bool)[rows]
+    allowed = ~sensitive_rows(dataset)[rows]
     return ModelTable(names=dataset.models,
                       quality=np.column_stack([dataset.quality(m)[rows] for m in dataset.models]),
                       cost_usd=np.column_stack([c[rows] for c in costs]), allowed=allowed)

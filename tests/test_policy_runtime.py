@@ -111,3 +111,23 @@ def test_policy_json_schema_errors_name_the_field(bad, fragment):
                 "scoring": {"source": None}, "provenance": {}}
     with pytest.raises(RouterLabError, match=fragment.replace("(", r"\(")):
         validate_spec(document, "policy.json")
+
+
+def test_a_two_model_policy_sends_its_cloud_routes_to_the_model_named_cloud(digits) -> None:  # noqa: ANN001
+    """The N-model interface's two-model case: no tier in the decision, decide_tiers maps CLOUD and
+    CASCADE to the index of `cloud` in the dataset's models (digits: device, edge, cloud → 2)."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from router_lab.policies.base import PolicyContext
+    from router_lab.policies.registry import make_policy
+    from router_lab.runtime.policy import Route, decision_tier
+
+    assert digits.models == ("device", "edge", "cloud")
+    rows = np.arange(200)
+    for name in ("always_cloud", "random", "confidence"):
+        policy = make_policy(OmegaConf.create({"name": name}), PolicyContext(digits, np.random.default_rng(1)))
+        routes, tiers = policy.decide_tiers(rows)
+        assert set(np.unique(tiers)) <= {0, 2}
+        assert np.array_equal(tiers == 0, routes == Route.LOCAL), name
+        assert decision_tier(policy.core.decide(policy.request(0, False))) is None

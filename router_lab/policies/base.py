@@ -179,6 +179,21 @@ class Policy:
         return np.fromiter((int(self.decide(self.request(int(r), bool(p)), IDLE).route)
                             for r, p in zip(indices, pinned, strict=True)), dtype=np.int8, count=len(indices))
 
+    # -- N models (tiers) ------------------------------------------------------------------------
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models this policy routes among, in tier order (0 = the device): the dataset's."""
+        return self.context.dataset.models
+
+    def decide_tiers(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Routes (as ``decide_batch``) and, per request, the index in ``models`` of the model its
+        remote step goes to (0 for a LOCAL route).  A two-model policy's CLOUD and CASCADE routes
+        go to the model named ``cloud``; an N-model policy overrides this (its routes: LOCAL where
+        the tier is 0, CLOUD elsewhere)."""
+        routes = self.decide_batch(indices)
+        cloud = self.models.index("cloud")
+        return routes, np.where(routes == Route.LOCAL, 0, cloud).astype(np.int8)
+
     def escalate(self, indices: np.ndarray) -> np.ndarray:
         """For CASCADE routes: which requests go on to the cloud after the device answered."""
         indices = np.asarray(indices, dtype=np.int64)

@@ -82,6 +82,22 @@ class Decision(NamedTuple):
     reason: str
 
 
+class TierDecision(NamedTuple):
+    """An N-model policy's decision: a :class:`Decision` plus ``tier``, the index in the policy's
+    ``models`` (tier order, 0 = the device) of the model that answers (a separate type, so that
+    two-model apps keep unpacking ``route, score, reason``)."""
+
+    route: Route
+    score: float
+    reason: str
+    tier: int
+
+
+def decision_tier(decision: Decision | TierDecision) -> int | None:
+    """The tier a decision names, or None for a two-model decision (LOCAL: the device; else the cloud)."""
+    return getattr(decision, "tier", None)
+
+
 IDLE = Signals()
 LOCAL, CLOUD, CASCADE = Route.LOCAL, Route.CLOUD, Route.CASCADE
 Scorer = Callable[[Request], float]
@@ -98,6 +114,7 @@ class RoutingPolicy:
     stateless: ClassVar[bool] = True  # decisions depend on the request alone (batchable)
     cascade: ClassVar[bool] = False  # routes CASCADE and escalates by score after the device
     uses_score: ClassVar[bool] = False  # needs the router's score before routing
+    models: tuple[str, ...] = ()  # N-model policies: the models in tier order (0 = the device); () = two
     LATENCY_EWMA: ClassVar[float] = 0.05
 
     def __init__(self, scorer: Scorer | None = None) -> None:

@@ -63,6 +63,7 @@ def _batched(draw: Callable[[int, float], tuple[np.ndarray, float]], rate: float
 @ARRIVALS.register("poisson", schema=WorkloadConfig)
 def poisson(w: WorkloadConfig, n_max: int, t_max_s: float | None, rng: np.random.Generator,
             dataset: Dataset) -> Arrivals:
+    """Poisson arrivals at `rate_per_s`: exponential gaps, drawn in blocks."""
     rate = w.rate_per_s
 
     def draw(k: int, t0: float) -> np.ndarray:

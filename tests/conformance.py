@@ -214,12 +214,12 @@ def swept_policies(preset: str) -> frozenset[str]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         sweep = compose("config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
         return frozenset(o.split("=", 1)[1] for job in sweep_job_overrides(sweep) for o in job
-                         if o.split("=", 1)[0] in ("policy", "+experiment/onnx_policy"))
+                         if o.split("=", 1)[0] == "policy")
 
 
 def check_policy_files(name: str) -> None:
-    """conf/policy/<name>.yaml naming the policy's schema, the schema in Hydra's ConfigStore, the
-    ONNX comparison's arm conf/experiment/onnx_policy/<name>.yaml, and both comparisons sweeping it."""
+    """conf/policy/<name>.yaml naming the policy's schema, the schema in Hydra's ConfigStore, and
+    both comparisons (compare_policies, compare_policies_onnx) sweeping it."""
     entry = POLICIES.entry(name)
     path = conf_file("policy", name)
     schema = entry.schema or PolicyConfig
@@ -227,7 +227,6 @@ def check_policy_files(name: str) -> None:
     assert expected in defaults_of(path), f"{REPO_CONF}/policy/{name}.yaml: its defaults list must name {expected}"
     assert (expected, schema) in [(n, s) for g, n, s in all_schemas() if g == "policy"], \
         f"policy {name}: {expected} is not in Hydra's ConfigStore"
-    conf_file("experiment/onnx_policy", name)  # its arm of compare_policies_onnx
     assert composed("policy", name).policy.name == name, path
     for preset in COMPARISONS:
         assert name in swept_policies(preset), f"{REPO_CONF}/experiment/{preset}.yaml does not sweep policy {name}"

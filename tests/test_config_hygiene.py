@@ -57,7 +57,7 @@ def test_appended_top_level_keys_nothing_reads_are_refused(override, expected) -
 
 
 def test_the_onnx_presets_router_paths_are_plain_top_level_keys() -> None:
-    # compare_policies_onnx's onnx_policy nodes read ${oc.select:router_onnx,null}
+    # compare_policies_onnx's router policies score with the files these keys name
     check("simulate", "+experiment=compare_policies_onnx", "router_onnx=a.onnx", "cascade_onnx=b.onnx")
     with pytest.raises(RouterLabError, match="^router_onnx: 'train' does not use this key"):
         check("train", "router_onnx=a.onnx")

@@ -50,7 +50,7 @@ def bench(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Bench
 
 
 def test_the_page_has_the_examples_it_promises() -> None:
-    assert len(blocks("python")) == 3 and len(blocks("yaml")) == 2
+    assert len(blocks("python")) == 4 and len(blocks("yaml")) == 1
     assert "## A metric" in DOC.read_text()
 
 
@@ -69,8 +69,7 @@ def test_the_config_files_of_the_page_compose(doc: dict, tmp_path: Path) -> None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         search = f"hydra.searchpath=[file://{tmp_path}]"
         plain = compose("config", overrides=[search, "policy=quantile"]).policy
-        onnx = compose("config", overrides=[search, "+experiment/onnx_policy=quantile"]).policy
-    assert plain == onnx and plain.name == "quantile" and plain.cloud_fraction == 0.25
+    assert plain.name == "quantile" and plain.cloud_fraction == 0.25
 
 
 def test_the_policy_example_joins_the_conformance_suite(doc: dict, bench: Bench, tmp_path: Path) -> None:
@@ -109,3 +108,44 @@ def test_the_export_target_example_passes_the_gates(doc: dict, bench: Bench) -> 
     assert reports["nodoc"]["status"] == "passed", reports
     (file,) = files
     assert file.name == "router.nodoc.onnx" and len(file.data) <= len(data)
+
+
+def test_the_metric_example_is_one_entry_plus_its_computation(doc: dict, digits, monkeypatch) -> None:  # noqa: ANN001
+    """The page's two edits, applied in place (the entry into the catalogue, the computation into
+    ``_measure``): the summary then has the metric with its interval, the catalogue check passes,
+    the README table has its row; with the computation alone the check names it."""
+    from omegaconf import OmegaConf
+    from test_metric_catalogue import catalogue_mismatches
+
+    from router_lab import metric_catalogue as catalogue
+    from router_lab.policies.base import PolicyContext
+    from router_lab.policies.registry import make_policy
+    from router_lab.sim import metrics
+    from router_lab.sim.draws import NS_PER_MS
+    from router_lab.sim.engines import run
+    from router_lab.sim.scenario import make_scenario
+
+    entry, compute = doc["P75"], doc["latency_p75_ms"]
+    measure = metrics._measure
+
+    def measure_with_p75(rec, keep, sc):  # noqa: ANN001, ANN202 - the page's line in _measure
+        out = measure(rec, keep, sc)
+        answered = np.isin(rec.outcome[keep], metrics.ANSWERED)
+        out[entry.name] = compute(((rec.end_ns[keep] - rec.arrival_ns[keep]) / NS_PER_MS)[answered])
+        return out
+
+    monkeypatch.setattr(metrics, "_measure", measure_with_p75)
+    sc = make_scenario(sim={"n_requests": 300})
+    policy = make_policy(OmegaConf.create({"name": "random"}), PolicyContext(digits, np.random.default_rng(0)))
+    records = [run(sc, policy, digits, seed) for seed in (0, 1)]
+    computed_only = metrics.summarize(records, sc)
+    assert [p.split(":")[0] for p in catalogue_mismatches(computed_only)] == [entry.name]
+
+    monkeypatch.setattr(catalogue, "CATALOGUE", (*catalogue.CATALOGUE, entry))
+    monkeypatch.setattr(metrics, "CI_KEYS", frozenset(catalogue.names(interval=True)))
+    summary = metrics.summarize(records, sc)
+    assert catalogue_mismatches(summary) == []
+    lo, hi = summary["ci95"][entry.name]
+    assert lo <= summary[entry.name] <= hi
+    assert summary["latency_p50_ms"] <= summary[entry.name] <= summary["latency_p90_ms"]
+    assert f"| `{entry.name}` | ms | lower | yes |" in catalogue.readme_block()

@@ -16,7 +16,7 @@ from router_lab.sim.scenario import scenario_from_config
 
 PRESETS = {  # preset: (jobs, the swept keys); the comparisons: one job per registered policy
     "compare_policies": (len(POLICIES), {"policy"}),
-    "compare_policies_onnx": (len(POLICIES), {"+experiment/onnx_policy"}),
+    "compare_policies_onnx": (len(POLICIES), {"policy"}),
     "load_sweep": (30, {"policy", "workload.rate_per_s"}),
     "threshold_sweep": (20, {"policy", "policy.threshold"}),
     "outage": (16, {"policy", "network.mean_down_s"}),
@@ -57,9 +57,12 @@ def test_every_job_of_the_preset_composes_to_a_valid_scenario(preset: str) -> No
 
 
 def test_onnx_preset_scores_learned_policies_with_the_exported_file() -> None:
+    """What simulate runs (``policy_config``): every router policy scoring with its exported file."""
+    from router_lab.sim.commands import policy_config
+
     paths = ("router_onnx=out/router.onnx", "cascade_onnx=cascade/router.onnx")
     for _, cfg in jobs_of("compare_policies_onnx", *paths):
-        policy = cfg.policy
+        policy = policy_config(cfg)
         if policy.name == "learned_cascade":  # its own router, trained on input + confidence
             assert (policy.backend, policy.onnx_path) == ("onnx", "cascade/router.onnx")
         elif policy.name in LEARNED:
@@ -72,6 +75,22 @@ def test_onnx_preset_scores_learned_policies_with_the_exported_file() -> None:
     plain = [cfg.policy.name for _, cfg in jobs_of("compare_policies", "router_onnx=out/router.onnx")]
     onnx = [cfg.policy.name for _, cfg in jobs_of("compare_policies_onnx", "router_onnx=out/router.onnx")]
     assert onnx == plain
+
+
+def test_a_router_policy_without_its_exported_file_is_a_one_line_error() -> None:
+    from router_lab.errors import RouterLabError
+    from router_lab.sim.commands import policy_config
+
+    cascade = next(cfg for _, cfg in jobs_of("compare_policies_onnx", "router_onnx=out/router.onnx")
+                   if cfg.policy.name == "learned_cascade")
+    with pytest.raises(RouterLabError, match="^cascade_onnx: policy learned_cascade scores with the router "
+                                             "cascade_onnx names; got only router_onnx=out/router.onnx"):
+        policy_config(cascade)
+    # a policy's own onnx_path wins over the top-level key
+    _, learned = next((j, c) for j, c in jobs_of("compare_policies", "router_onnx=out/router.onnx")
+                      if c.policy.name == "learned")
+    learned = OmegaConf.merge(learned, {"policy": {"backend": "onnx", "onnx_path": "mine.onnx"}})
+    assert policy_config(learned).onnx_path == "mine.onnx"
 
 
 def test_load_sweep_reaches_overload_of_the_default_device() -> None:

@@ -93,6 +93,7 @@ class LearnedPolicy(ScoredPolicy):
 
 
 @register_policy("learned_cascade", schema=LearnedCascadePolicyConfig, uses_router=True,
+                 exported_router="cascade_onnx",
                  summary="cascade: escalate on the router's score with the device's confidence")
 class LearnedCascadePolicy(LearnedPolicy):
     """Cascade: the device answers first; escalate when the router, which also sees the device's

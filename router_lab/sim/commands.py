@@ -6,6 +6,7 @@ handler that also writes ``metrics.json`` and ``requests.parquet`` into the run 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_json, run_dir
 from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.bundled import BundlePolicy
-from router_lab.policies.registry import make_policy, router_policies
+from router_lab.policies.registry import (
+    EXPORTED_ROUTER_KEYS,
+    POLICIES,
+    make_policy,
+    router_policies,
+)
 from router_lab.runtime.bundle import Bundle, load_bundle
 from router_lab.sim.engines import run
 from router_lab.sim.metrics import summarize
@@ -76,7 +82,53 @@ def replication_seeds(seed: int, replications: int) -> list[tuple[np.random.Seed
 
 def policy_config(cfg: Any) -> Any:
     """``cfg.policy``, with the top-level ``model_path`` (if given) as its trained router's path
-    (for ``load_aware``, its inner policy's); an error for a policy that uses no trained router."""
+    (for ``load_aware``, its inner policy's) — an error for a policy that uses no trained router —
+    and the top-level exported routers (``router_onnx``, ``cascade_onnx``) as its scorer."""
+    return with_exported_router(cfg, with_model_path(cfg))
+
+
+def _router_node(policy: Any) -> Any:
+    """The node of a policy config that names the router: the policy's, or load_aware's inner one."""
+    if str(policy.get("name")) == "load_aware":
+        if isinstance(policy.get("inner"), str):
+            policy.inner = {"name": policy.inner}
+        return policy.inner
+    return policy
+
+
+def with_exported_router(cfg: Any, policy: Any) -> Any:
+    """``policy`` scoring with the exported router the top-level ``router_onnx`` / ``cascade_onnx``
+    names (the one its registry entry's ``exported_router`` says), when the command line gives
+    one: ``backend=onnx`` and ``onnx_path`` set, unless the policy's config set an ``onnx_path``
+    itself.  This is how ``+experiment=compare_policies_onnx`` scores every router policy through
+    what ships, with nothing per policy to write: it applies to a router policy whose schema has
+    ``backend`` and ``onnx_path`` (the others run as configured)."""
+    given = {key: OmegaConf.select(cfg, key, default=None) for key in EXPORTED_ROUTER_KEYS} \
+        if OmegaConf.is_config(cfg) else {}
+    if not any(given.values()):
+        return policy
+    policy = OmegaConf.create(OmegaConf.to_container(policy, resolve=True))
+    node = _router_node(policy)
+    name = str(node.get("name"))
+    if name not in POLICIES or not POLICIES.entry(name).meta.get("uses_router"):
+        return policy
+    schema = POLICIES.entry(name).schema
+    if schema is None or not {"backend", "onnx_path"} <= {f.name for f in dataclasses.fields(schema)}:
+        return policy
+    if node.get("onnx_path"):
+        return policy
+    key = POLICIES.entry(name).meta.get("exported_router", "router_onnx")
+    if not given.get(key):
+        other = next(k for k in EXPORTED_ROUTER_KEYS if k != key)
+        raise RouterLabError(f"{key}: policy {name} scores with the router {key} names; got only "
+                             f"{other}={given[other]} (give {key}=PATH/router.onnx too)")
+    node.backend = "onnx"
+    node.onnx_path = str(given[key])
+    return policy
+
+
+def with_model_path(cfg: Any) -> Any:
+    """``cfg.policy`` with the top-level ``model_path`` as its trained router's path."""
     path = OmegaConf.select(cfg, "model_path", default=None) if OmegaConf.is_config(cfg) else None
     if not path:
         return cfg.policy
@@ -84,11 +136,7 @@ def policy_config(cfg: Any) -> Any:
         raise RouterLabError(f"model_path={path}: no such file or folder; expected a 'router-lab "
                              "train' run folder or its router.json")
     policy = OmegaConf.create(OmegaConf.to_container(cfg.policy, resolve=True))
-    node = policy
-    if str(policy.get("name")) == "load_aware":
-        if isinstance(policy.get("inner"), str):
-            policy.inner = {"name": policy.inner}
-        node = policy.inner
+    node = _router_node(policy)
     if str(node.get("name")) not in router_policies():
         raise RouterLabError(f"model_path: policy {policy.get('name')!r} uses no trained router; drop "
                              f"model_path or choose a learned policy ({', '.join(router_policies())}, "

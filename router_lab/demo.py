@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
              ["train", f"train.mode={mode}", f"hydra.run.dir={train_dir}"])
         step("export it to ONNX (conversion + validation gates)",
              ["export", f"export.run_dir={train_dir}", f"out={export_dir}", f"hydra.run.dir={export_dir}"])
-        exported[name] = export_dir / "router.onnx"
+        exported[name] = export_dir / "router.onnx"  # the runtime's DEFAULT_FILE: the demo imports no router_lab
     step("validate the exported router on its own",
          ["validate", str(exported["router"]), f"hydra.run.dir={root / 'validate'}"])
     step("compare every policy under load (multirun, learned policies on ONNX)",

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from router_lab.constants import SEED_BOUND
 from router_lab.data.builders import resolve_dataset, stratified_split
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
@@ -271,7 +272,7 @@ def cross_fitted(dataset: Dataset, router_cfg: Any, target_cfg: Any, modes: Sequ
             split = np.full(len(dataset), "test", dtype=object)
             split[~held] = train_val
             fold_ds = dataclasses.replace(dataset, frame=dataset.frame.assign(split=split))
-            fit_seed = int(np.random.default_rng(fold_seq).integers(2**31 - 1))
+            fit_seed = int(np.random.default_rng(fold_seq).integers(SEED_BOUND))
             routers = {mode: train_router(fold_ds, router_cfg, target_cfg, mode, fit_seed) for mode in modes}
             folds_runs.append(run_policies(fold_ds, routers, np.flatnonzero(held), fold_seq))
         parts.append([_pooled([f[i] for f in folds_runs]) for i in range(len(folds_runs[0]))])

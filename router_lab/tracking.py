@@ -21,6 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from router_lab.constants import CONFIG_FILE
 from router_lab.errors import RouterLabError
 
 BACKENDS = ("none", "mlflow")
@@ -119,7 +120,7 @@ def log_job(config: Any, job_dir: Path, status: str, error: str | None = None) -
     mlflow = import_mlflow()
     mlflow.set_tracking_uri(tracking_uri(config))
     experiment_id = _experiment_id(mlflow, experiment_name(config))
-    params = config_columns(job_dir) if (job_dir / "config.yaml").exists() else {}
+    params = config_columns(job_dir) if (job_dir / CONFIG_FILE).exists() else {}
     metrics: dict[str, float] = {}
     if (job_dir / METRICS_FILE).exists():
         raw = json.loads((job_dir / METRICS_FILE).read_text())

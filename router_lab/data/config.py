@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
+from router_lab.constants import SPLIT_FRACTIONS
+
 
 @dataclass
 class DatasetConfig:
@@ -28,7 +30,7 @@ class DigitsConfig(DatasetConfig):
     edge_price_usd_per_call: float = 0.00002
     cloud_price_usd_per_call: float = 0.0001
     sensitive_fraction: float = 0.05
-    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    split_fractions: list[float] = field(default_factory=lambda: list(SPLIT_FRACTIONS))
 
 
 @dataclass
@@ -60,7 +62,7 @@ class SyntheticConfig(DatasetConfig):
     output_bytes_median: float = 1_000.0
     tokens_in_median: float = 300.0
     tokens_out_median: float = 200.0
-    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    split_fractions: list[float] = field(default_factory=lambda: list(SPLIT_FRACTIONS))
     # the quality/cost ladder: models between device and cloud in tier order (none: two models)
     tiers: list[SyntheticTier] = field(default_factory=list)
     cloud_price_usd_per_call: float = 0.0001  # the card's price of the top tier ('cloud')
@@ -84,7 +86,7 @@ class RouteLLMConfig(DatasetConfig):
     cloud_model: str = MISSING  # the model column that plays the cloud model
     prompt_column: str = "prompt"
     seed: int = 0  # seeds the train/val/test split
-    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    split_fractions: list[float] = field(default_factory=lambda: list(SPLIT_FRACTIONS))
 
 
 SCHEMAS: list[tuple[str, str, type]] = [

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from router_lab.constants import SEED_BOUND
 from router_lab.data.builders import BUILDERS, BuiltDataset, stratified_split
 from router_lab.data.config import DigitsConfig
 from router_lab.data.contract import MAX_COST_USD
@@ -137,7 +138,7 @@ def build_digits(cfg: DigitsConfig, rng: np.random.Generator) -> BuiltDataset:
         if not (value > 0 if name == "edge_C" else 0 <= value <= MAX_COST_USD):
             raise RouterLabError(f"dataset.{name}: got {value}; expected "
                                  + ("a positive number" if name == "edge_C" else f"a price in [0, {MAX_COST_USD:,.0f}] USD"))
-    folds = StratifiedKFold(cfg.n_folds, shuffle=True, random_state=int(rng.integers(2**31 - 1)))
+    folds = StratifiedKFold(cfg.n_folds, shuffle=True, random_state=int(rng.integers(SEED_BOUND)))
 
     device_proba = np.zeros((n, 10))
     cloud_pred = np.zeros(n, dtype=labels.dtype)

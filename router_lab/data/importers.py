@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from router_lab.constants import SPLIT_FRACTIONS
 from router_lab.data.builders import BUILDERS, BuiltDataset, stratified_split
 from router_lab.data.contract import BASE_MODELS, MAX_COST_USD
 from router_lab.data.files import read_table
@@ -28,7 +29,6 @@ from router_lab.registry import Registry
 CHARS_PER_TOKEN = 4.0  # the common rule of thumb for English BPE tokenisers (~4 characters/token)
 BYTES_PER_TOKEN = 4  # for output_bytes when only a token count is known
 DEFAULT_TOKENS_OUT = 256  # assumed answer length when the data has no response text
-DEFAULT_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 _TRUE = {"true", "1", "1.0", "yes"}
 _FALSE = {"false", "0", "0.0", "no"}
 
@@ -259,7 +259,7 @@ def _read_benchmark(path: str | Path, device_model: str | None, cloud_model: str
 
 def import_routellm(path: str | Path, device_model: str | None, cloud_model: str | None,
                     rng: np.random.Generator, prompt_column_name: str = "prompt",
-                    split_fractions: tuple[float, ...] = DEFAULT_SPLIT_FRACTIONS) -> BuiltDataset:
+                    split_fractions: tuple[float, ...] = SPLIT_FRACTIONS) -> BuiltDataset:
     """RouteLLM evaluation CSVs: a prompt column and one True/False correctness column per model.
 
     One or many files (a folder or a glob); each file's name becomes the row's ``category``.
@@ -303,7 +303,7 @@ def import_routellm(path: str | Path, device_model: str | None, cloud_model: str
 
 def import_routerbench(path: str | Path, device_model: str | None, cloud_model: str | None,
                        rng: np.random.Generator, prompt_column_name: str = "prompt",
-                       split_fractions: tuple[float, ...] = DEFAULT_SPLIT_FRACTIONS) -> BuiltDataset:
+                       split_fractions: tuple[float, ...] = SPLIT_FRACTIONS) -> BuiltDataset:
     """RouterBench's wide table: ``prompt``, ``eval_name``, per model a score column ``MODEL``,
     ``MODEL|model_response`` and ``MODEL|total_cost``.  CSV or Parquet only (no pickles)."""
     frame, files, prompts = _read_benchmark(path, device_model, cloud_model, prompt_column_name)

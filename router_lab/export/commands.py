@@ -16,6 +16,7 @@ from typing import Any
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from router_lab.constants import CONFIG_FILE, ROUTER_META_FILE
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
@@ -41,7 +42,7 @@ from router_lab.export.validate import (
 from router_lab.io import atomic_write_bytes, atomic_write_json, run_dir
 from router_lab.report import steps
 from router_lab.runtime.bundle import MANIFEST_FILE, POLICY_FILE
-from router_lab.runtime.device_router import resolve_model_path
+from router_lab.runtime.device_router import DEFAULT_FILE, resolve_model_path
 from router_lab.runtime.manifest import (
     check_kind,
     make_manifest,
@@ -51,7 +52,7 @@ from router_lab.runtime.manifest import (
 )
 from router_lab.runtime.spec import policy_threshold, score_source
 
-ROUTER_FILE = "router.onnx"
+ROUTER_FILE = DEFAULT_FILE  # the router model in an export folder (the runtime loads it by this name)
 DEVICE_GRAPH_FILE = "device_graph.onnx"
 VALIDATION_FILE = "validation.json"
 
@@ -116,7 +117,7 @@ def router_dataset(source: Path, cfg: DictConfig) -> Dataset:
 
     folder = source if source.is_dir() else source.parent
     try:
-        record = json.loads((folder / "router.json").read_text(encoding="utf-8"))
+        record = json.loads((folder / ROUTER_META_FILE).read_text(encoding="utf-8"))
         name, digest = str(record["dataset_name"]), str(record["dataset_hash"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RouterLabError(f"{folder / 'router.json'}: no dataset_name/dataset_hash to find the "
@@ -137,7 +138,7 @@ def router_dataset(source: Path, cfg: DictConfig) -> Dataset:
 
 
 def _dataset_candidates(folder: Path, name: str, cfg: DictConfig) -> list:
-    config_file = folder / "config.yaml"
+    config_file = folder / CONFIG_FILE
     candidates = []
     if config_file.is_file():
         def from_run_config() -> Dataset:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SEED_BOUND = 2**31 - 1  # seeds handed to child generators and estimators are below this
+from router_lab.constants import SEED_BOUND
 
 
 def child_seed(rng: np.random.Generator) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from router_lab import metric_catalogue as catalogue
+from router_lab.constants import SUMMARY_CSV, SUMMARY_MD, SUMMARY_PARQUET
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_text
 from router_lab.report import comparison, figures, timeline
@@ -146,11 +147,11 @@ def build_comparison_report(root: Path, out_dir: str | Path | None, title: str |
     table, drawn = comparison.load_comparison(root)
     out = Path(out_dir) if out_dir else root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "summary.parquet") as tmp:
+    with atomic_path(out / SUMMARY_PARQUET) as tmp:
         table.to_parquet(tmp, index=False)
-    atomic_write_text(out / "summary.csv", table.to_csv(index=False, float_format="%.10g"))
+    atomic_write_text(out / SUMMARY_CSV, table.to_csv(index=False, float_format="%.10g"))
     columns = list(table.columns)
-    atomic_write_text(out / "summary.md", markdown_table(table, columns))
+    atomic_write_text(out / SUMMARY_MD, markdown_table(table, columns))
     figure_paths = write_figures(drawn, out)
     scenarios = list(dict.fromkeys(table["scenario"].astype(str)))
     lines = [f"{len(scenarios)} scenario(s), each simulated and run live on the testbed with the same seeds: "
@@ -165,7 +166,7 @@ def build_comparison_report(root: Path, out_dir: str | Path | None, title: str |
     for item in drawn:
         if item.figure is not None:
             item.figure.clear()
-    return ReportResult(out, out / "summary.csv", out / "summary.parquet", out / "summary.md", html_path,
+    return ReportResult(out, out / SUMMARY_CSV, out / SUMMARY_PARQUET, out / SUMMARY_MD, html_path,
                         tuple(figure_paths), 0, (), None)
 
 
@@ -183,9 +184,9 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, title: str
     out = Path(out_dir) if out_dir else collection.root / "report"
     out.mkdir(parents=True, exist_ok=True)
     frame = summary_frame(collection)
-    with atomic_path(out / "summary.parquet") as tmp:
+    with atomic_path(out / SUMMARY_PARQUET) as tmp:
         frame.to_parquet(tmp, index=False)
-    atomic_write_text(out / "summary.csv", summary_csv(frame))
+    atomic_write_text(out / SUMMARY_CSV, summary_csv(frame))
 
     varied = varied_columns(frame, _config_candidates(collection))
     factors, follows = swept_factors(frame, varied)
@@ -205,7 +206,7 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, title: str
     best = best_per_objective(frame, label_columns, upper_bounds)
     table_columns = [*(factors or ["policy"]), *[c for c in METRIC_COLUMNS if c in frame], "job"]
     md_columns = [*(factors or ["job"]), *[c for c in MARKDOWN_METRICS if c in frame]]
-    atomic_write_text(out / "summary.md", markdown_table(frame, md_columns, upper_bounds))
+    atomic_write_text(out / SUMMARY_MD, markdown_table(frame, md_columns, upper_bounds))
     table = results_table(frame, table_columns, upper_bounds)
     page = render_report(title or f"router_lab report: {collection.root}", scenario_lines, best, drawn,
                          table, list(left_out), notes)
@@ -213,5 +214,5 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, title: str
     for item in drawn:
         if item.figure is not None:
             item.figure.clear()
-    return ReportResult(out, out / "summary.csv", out / "summary.parquet", out / "summary.md", html_path,
+    return ReportResult(out, out / SUMMARY_CSV, out / SUMMARY_PARQUET, out / SUMMARY_MD, html_path,
                         tuple(figure_paths), len(collection.jobs), left_out, collection.expected_jobs)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router_lab.constants import CONFIG_FILE, METRICS_FILE
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_write_json, atomic_write_text, run_dir, sha256_bytes, sha256_file
 
 COMPLETE_MARKER = "_complete.json"
 FAILED_MARKER = "_failed.json"
-CONFIG_FILE = "config.yaml"
 MARKER_VERSION = 1
 # Keys of the job config that say how to run it, not what it computes.
 RUN_ONLY_KEYS = ("resume", "tracking")
@@ -132,7 +132,7 @@ def check_job(job_dir: Path, fingerprint: str | None = None) -> JobCheck:
 
 def read_metrics(job_dir: Path) -> dict[str, Any] | None:
     """The job's ``metrics.json`` (what a skipped job returns to the sweep), or None."""
-    path = Path(job_dir) / "metrics.json"
+    path = Path(job_dir) / METRICS_FILE
     if not path.exists():
         return None
     return json.loads(path.read_text())
@@ -150,6 +150,9 @@ def run_job(handler: Callable[..., object], cfg) -> object:  # noqa: ANN001 - a 
 
     job_dir = run_dir()
     OmegaConf.resolve(cfg)  # the handler sees exactly the values config.yaml records
+    # A handler may complete its config first (simulate: the top-level model_path / router_onnx
+    # written into the policy), so that config.yaml records what ran.
+    cfg = getattr(handler, "effective_config", lambda c: c)(cfg)
     check_tracking(cfg)  # tracking=mlflow with a bad URI or no mlflow fails here, in one line
     config = OmegaConf.to_container(cfg)
     fingerprint = config_fingerprint(config)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from router_lab.constants import CONFIG_FILE
 from router_lab.report.summary import Job
 
 
@@ -28,7 +29,7 @@ def _dataset_path(job: Job) -> Path | None:
 
     from router_lab.data.builders import default_path
 
-    config = OmegaConf.load(job.path / "config.yaml")
+    config = OmegaConf.load(job.path / CONFIG_FILE)
     node = OmegaConf.select(config, "dataset")
     if node is None:
         return None

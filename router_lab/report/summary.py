@@ -15,12 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from router_lab.constants import METRICS_FILE, REQUESTS_FILE
 from router_lab.errors import RouterLabError
 from router_lab.report.jobs import COMPLETE_MARKER, CONFIG_FILE, FAILED_MARKER, JobCheck, check_job
 from router_lab.report.progress import SWEEP_MANIFEST
 
-METRICS_FILE = "metrics.json"
-REQUESTS_FILE = "requests.parquet"
 GROUPS = ("dataset", "router", "target", "policy", "workload", "device", "network", "cloud")
 CONFIG_SECTIONS = (*GROUPS, "sim")
 CONFIG_SCALARS = ("seed", "command")
@@ -80,7 +79,7 @@ def config_columns(job_dir: Path) -> dict[str, Any]:
 
     path = job_dir / CONFIG_FILE
     if not path.exists():
-        path = job_dir / ".hydra" / "config.yaml"
+        path = job_dir / ".hydra" / CONFIG_FILE  # Hydra's own copy, by the same name
     config = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     columns: dict[str, Any] = {}
     choices_path = job_dir / ".hydra" / "hydra.yaml"

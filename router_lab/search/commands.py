@@ -22,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from router_lab import metric_catalogue as catalogue
+from router_lab.constants import CONFIG_FILE, METRICS_FILE, MULTIRUN_FILE
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_write_json, run_dir
 from router_lab.report.jobs import check_job
@@ -147,7 +148,7 @@ def trial_rows(sweep_dir: Path, section: Any, task: list[str]) -> list[dict[str,
     for job_dir in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and _job_number(p) >= 0), key=_job_number):
         if not check_job(job_dir).complete or not (job_dir / TRIAL_FILE).exists():
             continue
-        metrics = json.loads((job_dir / "metrics.json").read_text())
+        metrics = json.loads((job_dir / METRICS_FILE).read_text())
         verdict = judge(metrics, section.objective, constraints, section.feasibility)
         overrides = _overrides(job_dir)
         params = trial_params(job_dir, task)
@@ -177,7 +178,7 @@ def pareto_jobs(rows: list[dict[str, Any]], sweep_dir: Path) -> list[dict[str, A
     for row in rows:
         if not row["feasible"]:
             continue
-        metrics = json.loads((sweep_dir / row["job"] / "metrics.json").read_text())
+        metrics = json.loads((sweep_dir / row["job"] / METRICS_FILE).read_text())
         values = [metrics.get(m) for m, _ in PARETO_METRICS]
         if all(isinstance(v, int | float) for v in values):
             signed = tuple(v if sense == "min" else -v for v, (_, sense) in zip(values, PARETO_METRICS, strict=True))
@@ -194,7 +195,7 @@ def export_arguments(row: dict[str, Any], sweep_dir: Path, searchpath: list[str]
     """The `router-lab export` overrides that write the bundle of ``row``'s configuration
     (``searchpath``: the search's own ``hydra.searchpath`` override, if it had one)."""
     args = [o for o in row["overrides"] if _key(o) not in _NOT_EXPORTED and not _key(o).startswith("hydra")]
-    config = OmegaConf.load(Path(row["path"]) / "config.yaml")
+    config = OmegaConf.load(Path(row["path"]) / CONFIG_FILE)
     policy = str(config.policy.name)
     scorer = str(OmegaConf.select(config, "policy.inner.name", default="")) if policy == "load_aware" else policy
     router = OmegaConf.select(config, "policy.inner.model_path" if policy == "load_aware" else "policy.model_path",
@@ -229,7 +230,7 @@ def summarize_search(config: Any, sweep_dir: Path) -> dict[str, Any]:
     }
     document["pareto"] = pareto_jobs(rows, sweep_dir)
     if best is not None:
-        metrics = json.loads((Path(best["path"]) / "metrics.json").read_text())
+        metrics = json.loads((Path(best["path"]) / METRICS_FILE).read_text())
         names = [section.objective, *[c["metric"] for c in best["checks"]],
                  "accuracy", "cost_per_1k_usd", "latency_p99_ms", "cloud_fraction", "slo_miss_rate"]
         hydra_overrides = OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or []
@@ -288,11 +289,11 @@ def export_best(document: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
 def finish_search(sweep_dir: Path | None) -> dict[str, Any]:
     """After the sweep (the CLI calls it): judge every trial, write search.json, print the best
     and its export command; with ``search.export_best=true`` export it and load the bundle back."""
-    if sweep_dir is None or not (Path(sweep_dir) / "multirun.yaml").exists():
+    if sweep_dir is None or not (Path(sweep_dir) / MULTIRUN_FILE).exists():
         raise RouterLabError("search: the sweep wrote no multirun.yaml; expected Hydra's Optuna sweeper, e.g. "
                              "'router-lab search +experiment=search_digits'")
     sweep_dir = Path(sweep_dir).resolve()
-    config = OmegaConf.load(sweep_dir / "multirun.yaml")
+    config = OmegaConf.load(sweep_dir / MULTIRUN_FILE)
     document = summarize_search(config, sweep_dir)
     wanted = bool(config.search.export_best)
     if wanted and document["best"] is not None:
@@ -322,5 +323,5 @@ class SearchCallback(Callback):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper: resume finds it
+        OmegaConf.save(config, sweep_dir / MULTIRUN_FILE)  # as Hydra's basic sweeper: resume finds it
         train_search_routers(config, sweep_dir)

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from hydra.utils import to_absolute_path
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from router_lab import metric_catalogue as catalogue
+from router_lab.constants import METRICS_FILE, REQUESTS_FILE
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
@@ -196,13 +197,26 @@ def format_summary(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def effective_config(cfg: Any) -> Any:
+    """``cfg`` with its policy as it runs (``policy_config``: the top-level ``model_path``,
+    ``router_onnx`` and ``cascade_onnx`` written into it), for the job's config.yaml."""
+    policy = policy_config(cfg)
+    if policy is not cfg.policy:
+        with open_dict(cfg):
+            cfg.policy = policy
+    return cfg
+
+
 def simulate(cfg: Any) -> dict[str, Any]:
     """CLI handler: run, write metrics.json and requests.parquet atomically, print a short table."""
     runs, metrics = simulate_config(cfg)
     out = run_dir()
-    with atomic_path(out / "requests.parquet") as tmp:
+    with atomic_path(out / REQUESTS_FILE) as tmp:
         requests_frame(runs).to_parquet(tmp, index=False)
-    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_json(out / METRICS_FILE, metrics)
     print(format_summary(metrics))
-    print(f"  wrote {out / 'metrics.json'} and {out / 'requests.parquet'}")
+    print(f"  wrote {out / METRICS_FILE} and {out / REQUESTS_FILE}")
     return metrics
+
+
+simulate.effective_config = effective_config  # read by report.jobs.run_job before config.yaml is written

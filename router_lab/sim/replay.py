@@ -21,6 +21,7 @@ import pandas as pd
 from hydra.utils import to_absolute_path
 from omegaconf import OmegaConf
 
+from router_lab.constants import CONFIG_FILE, METRICS_FILE, REQUESTS_FILE
 from router_lab.data.builders import resolve_dataset
 from router_lab.errors import RouterLabError
 from router_lab.features import exported_router_inputs
@@ -37,16 +38,16 @@ ESCALATED = ("cascade", "fallback")  # a cascade that asked the cloud (answered,
 
 def read_run(folder: Path) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
     """The run's composed config, its requests and its metrics (one-line errors naming the file)."""
-    for name in ("config.yaml", "requests.parquet", "metrics.json"):
+    for name in (CONFIG_FILE, REQUESTS_FILE, METRICS_FILE):
         if not (folder / name).is_file():
             raise RouterLabError(f"{folder / name}: no such file; expected the folder of a "
                                  "'router-lab simulate' run")
     import json
 
     try:
-        run_cfg = OmegaConf.load(folder / "config.yaml")
-        frame = pd.read_parquet(folder / "requests.parquet")
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        run_cfg = OmegaConf.load(folder / CONFIG_FILE)
+        frame = pd.read_parquet(folder / REQUESTS_FILE)
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's
         raise RouterLabError(f"{folder}: cannot read the run's files ({type(exc).__name__}); expected a "
                              "complete 'router-lab simulate' run") from exc

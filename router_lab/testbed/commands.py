@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from router_lab.constants import METRICS_FILE, REQUESTS_FILE
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.errors import RouterLabError
@@ -186,10 +187,10 @@ async def _bounded(coro: Any, seconds: float) -> Any:
 
 
 def write_run(out: Path, runs: list[Records], metrics: dict[str, Any], info: dict[str, Any]) -> None:
-    with atomic_path(out / "requests.parquet") as tmp:
+    with atomic_path(out / REQUESTS_FILE) as tmp:
         requests_frame(runs).to_parquet(tmp, index=False)
     atomic_write_json(out / "testbed.json", info)
-    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_json(out / METRICS_FILE, metrics)
 
 
 def testbed(cfg: Any) -> dict[str, Any]:

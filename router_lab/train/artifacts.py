@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from router_lab.constants import ROUTER_META_FILE
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.features import router_inputs
@@ -29,7 +30,7 @@ PRODUCER = "router_lab"
 SCHEMA_VERSION = 2  # 2: router.skops (1 was a pickled router.joblib, never loaded any more)
 MODEL_FILE = "router.skops"
 LEGACY_MODEL_FILE = "router.joblib"  # pickles from router_lab < 0.2: refused, never unpickled
-META_FILE = "router.json"
+META_FILE = ROUTER_META_FILE
 CURVE_FILE = "validation_curve.csv"
 
 

@@ -18,6 +18,7 @@ from sklearn import config_context
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
 
+from router_lab.constants import SEED_BOUND, SPLIT_FRACTIONS
 from router_lab.data.builders import stratified_split
 from router_lab.data.contract import SPLITS, Dataset
 from router_lab.errors import RouterLabError
@@ -35,8 +36,6 @@ from router_lab.train.curves import RoutingCurve, auroc, average_pgr, routing_cu
 from router_lab.train.estimators import make_router_estimator
 from router_lab.train.thresholds import DEFAULT_TARGET, select_threshold
 
-DEFAULT_SPLIT_FRACTIONS = [0.6, 0.2, 0.2]
-
 
 def with_splits(dataset: Dataset, seed: int, label_margin: float = 0.0) -> Dataset:
     """``dataset`` itself when it has a `split` column, else a copy with a seeded split
@@ -45,7 +44,7 @@ def with_splits(dataset: Dataset, seed: int, label_margin: float = 0.0) -> Datas
         return dataset
     split_seq = np.random.SeedSequence(int(seed)).spawn(1)[0]
     strata = outcome_strata(dataset, label_margin)
-    assigned = stratified_split(strata, DEFAULT_SPLIT_FRACTIONS, np.random.default_rng(split_seq))
+    assigned = stratified_split(strata, list(SPLIT_FRACTIONS), np.random.default_rng(split_seq))
     return dataclasses.replace(dataset, frame=dataset.frame.assign(split=assigned))
 
 
@@ -128,7 +127,7 @@ def train_router(dataset: Dataset, router_cfg: Any = None, target_cfg: Any = Non
     helps = cloud_wins(dataset, margin)
     fit_seq = np.random.SeedSequence(int(seed)).spawn(2)[1]
     masks = split_masks(dataset, outcome_strata(dataset, margin))
-    random_state = int(np.random.default_rng(fit_seq).integers(2**31 - 1))
+    random_state = int(np.random.default_rng(fit_seq).integers(SEED_BOUND))
     estimator = make_router_estimator(router_params, random_state)
     train = masks["train"]
     searched = hasattr(estimator, "param_grid")

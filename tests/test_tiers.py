@@ -13,7 +13,7 @@ from router_lab.errors import RouterLabError
 from router_lab.policies.base import PolicyContext
 from router_lab.policies.registry import make_policy
 from router_lab.runtime.policy import LOCAL, Request, Route, ThresholdPolicy, decision_tier
-from router_lab.runtime.spec import build_policy, policy_models, validate_spec
+from router_lab.runtime.spec import policy_models, validate_spec
 from router_lab.runtime.tiers import CostAwarePolicy, TierCascadePolicy
 from router_lab.train.curves import auroc
 from router_lab.train.fit import with_splits

@@ -62,6 +62,37 @@ def model_prices(context: PolicyContext, rows: np.ndarray) -> np.ndarray:
     return np.array([float(c[rows].mean()) for c in costs])
 
 
+def lambda_grid(Q: np.ndarray, prices: np.ndarray, size: int = 400) -> list[float]:
+    """λ (USD) values where some row of predicted qualities ``Q`` changes its choice (quantiles of
+    them), plus 0 and a λ at which every row takes the cheapest model; largest (cheapest) first."""
+    dq = Q[:, :, None] - Q[:, None, :]
+    dp = prices[:, None] - prices[None, :]
+    slopes = np.where(dp[None] > 0, dq / np.where(dp > 0, dp, 1.0)[None], np.nan)
+    slopes = slopes[np.isfinite(slopes) & (slopes > 0)]
+    top = float(slopes.max()) * 2 + 1.0 / float(prices.max()) if slopes.size else 1.0
+    inner = np.quantile(slopes, np.linspace(0, 1, size)) if slopes.size else np.array([])
+    return sorted({0.0, top, *map(float, inner)}, reverse=True)
+
+
+def threshold_grid(Q: np.ndarray, size: int = 200) -> list[float]:
+    """Common thresholds: quantiles of the predicted qualities, plus one above them all (every
+    request to the dearest tier) and the lowest (every request to the cheapest); lowest first."""
+    q = Q.ravel()
+    inner = np.quantile(q, np.linspace(0, 1, size)) if q.size else np.array([0.5])
+    return sorted({float(q.min(initial=0.0)), *map(float, inner), float(q.max(initial=1.0)) + 1.0})
+
+
+def sweep_settings(kind: str, models: tuple[str, ...], prices: np.ndarray, Q: np.ndarray) -> list[TierPolicy]:
+    """The runtime cores an offline sweep of ``kind`` runs over (its AIQ curve): cost_aware at each λ
+    of :func:`lambda_grid`, tier_cascade at each common threshold of :func:`threshold_grid`."""
+    from router_lab.runtime.tiers import CostAwarePolicy as CostCore
+    from router_lab.runtime.tiers import TierCascadePolicy as CascadeCore
+
+    if kind == "cost_aware":
+        return [CostCore(models, prices, lam) for lam in lambda_grid(Q, prices)]
+    return [CascadeCore(models, prices, [t] * (len(models) - 1)) for t in threshold_grid(Q)]
+
+
 class TieredPolicy(Policy):
     """The shared part: the quality table, the prices, the val split, tiers per row."""
 
@@ -181,17 +212,8 @@ class CostAwarePolicy(TieredPolicy):
 
         return Core(self.models, self.prices, lam_usd)
 
-    def lambda_grid(self, rows: np.ndarray, size: int = 400) -> list[float]:
-        """λ (USD) values where some row's choice changes (quantiles of them), plus 0 and a λ at which
-        every row takes the cheapest model; largest first."""
-        Q = self.quality_table[rows]
-        dq = Q[:, :, None] - Q[:, None, :]
-        dp = self.prices[:, None] - self.prices[None, :]
-        slopes = np.where(dp[None] > 0, dq / np.where(dp > 0, dp, 1.0)[None], np.nan)
-        slopes = slopes[np.isfinite(slopes) & (slopes > 0)]
-        top = float(slopes.max()) * 2 + 1.0 / float(self.prices.max()) if slopes.size else 1.0
-        inner = np.quantile(slopes, np.linspace(0, 1, size)) if slopes.size else np.array([])
-        return sorted({0.0, top, *map(float, inner)}, reverse=True)
+    def lambda_grid(self, rows: np.ndarray) -> list[float]:
+        return lambda_grid(self.quality_table[rows], self.prices)
 
     def params(self) -> dict[str, Any]:
         return {"lambda": float(self.lam_usd)}
@@ -224,13 +246,8 @@ class TierCascadePolicy(TieredPolicy):
 
         return Core(self.models, self.prices, thresholds)
 
-    def threshold_grid(self, rows: np.ndarray, size: int = 200) -> list[float]:
-        """Common thresholds: quantiles of the predicted qualities, plus one above them all (every
-        request to the dearest tier) and one at or below them all (every request to the cheapest);
-        from the cheapest setting (lowest threshold) up."""
-        q = self.quality_table[rows].ravel()
-        inner = np.quantile(q, np.linspace(0, 1, size)) if q.size else np.array([0.5])
-        return sorted({float(q.min(initial=0.0)), *map(float, inner), float(q.max(initial=1.0)) + 1.0})
+    def threshold_grid(self, rows: np.ndarray) -> list[float]:
+        return threshold_grid(self.quality_table[rows])
 
     def params(self) -> dict[str, Any]:
         return {"thresholds": [float(t) for t in self.thresholds]}

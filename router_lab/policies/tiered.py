@@ -191,7 +191,7 @@ class TieredPolicy(Policy):
         return self.decide_tiers(indices)[0]
 
 
-@register_policy("cost_aware", schema=CostAwarePolicyConfig, uses_router=True,
+@register_policy("cost_aware", schema=CostAwarePolicyConfig,
                  summary="N models: argmax predicted quality - lambda * price (lambda set or chosen for a budget)")
 class CostAwarePolicy(TieredPolicy):
     """N models: the model maximising predicted quality − λ · price; λ from ``lam`` or chosen on
@@ -219,7 +219,7 @@ class CostAwarePolicy(TieredPolicy):
         return {"lambda": float(self.lam_usd)}
 
 
-@register_policy("tier_cascade", schema=TierCascadePolicyConfig, uses_router=True,
+@register_policy("tier_cascade", schema=TierCascadePolicyConfig,
                  summary="N models: the first tier in price order whose predicted quality >= its threshold")
 class TierCascadePolicy(TieredPolicy):
     """N models, a predictive cascade: the cheapest tier whose predicted quality reaches its

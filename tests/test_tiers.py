@@ -136,3 +136,40 @@ def test_lab_tier_policies_ship_their_kind_and_fit_a_budget_on_val(quality, name
     with pytest.raises(RouterLabError, match="budget_usd_per_request"):
         make_policy(OmegaConf.create({"name": name, "budget_usd_per_request": -1.0}),
                     PolicyContext(ds, np.random.default_rng(0), router=router))
+
+
+@pytest.mark.parametrize("name", ["cost_aware"])
+def test_three_model_bundle_runs_the_heads_as_one_graph_and_decides_the_tier(digits, datasets_dir, tmp_path,
+                                                                             name: str) -> None:  # noqa: ANN001
+    """`router-lab export` of cost_aware on three-model digits: one graph whose qualities match
+    scikit-learn's heads (<= 1e-5 on the held-out rows), the bundle's policy deciding the tier the
+    lab policy decides, for one request and a batch."""
+    from hydra import compose, initialize_config_dir
+
+    from router_lab.config import CONF_DIR, register_configs
+    from router_lab.export.commands import export
+    from router_lab.export.quality_graph import QUALITIES
+    from router_lab.features import router_inputs
+    from router_lab.policies.bundled import BundlePolicy
+    from router_lab.runtime import load_bundle
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"datasets_dir={datasets_dir}", "dataset=digits", f"policy={name}",
+                                           f"out={tmp_path / 'bundle'}", "export.latency_calls=5"])
+    summary = export(cfg)
+    assert summary["passed"] and summary["max_abs_diff"] <= 1e-5 and summary["n_rows"] > 0
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.models == ("device", "edge", "cloud") and bundle.router.models == bundle.models
+    assert QUALITIES in {o.name for o in bundle.router.session.get_outputs()}
+    X, _ = router_inputs(digits, "input")
+    Q = bundle.score_batch(X)
+    assert Q.shape == (len(digits), 3)
+    shipped = BundlePolicy(PolicyContext(digits, np.random.default_rng(0)), bundle)
+    routes, tiers = shipped.decide_tiers(np.arange(len(digits)))
+    assert len(np.unique(tiers)) == 3  # every tier is used
+    policy = bundle.make_policy()
+    for row in range(0, len(digits), 97):  # one request at a time, scored by the graph itself
+        decision = policy.decide(Request(features=X[row].astype(np.float32),
+                                         sensitive=bool(digits.frame["sensitive"].iloc[row])))
+        assert decision.tier == tiers[row] and (decision.route == LOCAL) == (tiers[row] == 0)

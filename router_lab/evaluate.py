@@ -117,8 +117,9 @@ def quality_mode(modes: Sequence[str]) -> str:
     """The feature mode of the N-model policies' quality router in an evaluation: the device's
     confidence among the inputs when the evaluation trains a router with it (``input+confidence``:
     the device answers first, as for ``learned_cascade``, and the policy then picks the tier — the
-    comparison with the cascades on the same features), else ``input`` (pre-routing)."""
-    return "input+confidence" if "input+confidence" in modes else "input"
+    comparison with the cascades on the same features), else the first mode (``input``:
+    pre-routing; ``text`` for a text-only dataset)."""
+    return "input+confidence" if "input+confidence" in modes else (list(modes) or ["input"])[0]
 
 
 def run_policies(dataset: Dataset, routers: dict[str, TrainedRouter], indices: np.ndarray,

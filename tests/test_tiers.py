@@ -173,3 +173,50 @@ def test_three_model_bundle_runs_the_heads_as_one_graph_and_decides_the_tier(dig
         decision = policy.decide(Request(features=X[row].astype(np.float32),
                                          sensitive=bool(digits.frame["sensitive"].iloc[row])))
         assert decision.tier == tiers[row] and (decision.route == LOCAL) == (tiers[row] == 0)
+
+
+def test_routerbench_eleven_models_end_to_end(tmp_path) -> None:  # noqa: ANN001
+    """Done-when #2 (offline part): the RouterBench-shaped table with 11 models (the importer's test
+    builds it) imports with every model, cross-fits a per-model text quality router and evaluates
+    cost_aware / tier_cascade with AIQ over the 11 models, exports cost_aware as one graph of 11
+    heads, and the bundle decides a tier per request."""
+    from hydra import compose, initialize_config_dir
+    from test_importers import ROUTERBENCH_MODELS, routerbench_wide
+
+    from router_lab.config import CONF_DIR, register_configs
+    from router_lab.data.files import load_dataset_file, write_dataset
+    from router_lab.data.importers import import_routerbench
+    from router_lab.evaluate import cross_fitted
+    from router_lab.export.commands import export_tiered
+    from router_lab.runtime import load_bundle
+
+    raw = routerbench_wide(n=150)
+    raw.to_parquet(tmp_path / "rb11.parquet")
+    built = import_routerbench(tmp_path / "rb11.parquet", ROUTERBENCH_MODELS[0], ROUTERBENCH_MODELS[-1],
+                               np.random.default_rng(0))
+    ds = load_dataset_file(write_dataset(built.frame, built.card, tmp_path / "rb11" / "rb11.parquet").card["path"])
+    assert len(ds.models) == 11 and ds.feature_columns == () and ds.has_text
+    evaluation = cross_fitted(ds, {"name": "text"}, None, ["text"], folds=3, repeats=1, seed=0, n_boot=50)
+    table = evaluation.table.set_index("policy")
+    oracle = evaluation.models.set_index("reference").loc["oracle", "aiq"]
+    for name in ("cost_aware", "tier_cascade"):
+        assert table.loc[name, "mode"] == "text"
+        assert 0 < table.loc[name, "aiq_models"] <= oracle + 1e-12
+        assert table.loc[name, "aiq_models_lo"] <= table.loc[name, "aiq_models"] <= table.loc[name, "aiq_models_hi"]
+    policy = make_policy(OmegaConf.create({"name": "cost_aware"}), PolicyContext(ds, np.random.default_rng(0)))
+    assert policy.router.mode == "text" and len(policy.router.heads) == 11
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"datasets_dir={tmp_path}", "policy=cost_aware", "export.latency_calls=3"])
+    (tmp_path / "bundle").mkdir()
+    summary = export_tiered(policy, policy.node(), cfg, ds, tmp_path / "bundle", None)
+    assert summary["max_abs_diff"] <= 1e-5
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.models == ds.models and bundle.router.is_text
+    texts = ds.frame["text"].astype(str).tolist()
+    tiers = policy.tiers(np.arange(len(ds)))
+    shipped = bundle.make_policy()
+    for row in range(0, len(ds), 10):
+        decision = shipped.decide(Request(text=texts[row], sensitive=bool(ds.frame["sensitive"].iloc[row])
+                                          if "sensitive" in ds.frame.columns else False))
+        assert 0 <= decision.tier < 11 and decision.tier == tiers[row], row

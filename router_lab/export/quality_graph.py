@@ -28,7 +28,7 @@ from router_lab.export.convert import (
     THRESHOLD,
     RouterSpec,
     _skl2onnx_convert,
-    converter_options,
+    _text_convert,
 )
 from router_lab.export.metadata import finish_model
 from router_lab.train.estimators import calibration_of
@@ -41,18 +41,26 @@ def convert_quality_router(router: Any, dataset_name: str = "", dataset_hash: st
                            ml_opset: int = 3) -> onnx.ModelProto:
     """The quality router's heads in one graph (see the module docstring)."""
     width = len(router.feature_columns)
+    text = router.mode in ("text", "text+category")
+    input_name = FEATURES_INPUT
+    input_info = helper.make_tensor_value_info(FEATURES_INPUT, TensorProto.FLOAT, [None, width])
     nodes, initializers, opsets = [], [], {}
     columns = []
     for i, head in enumerate(router.heads):
         spec = RouterSpec(estimator=head, estimator_name=router.estimator_name,
                           feature_columns=router.feature_columns, mode=router.mode, threshold=0.0)
-        converter_options(head)
-        model = _skl2onnx_convert(spec, opset, ml_opset)
+        if text:
+            model = _text_convert(spec, opset)
+            input_name = model.graph.input[0].name
+            input_info = onnx.ValueInfoProto()
+            input_info.CopyFrom(model.graph.input[0])
+        else:
+            model = _skl2onnx_convert(spec, opset, ml_opset)
         model = onnx.compose.add_prefix(model, f"h{i}_")
         for entry in model.opset_import:
             opsets[entry.domain] = max(opsets.get(entry.domain, 0), entry.version)
         graph = model.graph
-        nodes.append(helper.make_node("Identity", [FEATURES_INPUT], [f"h{i}_{FEATURES_INPUT}"], name=f"h{i}_input"))
+        nodes.append(helper.make_node("Identity", [input_name], [f"h{i}_{input_name}"], name=f"h{i}_input"))
         nodes.extend(graph.node)
         initializers.extend(graph.initializer)
         initializers.append(numpy_helper.from_array(np.array([1], dtype=np.int64), f"h{i}_column"))
@@ -75,7 +83,7 @@ def convert_quality_router(router: Any, dataset_name: str = "", dataset_hash: st
     ]
     graph = helper.make_graph(
         nodes, "router_lab_quality_router",
-        [helper.make_tensor_value_info(FEATURES_INPUT, TensorProto.FLOAT, [None, width])],
+        [input_info],
         [helper.make_tensor_value_info(QUALITIES, TensorProto.FLOAT, [None, len(router.models)]),
          helper.make_tensor_value_info(SCORE, TensorProto.FLOAT, [None]),
          helper.make_tensor_value_info(DECISION, TensorProto.BOOL, [None]),
@@ -83,10 +91,11 @@ def convert_quality_router(router: Any, dataset_name: str = "", dataset_hash: st
         initializer=initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
     model.ir_version = min(model.ir_version, 9)
-    graph.input[0].doc_string = f"float32 [n, {width}]: one row per request, columns in metadata router_lab.feature_names"
+    graph.input[0].doc_string = ("string [n, 1]: the raw request text" if text else
+                                 f"float32 [n, {width}]: one row per request, columns in metadata router_lab.feature_names")
     metadata = {
-        "kind": "router", "input_name": FEATURES_INPUT, "input_dtype": "float32",
-        "feature_names": list(router.feature_columns), "mode": router.mode, "threshold": 0.0,
+        "kind": "router", "input_name": input_name, "input_dtype": "string" if text else "float32",
+        "feature_names": ["text"] if text else list(router.feature_columns), "mode": router.mode, "threshold": 0.0,
         "target": {"kind": "per_model_quality"}, "estimator": router.estimator_name,
         "dataset_name": dataset_name, "dataset_hash": dataset_hash,
         "score_output": SCORE, "decision_output": DECISION, "threshold_output": THRESHOLD,
@@ -94,7 +103,7 @@ def convert_quality_router(router: Any, dataset_name: str = "", dataset_hash: st
         "qualities_output": QUALITIES, "models": list(router.models),
     }
     doc = (f"router_lab per-model quality router ({router.estimator_name}, mode {router.mode}): input "
-           f"'features' float32 [n, {width}]; output qualities float32 [n, {len(router.models)}] = the "
+           f"{input_name!r} {'string' if text else 'float32'}; output qualities float32 [n, {len(router.models)}] = the "
            f"predicted quality of {', '.join(router.models)}; score = q_cloud - q_device")
     return finish_model(model, metadata, "router_lab_quality_router", doc)
 
@@ -106,10 +115,11 @@ def validate_quality_graph(data: bytes, source: str, router: Any, X: np.ndarray,
 
     onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     device = DeviceRouter.from_bytes(data, source)
-    got = device.qualities(X.astype(np.float32))
-    want = router.predict(X.astype(np.float32))
+    X = X if device.is_text else X.astype(np.float32)
+    got = device.qualities(X)
+    want = router.predict(X)
     diff = float(np.abs(got.astype(np.float64) - want).max()) if len(X) else 0.0
-    one = X[:1].astype(np.float32)
+    one = X[:1]
     times = []
     for _ in range(max(1, calls)):
         start = time.perf_counter_ns()

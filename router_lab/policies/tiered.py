@@ -113,8 +113,10 @@ class TieredPolicy(Policy):
         split_seed = child_seed(context.rng)
         split_ds = with_splits(dataset, split_seed)
         router = context.router
-        if not isinstance(router, QualityRouter):
-            router = train_quality_router(split_ds, None, child_seed(context.rng))
+        if not isinstance(router, QualityRouter):  # a text-only dataset: the text router's heads
+            text = not dataset.feature_columns and dataset.has_text
+            router = train_quality_router(split_ds, {"name": "text"} if text else None, child_seed(context.rng),
+                                          mode="text" if text else "input")
         self.router = router
         self.lam_norm = float(lam)
         self.budget = None if budget_usd_per_request is None else float(budget_usd_per_request)

@@ -58,7 +58,7 @@ def _fit_head(estimator: Any, X: np.ndarray, quality: np.ndarray, binary: bool, 
         y, Xf, weight = quality.astype(np.int64), X, None
     else:  # E[score] through a weighted pair of rows per request
         y = np.r_[np.ones(len(quality), dtype=np.int64), np.zeros(len(quality), dtype=np.int64)]
-        Xf, weight = np.vstack([X, X]), np.r_[quality, 1.0 - quality]
+        Xf, weight = np.concatenate([X, X]), np.r_[quality, 1.0 - quality]
         keep = weight > 0
         y, Xf, weight = y[keep], Xf[keep], weight[keep]
     if np.unique(y).size < 2:

@@ -153,10 +153,14 @@ class TieredPolicy(Policy):
                                  f"{self.name} chooses its setting on val")
         tiers = core.choose(self.quality_table[rows]).astype(np.int64)
         tiers[self.pinned(rows)] = 0
-        dataset = self.context.dataset
-        quality = np.column_stack([dataset.quality(m)[rows] for m in self.models])
         picked = np.arange(len(rows)), tiers
-        return float(quality[picked].mean()), float(self.prices[tiers].mean())
+        return float(self.val_quality[picked].mean()), float(self.prices[tiers].mean())
+
+    @cached_property
+    def val_quality(self) -> np.ndarray:
+        """The val rows' real quality of every model (n_val, M)."""
+        dataset = self.context.dataset
+        return np.column_stack([dataset.quality(m)[self.val_rows] for m in self.models])
 
     def pick(self, candidates: list[TierPolicy]) -> TierPolicy:
         """The candidate (cheapest first) with the best val quality within the budget, or (no

@@ -138,10 +138,10 @@ def test_lab_tier_policies_ship_their_kind_and_fit_a_budget_on_val(quality, name
                     PolicyContext(ds, np.random.default_rng(0), router=router))
 
 
-@pytest.mark.parametrize("name", ["cost_aware"])
+@pytest.mark.parametrize("name", ["cost_aware", "tier_cascade"])
 def test_three_model_bundle_runs_the_heads_as_one_graph_and_decides_the_tier(digits, datasets_dir, tmp_path,
                                                                              name: str) -> None:  # noqa: ANN001
-    """`router-lab export` of cost_aware on three-model digits: one graph whose qualities match
+    """`router-lab export` of an N-model policy on three-model digits: one graph whose qualities match
     scikit-learn's heads (<= 1e-5 on the held-out rows), the bundle's policy deciding the tier the
     lab policy decides, for one request and a batch."""
     from hydra import compose, initialize_config_dir

@@ -43,7 +43,9 @@ from router_lab.train.multimodel import (
     oracle_frontier,
     policy_aiq,
     single_models,
+    tier_policy_aiq,
 )
+from router_lab.train.quality import QualityRouter, train_quality_router
 
 EVALUATION_FILE = "evaluation.csv"
 DIFFERENCES_FILE = "differences.csv"
@@ -78,31 +80,64 @@ class PolicyRun:
     rows: np.ndarray  # dataset row indices (a row may appear once per cross-fit repeat)
     scores: np.ndarray
     sent: np.ndarray
+    # N-model policies (cost_aware, tier_cascade): predicted quality per model (rows, M) and the
+    # prices they route by; their `aiq_models` sweeps λ / the threshold over these
+    qualities: np.ndarray | None = None
+    prices: np.ndarray | None = None
 
 
-def policy_entries(dataset: Dataset, routers: dict[str, TrainedRouter]) -> list[tuple[str, str, Any]]:
+# The N-model policies evaluated with a per-model quality router (datasets with > 2 models and costs).
+TIER_POLICIES = ("cost_aware", "tier_cascade")
+
+
+def policy_entries(dataset: Dataset, routers: dict[str, TrainedRouter],
+                   quality: QualityRouter | None = None) -> list[tuple[str, str, Any]]:
     """(policy, mode, router) to evaluate: random, the confidence cascade (when the dataset has a
-    confidence column), one learned policy per router, and the oracle."""
+    confidence column), one learned policy per router, the N-model policies (with a quality
+    router), and the oracle."""
     entries: list[tuple[str, str, Any]] = [("random", "-", None)]
     if "device_confidence" in dataset.frame.columns:
         entries.append(("confidence", "confidence", None))
     entries += [(POLICY_FOR_MODE.get(mode, "learned"), mode, router) for mode, router in routers.items()]
+    if quality is not None:
+        entries += [(name, quality.mode, quality) for name in TIER_POLICIES]
     entries.append(("oracle", "-", None))
     return entries
 
 
+def quality_router_for(dataset: Dataset, router_cfg: Any, seed: int,
+                       modes: Sequence[str] = ("input",)) -> QualityRouter | None:
+    """A per-model quality router trained on ``dataset``'s train split when it has more than two
+    models with known costs (the N-model policies are evaluated then), else None."""
+    if model_table(dataset, np.arange(min(len(dataset), 1))) is None:
+        return None
+    return train_quality_router(dataset, router_cfg, seed, mode=quality_mode(modes))
+
+
+def quality_mode(modes: Sequence[str]) -> str:
+    """The feature mode of the N-model policies' quality router in an evaluation: the device's
+    confidence among the inputs when the evaluation trains a router with it (``input+confidence``:
+    the device answers first, as for ``learned_cascade``, and the policy then picks the tier — the
+    comparison with the cascades on the same features), else the first mode (``input``:
+    pre-routing; ``text`` for a text-only dataset)."""
+    return "input+confidence" if "input+confidence" in modes else (list(modes) or ["input"])[0]
+
+
 def run_policies(dataset: Dataset, routers: dict[str, TrainedRouter], indices: np.ndarray,
-                 seed_seq: np.random.SeedSequence) -> list[PolicyRun]:
+                 seed_seq: np.random.SeedSequence, quality: QualityRouter | None = None) -> list[PolicyRun]:
     """Every policy of :func:`policy_entries` on the rows ``indices`` (each with its own generator)."""
-    entries = policy_entries(dataset, routers)
+    entries = policy_entries(dataset, routers, quality)
     runs = []
     for child, (name, mode, router) in zip(seed_seq.spawn(len(entries)), entries, strict=True):
         context = PolicyContext(dataset, np.random.default_rng(child), router=router)
         policy = make_policy(OmegaConf.create({"name": name}), context)
+        tiered = name in TIER_POLICIES
         runs.append(PolicyRun(policy=name, mode=mode, upper_bound=bool(policy.upper_bound),
                               estimator=router.estimator_name if router is not None else "-",
                               rows=indices, scores=policy.scores(indices),
-                              sent=policy.offline_cloud(indices)))
+                              sent=policy.offline_cloud(indices),
+                              qualities=policy.quality_table[indices] if tiered else None,
+                              prices=policy.prices if tiered else None))
     return runs
 
 
@@ -126,6 +161,21 @@ def _by_row(run: PolicyRun, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scores, sent
 
 
+def _aiq_models(run: PolicyRun, rows: np.ndarray, allowed: np.ndarray, models: ModelTable,
+                W: np.ndarray, aiq: np.ndarray) -> np.ndarray:
+    """A run's AIQ on the N-model cost axis: an N-model policy swept over λ / its threshold; a
+    two-model policy's threshold curve (its ``aiq`` when the axis is the cloud fraction)."""
+    if run.qualities is not None:
+        from router_lab.policies.tiered import sweep_settings
+
+        Q = np.empty((len(rows), run.qualities.shape[1]))
+        Q[np.searchsorted(rows, run.rows)] = run.qualities
+        return tier_policy_aiq(sweep_settings(run.policy, models.names, run.prices, Q), Q, allowed, models, W)
+    if cost_axis_is_cloud_fraction(models):
+        return aiq
+    return policy_aiq(_by_row(run, rows)[0], allowed, models, W)
+
+
 def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: float = 0.0,
               pgr_fractions: Sequence[float] = (0.2, 0.5), protocol: str = "test", seed: int = 0,
               n_boot: int = 1000, level: float = 0.95) -> Evaluation:
@@ -147,8 +197,7 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
                                        pgr_fractions) for part in repeats]
         if models is not None:
             for part, metrics in zip(repeats, per_repeat, strict=True):
-                metrics["aiq_models"] = (metrics["aiq"] if cost_axis_is_cloud_fraction(models) else
-                                         policy_aiq(_by_row(part[i], rows)[0], allowed, models, W))
+                metrics["aiq_models"] = _aiq_models(part[i], rows, allowed, models, W, metrics["aiq"])
         replicates.append({m: np.mean([r[m] for r in per_repeat], axis=0) for m in names})
     table_rows, diff_rows = [], []
     for i, run in enumerate(repeats[0]):
@@ -159,7 +208,9 @@ def summarise(repeats: list[list[PolicyRun]], dataset: Dataset, label_margin: fl
         table_rows.append({**row, "upper_bound": run.upper_bound, "n_rows": int(len(rows)),
                            "n_repeats": len(repeats)})
         for j, base in enumerate(repeats[0]):
-            if base.policy not in BASELINES or j == i or run.upper_bound or run.policy == "random":
+            versus = base.policy in BASELINES or (  # an N-model policy against every two-model one
+                run.policy in TIER_POLICIES and base.policy not in TIER_POLICIES and not base.upper_bound)
+            if not versus or j == i or run.upper_bound or run.policy == "random":
                 continue
             for m in names:
                 diff = replicates[i][m] - replicates[j][m]
@@ -219,12 +270,14 @@ def _curve_points(run: PolicyRun, dataset: Dataset) -> pd.DataFrame:
 
 def evaluate_routers(dataset: Dataset, routers: dict[str, TrainedRouter], split: str = "test",
                      seed: int = 0, pgr_fractions: Sequence[float] = (0.2, 0.5),
-                     label_margin: float = 0.0, n_boot: int = 1000, level: float = 0.95) -> Evaluation:
-    """Every policy on the rows of ``split`` (the routers were trained on the other splits)."""
+                     label_margin: float = 0.0, n_boot: int = 1000, level: float = 0.95,
+                     quality: QualityRouter | None = None) -> Evaluation:
+    """Every policy on the rows of ``split`` (the routers were trained on the other splits; with
+    ``quality``, a per-model quality router, the N-model policies too)."""
     indices = np.flatnonzero(dataset.split_mask(split))
     if indices.size == 0:
         raise RouterLabError(f"{dataset.source}: the '{split}' split is empty; expected held-out rows")
-    runs = run_policies(dataset, routers, indices, np.random.SeedSequence(seed))
+    runs = run_policies(dataset, routers, indices, np.random.SeedSequence(seed), quality)
     return summarise([runs], dataset, label_margin, pgr_fractions, protocol=f"split={split}",
                      seed=seed, n_boot=n_boot, level=level)
 
@@ -243,7 +296,9 @@ def _pooled(parts: list[PolicyRun]) -> PolicyRun:
     return PolicyRun(policy=first.policy, mode=first.mode, estimator=first.estimator,
                      upper_bound=first.upper_bound, rows=np.concatenate([p.rows for p in parts]),
                      scores=np.concatenate([p.scores for p in parts]),
-                     sent=np.concatenate([p.sent for p in parts]))
+                     sent=np.concatenate([p.sent for p in parts]),
+                     qualities=None if first.qualities is None else np.concatenate([p.qualities for p in parts]),
+                     prices=first.prices)
 
 
 def cross_fitted(dataset: Dataset, router_cfg: Any, target_cfg: Any, modes: Sequence[str],
@@ -274,7 +329,8 @@ def cross_fitted(dataset: Dataset, router_cfg: Any, target_cfg: Any, modes: Sequ
             fold_ds = dataclasses.replace(dataset, frame=dataset.frame.assign(split=split))
             fit_seed = int(np.random.default_rng(fold_seq).integers(SEED_BOUND))
             routers = {mode: train_router(fold_ds, router_cfg, target_cfg, mode, fit_seed) for mode in modes}
-            folds_runs.append(run_policies(fold_ds, routers, np.flatnonzero(held), fold_seq))
+            quality = quality_router_for(fold_ds, router_cfg, fit_seed, modes)
+            folds_runs.append(run_policies(fold_ds, routers, np.flatnonzero(held), fold_seq, quality))
         parts.append([_pooled([f[i] for f in folds_runs]) for i in range(len(folds_runs[0]))])
     return summarise(parts, dataset, margin, pgr_fractions, f"cross-fit {folds} folds x {repeats}",
                      seed=seed, n_boot=n_boot, level=level)
@@ -396,8 +452,9 @@ def evaluate_config(cfg: DictConfig) -> tuple[Evaluation, Dataset]:
         margin = float(OmegaConf.select(cfg, "router.label_margin", default=0.0) or 0.0)
         dataset = with_splits(dataset, int(cfg.seed), margin)
         routers = evaluation_routers(cfg, dataset)
+        quality = None if _model_path(cfg) else quality_router_for(dataset, cfg.router, int(cfg.seed), list(routers))
         evaluation = evaluate_routers(dataset, routers, section.split, int(cfg.seed), fractions, margin,
-                                      n_boot, level)
+                                      n_boot, level, quality)
     return evaluation, dataset
 
 
@@ -426,6 +483,12 @@ def evaluate_command(cfg: DictConfig) -> Evaluation:
         print("paired differences (policy - versus):")
         print(diffs)
     written = [EVALUATION_FILE, DIFFERENCES_FILE, CURVES_FILE, PLOT_FILE]
+    tier_diffs = format_differences(evaluation.__class__(
+        **{**vars(evaluation), "differences": evaluation.differences[
+            evaluation.differences.policy.isin(TIER_POLICIES)]}), ("aiq_models",))
+    if tier_diffs:
+        print("N-model policies against every two-model policy, AIQ over all models (paired):")
+        print(tier_diffs)
     if not evaluation.models.empty:
         print(f"over all {len(dataset.models)} models (cost normalised between the cheapest and the dearest):")
         print(format_models(evaluation))

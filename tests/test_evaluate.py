@@ -8,6 +8,7 @@ import pytest
 
 from router_lab.errors import RouterLabError
 from router_lab.evaluate import (
+    TIER_POLICIES,
     Evaluation,
     cross_fitted,
     evaluate_routers,
@@ -63,7 +64,10 @@ def test_paired_differences_are_reported_against_confidence_and_random(digits_cr
     conf = _difference(digits_cross_fit, "learned_cascade", "confidence")
     width = table["apgr_hi"] - table["apgr_lo"]
     assert conf["hi"] - conf["lo"] < 0.5 * (width["learned_cascade"] + width["confidence"])
-    assert set(digits_cross_fit.differences["versus"]) == {"confidence", "random"}
+    d = digits_cross_fit.differences
+    assert set(d[~d.policy.isin(TIER_POLICIES)]["versus"]) == {"confidence", "random"}
+    # the N-model policies are paired with every deployable two-model policy
+    assert set(d[d.policy == "cost_aware"]["versus"]) == {"random", "confidence", "learned", "learned_cascade"}
 
 
 def test_input_only_learned_router_beats_random_on_digits(digits_cross_fit):
@@ -107,7 +111,25 @@ def test_three_model_digits_references_bound_the_two_model_policies(digits_cross
     assert oracle["aiq"] > refs.loc[("zero_router", "device+edge+cloud"), "aiq"] > table.loc["random", "aiq"]
     assert refs.loc["best_single_model"].index.tolist() == ["cloud"]
     # device free, cloud dearest, one price per call: the model axis is the cloud fraction
-    assert table["aiq_models"].tolist() == table["aiq"].tolist()
+    two = table.drop(list(TIER_POLICIES))
+    assert two["aiq_models"].tolist() == two["aiq"].tolist()
+
+
+def test_on_three_model_digits_the_n_model_policies_beat_every_two_model_policy(digits_cross_fit):
+    """Done-when #1 (offline half): cost_aware's and tier_cascade's AIQ over the three models is
+    above every two-model policy's on the same cross-fitted rows, below the oracle over all three;
+    paired differences against each, with intervals (the README's table)."""
+    table = _table(digits_cross_fit)
+    two = table[~table.index.isin(TIER_POLICIES) & ~table["upper_bound"].astype(bool)]
+    oracle = digits_cross_fit.models.set_index("reference").loc["oracle", "aiq"]
+    for name in TIER_POLICIES:
+        assert table.loc[name, "mode"] == "input+confidence"  # the device answers first, as in the cascades
+        assert (table.loc[name, "aiq_models"] > two["aiq_models"]).all(), name
+        assert table.loc[name, "aiq_models"] < oracle
+        for versus in two.index:
+            diff = _difference(digits_cross_fit, name, versus, "aiq_models")
+            assert diff["lo"] <= diff["difference"] <= diff["hi"] and diff["difference"] > 0, (name, versus)
+    assert _difference(digits_cross_fit, "cost_aware", "random", "aiq_models")["lo"] > 0
 
 
 def test_bootstrap_metrics_with_unit_weights_equal_the_curve_metrics(digits):
@@ -172,8 +194,9 @@ def test_evaluate_cli_writes_table_curves_and_plot(cli, tmp_path):
             "upper_bound", "aiq", "aiq_lo", "aiq_hi", "aiq_single_models", "best_single_quality"} <= set(table.columns)
     assert (table["protocol"] == "cross-fit 5 folds x 1").all()
     differences = pd.read_csv(folder / "differences.csv")
-    assert set(differences["versus"]) == {"confidence", "random"}
-    assert set(table["policy"]) == {"random", "confidence", "learned", "learned_cascade", "oracle"}
+    assert set(differences[~differences.policy.isin(TIER_POLICIES)]["versus"]) == {"confidence", "random"}
+    assert set(table["policy"]) == {"random", "confidence", "learned", "learned_cascade", *TIER_POLICIES, "oracle"}
+    assert table.set_index("policy").loc[list(TIER_POLICIES), "aiq_models"].notna().all()
     curves = pd.read_csv(folder / "curves.csv")
     assert {"random", "oracle"} <= set(curves["policy"])
     models = pd.read_csv(folder / "models.csv")  # digits has three models

@@ -50,7 +50,7 @@ from router_lab.runtime.manifest import (
     read_verified,
     sign_manifest,
 )
-from router_lab.runtime.spec import policy_threshold, score_source
+from router_lab.runtime.spec import policy_models, policy_threshold, score_source
 
 ROUTER_FILE = DEFAULT_FILE  # the router model in an export folder (the runtime loads it by this name)
 DEVICE_GRAPH_FILE = "device_graph.onnx"
@@ -184,6 +184,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     policy = configured_policy_for_export(cfg, dataset, trained)
     node = policy.node()  # refuses the oracle (it needs the answers) in one line
     folder = output_dir(cfg)
+    if policy_models(node):  # an N-model policy: its per-model quality heads as one graph
+        return export_tiered(policy, node, cfg, dataset, folder, sign_key)
     uses_router = score_source(node) == "router"
     files: dict[str, tuple[bytes, str]] = {}
     summary: dict[str, Any] = {"passed": True, "policy": node["kind"]}
@@ -197,6 +199,45 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     write_bundle(folder, files, sign_key)
     print(f"wrote the {node['kind']} bundle ({', '.join(sorted(files))}, {MANIFEST_FILE}) to {folder}")
     return summary
+
+
+def export_tiered(policy: Any, node: dict[str, Any], cfg: DictConfig, dataset: Dataset, folder: Path,
+                  sign_key: Path | None) -> dict[str, Any]:
+    """The bundle of an N-model policy (cost_aware, tier_cascade): its quality heads converted into
+    one graph (``router_lab.export.quality_graph``), validated against scikit-learn on the held-out
+    rows (the test split, else every row), policy.json and the manifests."""
+    import numpy as np
+
+    from router_lab.export.quality_graph import convert_quality_router, validate_quality_graph
+    from router_lab.features import router_inputs
+
+    router = policy.router
+    steps.step(f"convert the {len(router.models)} quality heads to one ONNX graph (opset {cfg.export.opset})")
+    data = convert_quality_router(router, dataset.name, str(dataset.card.get("content_hash", "")),
+                                  int(cfg.export.opset), int(cfg.export.ml_opset)).SerializeToString()
+    steps.step("validate the graph (checker, runtime load, parity of the qualities with scikit-learn)")
+    X, _ = router_inputs(dataset, router.mode)
+    held = dataset.split_mask("test") if "split" in dataset.frame.columns else np.ones(len(dataset), dtype=bool)
+    report = validate_quality_graph(data, ROUTER_FILE, router, X[held if held.any() else slice(None)],
+                                    int(cfg.export.latency_calls))
+    atomic_write_json(folder / VALIDATION_FILE, report)
+    print(f"quality graph: {report['model_bytes']:,} bytes, {len(router.models)} heads, max|diff| "
+          f"{report['max_abs_diff']:.2e} on {report['n_rows']:,} held-out rows, p50 {report['onnx_p50_us']:.1f} µs")
+    manifest = make_manifest(data, ROUTER_FILE, "router", validation=VALIDATION_FILE, source_router="(trained by the policy)",
+                             threshold=0.0)
+    if sign_key is not None:
+        manifest = sign_manifest(manifest, sign_key)
+    spec = RouterSpec(estimator=router.heads[0], estimator_name=router.estimator_name,
+                      feature_columns=router.feature_columns, mode=router.mode, threshold=0.0,
+                      target={"kind": "per_model_quality"}, dataset_name=dataset.name,
+                      dataset_hash=str(dataset.card.get("content_hash", "")))
+    document = policy_document(node, ROUTER_FILE, spec, cfg, None, dataset)
+    files = {ROUTER_FILE: (data, "router"), manifest_path(folder / ROUTER_FILE).name: (json_bytes(manifest), "model_manifest"),
+             POLICY_FILE: (json_bytes(document), "policy")}
+    steps.step("write the bundle")
+    write_bundle(folder, files, sign_key)
+    print(f"wrote the {node['kind']} bundle ({', '.join(sorted(files))}, {MANIFEST_FILE}) to {folder}")
+    return {**report, "policy": node["kind"]}
 
 
 def _given_router(cfg: DictConfig) -> list[Any]:

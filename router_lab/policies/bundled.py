@@ -7,6 +7,7 @@ the dataset's rows in a batch.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from router_lab.errors import RouterLabError
 from router_lab.features import exported_router_inputs
 from router_lab.policies.base import Policy, PolicyContext
 from router_lab.runtime.bundle import Bundle
-from router_lab.runtime.policy import RoutingPolicy
+from router_lab.runtime.policy import Request, Route, RoutingPolicy
 
 CONFIDENCE_COLUMN = "device_confidence"
 
@@ -32,8 +33,38 @@ class BundlePolicy(Policy):
     def make_core(self) -> RoutingPolicy:
         return self.bundle.make_policy()
 
+    # -- an N-model bundle: the graph's predicted qualities, tiers per row -------------------------
+    @cached_property
+    def quality_table(self) -> np.ndarray:
+        router = self.bundle.router
+        return self.bundle.score_batch(exported_router_inputs(self.context.dataset, router.metadata, router.source))
+
+    def requests(self, rows: np.ndarray, sensitive: np.ndarray, sessions: list | None = None) -> list[Request]:
+        if not self.bundle.models:
+            return super().requests(rows, sensitive, sessions)
+        Q = self.quality_table[np.asarray(rows, dtype=np.int64)]
+        sessions = sessions if sessions is not None else [None] * len(Q)
+        return [Request(score=q, sensitive=p, session_id=se)
+                for q, p, se in zip(Q.tolist(), np.asarray(sensitive, dtype=bool).tolist(), sessions, strict=True)]
+
+    def decide_tiers(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.bundle.models:
+            return super().decide_tiers(indices)
+        indices = np.asarray(indices, dtype=np.int64)
+        tiers = self.core.decide_tiers_batch(self.quality_table[indices], self.pinned(indices))
+        return np.where(tiers == 0, Route.LOCAL, Route.CLOUD).astype(np.int8), tiers
+
+    def decide_batch(self, indices: np.ndarray) -> np.ndarray:
+        if not self.bundle.models:
+            return super().decide_batch(indices)
+        return self.decide_tiers(indices)[0]
+
     def _all_scores(self) -> np.ndarray | None:
         dataset, scoring = self.context.dataset, self.bundle.policy_spec["scoring"]
+        if self.bundle.models:  # the two-model score the graph also gives: q_cloud - q_device
+            router = self.bundle.router
+            return np.asarray(router.route(exported_router_inputs(dataset, router.metadata, router.source)).score,
+                              dtype=np.float64)
         if scoring["source"] == "router":
             router = self.bundle.router
             return self.bundle.score_batch(exported_router_inputs(dataset, router.metadata, router.source))

@@ -29,7 +29,7 @@ from router_lab.errors import RouterLabError
 from router_lab.io import dumps_json, sha256_bytes
 from router_lab.runtime.device_router import DeviceRouter
 from router_lab.runtime.policy import Request, RoutingPolicy
-from router_lab.runtime.spec import build_policy, policy_threshold, validate_spec
+from router_lab.runtime.spec import build_policy, policy_models, policy_threshold, validate_spec
 
 BUNDLE_FORMAT = "router_lab.bundle"
 BUNDLE_VERSION = 1
@@ -131,15 +131,28 @@ class Bundle:
         scorer = self.score_one if self.router is not None else None
         return build_policy(self.policy_spec["policy"], scorer)
 
-    def score_one(self, request: Request) -> float:
+    @property
+    def models(self) -> tuple[str, ...]:
+        """An N-model policy's models in tier order (its ``decide`` returns a TierDecision whose
+        ``tier`` indexes them); () for a two-model policy."""
+        return policy_models(self.policy_spec["policy"])
+
+    def score_one(self, request: Request) -> Any:
+        """The router's score for one request: a float, or for an N-model policy the vector of
+        predicted qualities (float64 [M], one per model)."""
         x = request.text if self.router.is_text else request.features
         if x is None:
             raise RouterLabError(f"{self.folder}: the router needs the request's "
                                  f"{'text' if self.router.is_text else 'features'}; got none")
+        if self.models:
+            return np.asarray(self.router.qualities(x), dtype=np.float64)
         return float(self.router.route(x).score)
 
     def score_batch(self, x: Any) -> np.ndarray:
-        """The router's scores for many requests at once (float64 of the graph's float32 output)."""
+        """The router's scores for many requests at once (float64 of the graph's float32 output;
+        for an N-model policy the predicted qualities, [n, M])."""
+        if self.models:
+            return np.asarray(self.router.qualities(x), dtype=np.float64)
         return np.asarray(self.router.route(x).score, dtype=np.float64)
 
 
@@ -194,6 +207,10 @@ def _check_router(router: DeviceRouter, spec: dict[str, Any], source: str) -> No
     if wanted is not None and abs(router.threshold - wanted) > THRESHOLD_TOLERANCE:
         raise RouterLabError(f"{router.source}: compiled threshold {router.threshold!r} differs from "
                              f"{source}'s policy threshold {wanted!r}; refusing the bundle")
+    models = policy_models(spec["policy"])
+    if models and tuple(router.metadata.get("models") or ()) != models:
+        raise RouterLabError(f"{router.source}: predicts the quality of {router.metadata.get('models')}, but "
+                             f"{source}'s policy routes among {list(models)}; the files do not belong together")
     names = spec["scoring"].get("feature_names")
     if router.metadata.get("kind") == "router" and names is not None and list(names) != list(router.feature_names):
         raise RouterLabError(f"{router.source}: input features {list(router.feature_names)[:3]}… differ from "

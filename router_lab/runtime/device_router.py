@@ -146,6 +146,22 @@ class DeviceRouter:
             return RouteResult(decision=bool(decision[0]), score=float(score[0]))
         return RouteResult(decision=decision.astype(bool, copy=False), score=score)
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """A per-model quality router's models in tier order (() for a two-model router)."""
+        return tuple(self.metadata.get("models") or ())
+
+    def qualities(self, x: Any) -> np.ndarray:
+        """A per-model quality router's predicted quality of each model: float32 [M] for one
+        request, [n, M] for a batch (columns in ``models`` order)."""
+        name = self.metadata.get("qualities_output")
+        if not name:
+            raise RouterLabError(f"{self.source}: not a per-model quality router (no qualities output); "
+                                 "expected a graph exported for an N-model policy")
+        array, single = self.prepare(x)
+        (q,) = self.session.run([name], {self._input_name: array})
+        return q[0] if single else q
+
     def run(self, x: Any) -> dict[str, np.ndarray]:
         """Every output of the graph (for a device graph: label, confidence, score, decision)."""
         array, _ = self.prepare(x)

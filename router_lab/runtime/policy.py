@@ -40,7 +40,7 @@ class Route(enum.IntEnum):
 
 
 REASONS = ("fixed", "random", "threshold", "cascade", "budget", "slo", "offline", "backoff",
-           "sensitive", "session_pinned")
+           "sensitive", "session_pinned", "cost_aware", "tier_cascade")
 REASON_CODES = {name: code for code, name in enumerate(REASONS)}
 ERRORS = ("rejected", "timeout", "network")  # kinds of cloud failure an Outcome can report
 NAN = float("nan")
@@ -140,6 +140,8 @@ class RoutingPolicy:
             self.n_pinned += 1
             if decision.route != LOCAL:
                 self.n_blocked += 1
+            if isinstance(decision, TierDecision):  # an N-model rule: the device is tier 0
+                return TierDecision(LOCAL, decision.score, pin, 0)
             return Decision(LOCAL, decision.score, pin)
 
     def escalate(self, request: Request, score: float) -> Decision:

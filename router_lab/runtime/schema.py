@@ -40,7 +40,9 @@ REQUIRED_KEYS = (
 KINDS = ("router", "device_graph")
 INPUT_DTYPES = ("float32", "string")
 JSON_KEYS = frozenset({"feature_names", "target", "opset", "router_feature_names", "device_classes",
-                       "outputs"})
+                       "outputs", "models"})
+# Optional, a per-model quality router (N-model policies): "qualities_output", the output holding the
+# predicted quality of each model, float32 [N, M]; "models", JSON list of the M models in tier order.
 
 
 def encode_metadata(values: dict[str, Any]) -> dict[str, str]:

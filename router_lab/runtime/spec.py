@@ -32,6 +32,15 @@ from router_lab.runtime.policy import (
     Scorer,
     ThresholdPolicy,
 )
+from router_lab.runtime.tiers import (
+    LAMBDA_CHECK,
+    MODELS_CHECK,
+    PRICES_CHECK,
+    THRESHOLDS_CHECK,
+    CostAwarePolicy,
+    TierCascadePolicy,
+    check_lengths,
+)
 
 POLICY_FORMAT = "router_lab.policy"
 POLICY_SCHEMA_VERSION = 1
@@ -62,6 +71,8 @@ class RuntimeKind:
     score_source: str | None = None  # one of SCORE_SOURCES, or None (the policy uses no score)
     fixed_threshold: bool = False  # its `threshold` is compiled into the router graph
     wraps: bool = False  # it has an `inner` node (another kind) that it overrides
+    check: Callable[[dict[str, Any]], str | None] | None = None  # cross-field check: a problem, or None
+    models: bool = False  # an N-model rule: its score is one predicted quality per model in `models`
 
 
 # The shipped kinds, by name: a lab policy ships one of these (its ``node()``), so a new lab policy
@@ -101,6 +112,22 @@ register_kind("load_aware", {"slo_ms": (lambda v: v is None or _number(v, 0.0, o
                                                        p["backoff_count"], p["backoff_window_s"], scorer),
               wraps=True)
 
+# N-model rules (router_lab.runtime.tiers): the router graph predicts one quality per model
+register_kind("cost_aware", {"models": MODELS_CHECK, "prices_usd": PRICES_CHECK, "lambda": LAMBDA_CHECK},
+              lambda p, inner, scorer: CostAwarePolicy(p["models"], p["prices_usd"], p["lambda"], scorer),
+              score_source="router", check=check_lengths, models=True)
+register_kind("tier_cascade", {"models": MODELS_CHECK, "prices_usd": PRICES_CHECK, "thresholds": THRESHOLDS_CHECK},
+              lambda p, inner, scorer: TierCascadePolicy(p["models"], p["prices_usd"], p["thresholds"], scorer),
+              score_source="router", check=check_lengths, models=True)
+
+
+def policy_models(node: dict[str, Any]) -> tuple[str, ...]:
+    """The models an N-model policy node routes among, in tier order (() for a two-model kind)."""
+    rule = KINDS.get(node["kind"])
+    if rule.wraps:
+        return policy_models(node["inner"])
+    return tuple(node["params"]["models"]) if rule.models else ()
+
 
 def _check_node(node: Any, where: str, source: str, parent: str | None = None) -> None:
     if not isinstance(node, dict) or set(node) - {"kind", "params", "inner"} or "kind" not in node:
@@ -126,6 +153,9 @@ def _check_node(node: Any, where: str, source: str, parent: str | None = None) -
     for key, (check, text) in expected.items():
         if not check(params[key]):
             raise RouterLabError(f"{source}: field '{where}.params.{key}' is {params[key]!r}; expected {text}")
+    problem = rule.check(params) if rule.check is not None else None
+    if problem:
+        raise RouterLabError(f"{source}: field '{where}.params' {problem} for {kind}")
     if rule.wraps:
         if "inner" not in node:
             raise RouterLabError(f"{source}: field '{where}.inner' missing; {kind} wraps another policy")

@@ -165,6 +165,12 @@ def policy_aiq(scores: np.ndarray, allowed: np.ndarray, table: ModelTable, W: np
     y0 = W @ table.quality[:, device] / total
     x = np.c_[x0, x0[:, None] + np.cumsum(Wo * dc, axis=1)[:, ends - 1] / total[:, None]]
     y = np.c_[y0, y0[:, None] + np.cumsum(Wo * dq, axis=1)[:, ends - 1] / total[:, None]]
+    return _hull_aiq(x, y, table, W)
+
+
+def _hull_aiq(x: np.ndarray, y: np.ndarray, table: ModelTable, W: np.ndarray) -> np.ndarray:
+    """Per weight row: the area over the normalised cost range [0, 1] of the non-decreasing convex
+    hull of the (mean cost USD, mean quality) points (B, m)."""
     _, lo, hi = _cost_range(table, W)
     xn = _normalise(x, lo, hi)  # may pass 0 or 1 where a row's device is dearer than its cloud
     sort = np.argsort(xn, axis=1, kind="stable")
@@ -174,3 +180,19 @@ def policy_aiq(scores: np.ndarray, allowed: np.ndarray, table: ModelTable, W: np
     hx = np.where(last, np.take_along_axis(hx, end, 1), hx)
     hy = np.where(last, np.take_along_axis(hy, end, 1), hy)
     return area_on_unit(hx, hy)  # the hull's area over the cost range [0, 1] only
+
+
+def tier_policy_aiq(settings: list, qualities: np.ndarray, allowed: np.ndarray, table: ModelTable,
+                    W: np.ndarray) -> np.ndarray:
+    """AIQ of an N-model policy swept over its ``settings`` (runtime cores, e.g. cost_aware at
+    each λ of a grid), per weight row: each setting's tiers on these rows (a row that may not leave
+    the device on tier 0) give one (mean cost, mean quality) point; the area is that of the points'
+    non-decreasing convex hull, as for the two-model policies (``policy_aiq``)."""
+    n = qualities.shape[0]
+    tiers = np.column_stack([np.asarray(core.choose(qualities), dtype=np.int64) for core in settings])
+    tiers[~allowed] = table.names.index("device")
+    rows = np.arange(n)[:, None]
+    total = W.sum(axis=1)[:, None]
+    x = W @ table.cost_usd[rows, tiers] / total
+    y = W @ table.quality[rows, tiers] / total
+    return _hull_aiq(x, y, table, W)

@@ -1,0 +1,222 @@
+"""N-model routing: the runtime kinds cost_aware / tier_cascade, the per-model quality router and
+the lab policies on three-model digits (device, edge, cloud)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from router_lab.errors import RouterLabError
+from router_lab.policies.base import PolicyContext
+from router_lab.policies.registry import make_policy
+from router_lab.runtime.policy import LOCAL, Request, Route, ThresholdPolicy, decision_tier
+from router_lab.runtime.spec import policy_models, validate_spec
+from router_lab.runtime.tiers import CostAwarePolicy, TierCascadePolicy
+from router_lab.train.curves import auroc
+from router_lab.train.fit import with_splits
+from router_lab.train.quality import train_quality_router
+
+MODELS = ["device", "edge", "cloud"]
+PRICES = [0.0, 2e-5, 1e-4]
+
+
+def spec(kind: str, **params: object) -> dict:
+    return {"format": "router_lab.policy", "schema_version": 1, "policy": {"kind": kind, "params": params},
+            "scoring": {"source": "router", "file": "router.onnx"}}
+
+
+def test_cost_aware_picks_the_best_trade_off_ties_to_the_cheaper_tier() -> None:
+    rng = np.random.default_rng(3)
+    Q = rng.random((500, 3))
+    for lam in (0.0, 1e3, 5e3, 1e9):
+        policy = CostAwarePolicy(MODELS, PRICES, lam)
+        tiers = policy.decide_tiers_batch(Q, np.zeros(len(Q), dtype=bool))
+        utility = Q - lam * np.asarray(PRICES)
+        assert (utility[np.arange(len(Q)), tiers] >= utility.max(axis=1) - 1e-12).all()
+        one_by_one = [policy.decide(Request(score=q)) for q in Q[:50]]
+        assert [decision_tier(d) for d in one_by_one] == tiers[:50].tolist()
+        assert all((d.route == LOCAL) == (d.tier == 0) for d in one_by_one)
+    tied = CostAwarePolicy(MODELS, PRICES, 0.0).decide(Request(score=[0.7, 0.9, 0.9]))
+    assert tied.tier == 1  # edge and cloud tie: the cheaper one
+    assert CostAwarePolicy(MODELS, PRICES, 1e9).decide(Request(score=[0.1, 0.9, 1.0])).tier == 0
+
+
+def test_tier_cascade_takes_the_first_tier_in_price_order_that_reaches_its_threshold() -> None:
+    policy = TierCascadePolicy(MODELS, PRICES, [0.8, 0.6])
+    assert policy.decide(Request(score=[0.85, 0.9, 0.99])).tier == 0
+    assert policy.decide(Request(score=[0.5, 0.6, 0.99])).tier == 1
+    assert policy.decide(Request(score=[0.5, 0.5, 0.1])).tier == 2  # none reaches: the dearest
+    # price order, not tier order: the cloud listed first but dearest is still tried last
+    swapped = TierCascadePolicy(["device", "cloud", "edge"], [0.0, 1e-4, 2e-5], [0.8, 0.6])
+    assert swapped.decide(Request(score=[0.5, 0.99, 0.7])).tier == 2
+    pinned = policy.decide(Request(score=[0.1, 0.1, 0.99], sensitive=True))
+    assert (pinned.route, pinned.tier, pinned.reason) == (Route.LOCAL, 0, "sensitive")
+
+
+def test_tier_kinds_validate_in_one_line() -> None:
+    good = spec("cost_aware", models=MODELS, prices_usd=PRICES, **{"lambda": 100.0})
+    assert policy_models(validate_spec(good, "p.json")["policy"]) == tuple(MODELS)
+    bad = [
+        (spec("cost_aware", models=MODELS, prices_usd=PRICES[:2], **{"lambda": 1.0}), "2 prices for 3 models"),
+        (spec("cost_aware", models=["device", "device"], prices_usd=[0, 1], **{"lambda": 1.0}), "distinct"),
+        (spec("cost_aware", models=MODELS, prices_usd=[0, float("nan"), 1], **{"lambda": 1.0}), "prices_usd"),
+        (spec("cost_aware", models=MODELS, prices_usd=PRICES, **{"lambda": -1.0}), "lambda"),
+        (spec("tier_cascade", models=MODELS, prices_usd=PRICES, thresholds=[0.5]), "1 values for 3 models"),
+        (spec("tier_cascade", models=MODELS, prices_usd=PRICES, thresholds=[0.5, "x"]), "thresholds"),
+    ]
+    for node, expected in bad:
+        with pytest.raises(RouterLabError) as info:
+            validate_spec(node, "p.json")
+        assert "\n" not in str(info.value) and expected in str(info.value) and "p.json" in str(info.value)
+
+
+def test_two_model_cost_aware_is_the_threshold_policy(digits) -> None:  # noqa: ANN001
+    """Over (device, cloud) with q = (0, the learned router's score) and prices (0, 1), cost_aware
+    sends to the cloud when score − λ > 0: the threshold policy's decisions at threshold λ (the
+    threshold is put between two scores, where >= and > agree)."""
+    two = dataclasses.replace(digits, frame=digits.frame.drop(columns=[c for c in digits.frame.columns
+                                                                       if c.startswith("model_edge")]),
+                              model_specs=tuple(s for s in digits.model_specs if s.name != "edge"))
+    assert two.models == ("device", "cloud")
+    learned = make_policy(OmegaConf.create({"name": "learned"}), PolicyContext(two, np.random.default_rng(0)))
+    scores = learned.scores(np.arange(len(two)))
+    values = np.unique(scores)
+    for lam in (values[len(values) // 4] + values[len(values) // 4 + 1]) / 2, float(learned.threshold) + 1e-9:
+        lam = float(lam)
+        threshold = ThresholdPolicy(lam, cascade=False, kind="learned").decide_batch(scores, np.zeros(len(scores), bool))
+        tiers = CostAwarePolicy(("device", "cloud"), (0.0, 1.0), lam).decide_tiers_batch(
+            np.c_[np.zeros_like(scores), scores], np.zeros(len(scores), dtype=bool))
+        np.testing.assert_array_equal(np.where(tiers == 0, 0, 1), threshold)
+        assert 0 < tiers.sum() < len(tiers)
+
+
+@pytest.fixture(scope="module")
+def quality(digits):  # noqa: ANN001, ANN201
+    ds = with_splits(digits, 0)
+    return ds, train_quality_router(ds, None, 0)
+
+
+def test_quality_router_predicts_each_models_quality(quality) -> None:  # noqa: ANN001
+    ds, router = quality
+    Q = router.qualities_for(ds)
+    assert Q.shape == (len(ds), 3) and router.models == ds.models and len(router.heads) == 3
+    test = ds.split_mask("test")
+    for i, model in enumerate(ds.models):  # calibrated on average, held out
+        assert abs(Q[test, i].mean() - ds.quality(model)[test].mean()) < 0.04, model
+    device = ds.quality("device")[test]
+    assert auroc(Q[test, 0], device) > 0.6  # better than chance (0.5) at telling the device's right answers from its wrong ones
+    again = train_quality_router(ds, None, 0).qualities_for(ds)
+    np.testing.assert_array_equal(again, Q)
+    with pytest.raises(RouterLabError, match="trained for device, edge, cloud"):
+        router.qualities_for(dataclasses.replace(ds, model_specs=ds.model_specs[::2]))
+
+
+@pytest.mark.parametrize("name", ["cost_aware", "tier_cascade"])
+def test_lab_tier_policies_ship_their_kind_and_fit_a_budget_on_val(quality, name: str) -> None:  # noqa: ANN001
+    ds, router = quality
+    rows = np.arange(len(ds))
+    spent = {}
+    for budget in (1e-5, 4e-5):
+        policy = make_policy(OmegaConf.create({"name": name, "budget_usd_per_request": budget}),
+                             PolicyContext(ds, np.random.default_rng(0), router=router))
+        node = policy.node()
+        validate_spec({**spec(node["kind"], **node["params"])}, "policy.json")
+        routes, tiers = policy.decide_tiers(rows)
+        assert ((routes == Route.LOCAL) == (tiers == 0)).all()
+        assert (tiers[policy.pinned(rows)] == 0).all()
+        val = policy.val_rows
+        spent[budget] = np.asarray(node["params"]["prices_usd"])[tiers[val]].mean()
+        assert spent[budget] <= budget + 1e-12
+        one = [policy.core.decide(r).tier for r in policy.requests(rows[:40], policy.pinned(rows[:40]))]
+        assert one == tiers[:40].tolist()
+    assert spent[4e-5] > spent[1e-5]
+    with pytest.raises(RouterLabError, match="budget_usd_per_request"):
+        make_policy(OmegaConf.create({"name": name, "budget_usd_per_request": -1.0}),
+                    PolicyContext(ds, np.random.default_rng(0), router=router))
+
+
+@pytest.mark.parametrize("name", ["cost_aware", "tier_cascade"])
+def test_three_model_bundle_runs_the_heads_as_one_graph_and_decides_the_tier(digits, datasets_dir, tmp_path,
+                                                                             name: str) -> None:  # noqa: ANN001
+    """`router-lab export` of an N-model policy on three-model digits: one graph whose qualities match
+    scikit-learn's heads (<= 1e-5 on the held-out rows), the bundle's policy deciding the tier the
+    lab policy decides, for one request and a batch."""
+    from hydra import compose, initialize_config_dir
+
+    from router_lab.config import CONF_DIR, register_configs
+    from router_lab.export.commands import export
+    from router_lab.export.quality_graph import QUALITIES
+    from router_lab.features import router_inputs
+    from router_lab.policies.bundled import BundlePolicy
+    from router_lab.runtime import load_bundle
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"datasets_dir={datasets_dir}", "dataset=digits", f"policy={name}",
+                                           f"out={tmp_path / 'bundle'}", "export.latency_calls=5"])
+    summary = export(cfg)
+    assert summary["passed"] and summary["max_abs_diff"] <= 1e-5 and summary["n_rows"] > 0
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.models == ("device", "edge", "cloud") and bundle.router.models == bundle.models
+    assert QUALITIES in {o.name for o in bundle.router.session.get_outputs()}
+    X, _ = router_inputs(digits, "input")
+    Q = bundle.score_batch(X)
+    assert Q.shape == (len(digits), 3)
+    shipped = BundlePolicy(PolicyContext(digits, np.random.default_rng(0)), bundle)
+    routes, tiers = shipped.decide_tiers(np.arange(len(digits)))
+    assert len(np.unique(tiers)) == 3  # every tier is used
+    policy = bundle.make_policy()
+    for row in range(0, len(digits), 97):  # one request at a time, scored by the graph itself
+        decision = policy.decide(Request(features=X[row].astype(np.float32),
+                                         sensitive=bool(digits.frame["sensitive"].iloc[row])))
+        assert decision.tier == tiers[row] and (decision.route == LOCAL) == (tiers[row] == 0)
+
+
+def test_routerbench_eleven_models_end_to_end(tmp_path) -> None:  # noqa: ANN001
+    """Done-when #2 (offline part): the RouterBench-shaped table with 11 models (the importer's test
+    builds it) imports with every model, cross-fits a per-model text quality router and evaluates
+    cost_aware / tier_cascade with AIQ over the 11 models, exports cost_aware as one graph of 11
+    heads, and the bundle decides a tier per request."""
+    from hydra import compose, initialize_config_dir
+    from test_importers import ROUTERBENCH_MODELS, routerbench_wide
+
+    from router_lab.config import CONF_DIR, register_configs
+    from router_lab.data.files import load_dataset_file, write_dataset
+    from router_lab.data.importers import import_routerbench
+    from router_lab.evaluate import cross_fitted
+    from router_lab.export.commands import export_tiered
+    from router_lab.runtime import load_bundle
+
+    raw = routerbench_wide(n=150)
+    raw.to_parquet(tmp_path / "rb11.parquet")
+    built = import_routerbench(tmp_path / "rb11.parquet", ROUTERBENCH_MODELS[0], ROUTERBENCH_MODELS[-1],
+                               np.random.default_rng(0))
+    ds = load_dataset_file(write_dataset(built.frame, built.card, tmp_path / "rb11" / "rb11.parquet").card["path"])
+    assert len(ds.models) == 11 and ds.feature_columns == () and ds.has_text
+    evaluation = cross_fitted(ds, {"name": "text"}, None, ["text"], folds=3, repeats=1, seed=0, n_boot=50)
+    table = evaluation.table.set_index("policy")
+    oracle = evaluation.models.set_index("reference").loc["oracle", "aiq"]
+    for name in ("cost_aware", "tier_cascade"):
+        assert table.loc[name, "mode"] == "text"
+        assert 0 < table.loc[name, "aiq_models"] <= oracle + 1e-12
+        assert table.loc[name, "aiq_models_lo"] <= table.loc[name, "aiq_models"] <= table.loc[name, "aiq_models_hi"]
+    policy = make_policy(OmegaConf.create({"name": "cost_aware"}), PolicyContext(ds, np.random.default_rng(0)))
+    assert policy.router.mode == "text" and len(policy.router.heads) == 11
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"datasets_dir={tmp_path}", "policy=cost_aware", "export.latency_calls=3"])
+    (tmp_path / "bundle").mkdir()
+    summary = export_tiered(policy, policy.node(), cfg, ds, tmp_path / "bundle", None)
+    assert summary["max_abs_diff"] <= 1e-5
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.models == ds.models and bundle.router.is_text
+    texts = ds.frame["text"].astype(str).tolist()
+    tiers = policy.tiers(np.arange(len(ds)))
+    shipped = bundle.make_policy()
+    for row in range(0, len(ds), 10):
+        decision = shipped.decide(Request(text=texts[row], sensitive=bool(ds.frame["sensitive"].iloc[row])
+                                          if "sensitive" in ds.frame.columns else False))
+        assert 0 <= decision.tier < 11 and decision.tier == tiers[row], row

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from router_lab.constants import SEED_BOUND
 from router_lab.data.contract import Dataset
 from router_lab.errors import RouterLabError
 from router_lab.features import router_inputs
@@ -88,7 +89,7 @@ def train_quality_router(dataset: Dataset, router_cfg: Any = None, seed: int = 0
     heads = []
     binary = dataset.outcome == "correct"
     for model in dataset.models:
-        estimator = make_router_estimator(params, int(rng.integers(2**31 - 1)))
+        estimator = make_router_estimator(params, int(rng.integers(SEED_BOUND)))
         heads.append(_fit_head(estimator, X[train], dataset.quality(model)[train], binary, model, name))
     return QualityRouter(models=tuple(dataset.models), heads=tuple(heads), feature_columns=tuple(columns),
                          estimator_name=name, mode=mode, metrics={"n_train": int(train.sum())})

@@ -309,6 +309,9 @@ def run_fast(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.rand
     if not policy.stateless:
         raise FastPathUnsupported(f"sim.engine=fast: policy {policy.name!r} decides from the system "
                                   "state; expected a stateless policy (use sim.engine=simpy or auto)")
+    if sc.tiered:
+        raise FastPathUnsupported("sim.engine=fast: the scenario has tiers (several remote stations); the "
+                                  "fast path runs one remote tier (use sim.engine=simpy or auto)")
     setup = prepare(sc, policy, dataset, seed)
     timeline = FastRun(setup).run()
     return setup.records(timeline, route=setup.decisions.route, engine="fast",

@@ -22,7 +22,7 @@ from router_lab.report.progress import SWEEP_MANIFEST
 METRICS_FILE = "metrics.json"
 REQUESTS_FILE = "requests.parquet"
 GROUPS = ("dataset", "router", "target", "policy", "workload", "device", "network", "cloud")
-CONFIG_SECTIONS = (*GROUPS, "sim")
+CONFIG_SECTIONS = (*GROUPS, "sim", "tiers")  # tiers: tiered jobs only (tiers.<key>.model, …)
 CONFIG_SCALARS = ("seed", "command")
 REQUIRED_METRICS = ("accuracy", "n_requests")
 _JOB_SIGNS = (COMPLETE_MARKER, FAILED_MARKER, METRICS_FILE, CONFIG_FILE, ".hydra")

@@ -33,6 +33,7 @@ SERVICES = ("deterministic", "exponential", "lognormal", "profile")
 SPLIT_CHOICES = ("auto", "all", "train", "val", "test")
 FAILURE_MODES = ("fallback", "fail")
 MAX_RETRIES = 100  # network.max_retries in [0, MAX_RETRIES]: attempts (<= 101) fit the int8 counters
+MAX_ATTEMPTS_TOTAL = 127  # tiered runs: a request's attempts over every remote tier share one int8 counter
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,11 @@ def _check_cloud(group: str, c: CloudConfig) -> None:
         raise _fail(f"{group}.rate_limit_rpm", c.rate_limit_rpm, "a non-negative integer or null (no limit)")
 
 
-def _check_tiers(tiers: tuple[TierConfig, ...]) -> None:
+def _check_tiers(tiers: tuple[TierConfig, ...], base: NetworkConfig) -> None:
+    """Each tier's fields; the models distinct; the attempts of every tier together fit int8
+    (a request may try each remote tier once)."""
     models: dict[str, str] = {}
+    attempts = base.max_retries + 1
     for t in tiers:
         group = f"tiers.{t.name}"
         if not isinstance(t.model, str) or not t.model or t.model == "device":
@@ -182,6 +186,10 @@ def _check_tiers(tiers: tuple[TierConfig, ...]) -> None:
         models[t.model] = t.name
         _check_network(f"{group}.network", t.network)
         _check_cloud(f"{group}.cloud", t.cloud)
+        attempts += t.network.max_retries + 1
+        if attempts > MAX_ATTEMPTS_TOTAL:
+            raise _fail(f"{group}.network.max_retries", t.network.max_retries,
+                        f"fewer retries: the tiers' attempts together (max_retries + 1 each) at most {MAX_ATTEMPTS_TOTAL}")
 
 
 def validate(sc: Scenario) -> Scenario:
@@ -194,7 +202,7 @@ def validate(sc: Scenario) -> Scenario:
         _non_negative(f"device.{name}", getattr(d, name))
     _check_network("network", sc.network)
     _check_cloud("cloud", sc.cloud)
-    _check_tiers(sc.tiers)
+    _check_tiers(sc.tiers, sc.network)
     check_engine(s.engine)  # a registered engine, or auto
     _choice("sim.split", s.split, SPLIT_CHOICES)
     _choice("sim.on_cloud_failure", s.on_cloud_failure, FAILURE_MODES)

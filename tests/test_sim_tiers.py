@@ -65,7 +65,7 @@ def test_tier_presets_compose_and_bad_tier_fields_are_refused() -> None:
     sc = scenario_from_config(cfg)
     assert [(t.name, t.model, t.cloud.units, t.network.rtt_ms) for t in sc.tiers] == [
         ("edge", "edge", 2, 3.0), ("big", "cloud", 8, 40.0)]
-    assert scenario_from_config(config()).tiers == ()  # no tiers: today's single cloud
+    assert make_scenario().tiers == ()  # no tiers: today's single cloud
     with pytest.raises(RouterLabError, match=r"tiers\.edge\.cloud\.unitz: no such key"):
         check_config(config("+tier@tiers.edge=edge", "+tiers.edge.cloud.unitz=3"), [])
     for bad, message in [({"model": "device"}, r"tiers\.edge\.model: got 'device'"),
@@ -80,7 +80,7 @@ def test_tier_presets_compose_and_bad_tier_fields_are_refused() -> None:
 def test_each_request_goes_to_its_tier_and_is_scored_and_billed_by_the_model_that_answered(digits) -> None:  # noqa: ANN001
     sc = scenario({"edge": EDGE})
     rec = run(sc, policy(digits, tier_of_row=by_three), digits, 4)
-    assert rec.engine == "simpy"  # auto: a tiered scenario takes the event-driven engine
+    assert rec.engine == "fast"  # auto: a stateless policy takes the fast path, tiers or not
     assert all(v == 0 for v in rec.violations.values()), rec.violations
     routed = by_three(rec.row.astype(np.int64))
     routed[rec.sensitive] = 0
@@ -128,16 +128,37 @@ def test_a_failed_tier_falls_back_to_the_next_cheaper_one_then_the_device(digits
     assert (rec.outcome[left] == Outcome.FAILED).all() and (rec.tier[left] == 2).all()  # no further tier
 
 
-def test_an_unused_tier_changes_no_record_and_the_fast_path_says_it_runs_one_tier(digits) -> None:  # noqa: ANN001
+def same_records(a, b) -> list[str]:  # noqa: ANN001
+    return [f.name for f in fields(a) if isinstance(getattr(a, f.name), np.ndarray)
+            and not np.array_equal(getattr(a, f.name), getattr(b, f.name))]
+
+
+def test_an_unused_tier_changes_no_record(digits) -> None:  # noqa: ANN001
     plain, tiered = scenario(n=2000), scenario({"edge": EDGE}, n=2000)
     for name in ("always_cloud", "confidence"):
-        a = run_simpy(plain, policy(digits, name), digits, 9)
-        b = run_simpy(tiered, policy(digits, name), digits, 9)
-        for f in fields(a):
-            if isinstance(getattr(a, f.name), np.ndarray):
-                assert np.array_equal(getattr(a, f.name), getattr(b, f.name)), (name, f.name)
-    with pytest.raises(RouterLabError, match="the scenario has tiers"):
-        run_fast(replace(tiered, sim=replace(tiered.sim, engine="fast")), policy(digits), digits, 9)
+        assert same_records(run_simpy(plain, policy(digits, name), digits, 9),
+                            run_simpy(tiered, policy(digits, name), digits, 9)) == [], name
+
+
+LOSSY_CLOUD = {**FAST_CLOUD, "units": 1, "queue_limit": 3, "rate_limit_rpm": 300, "timeout_s": 0.4}
+
+
+@pytest.mark.parametrize("groups", [
+    {},
+    {"network": {"loss": 0.3, "mean_up_s": 5.0, "mean_down_s": 1.0}, "cloud": LOSSY_CLOUD},
+    {"network": {"loss": 0.3}, "sim": {"on_cloud_failure": "fail"}},
+    {"network": {"loss": 0.4}, "edge_queue_limit": 0},
+], ids=["plain", "lossy_outages_rate_limit", "fail_mode", "edge_refuses"])
+def test_the_fast_path_gives_the_event_driven_records_with_tiers(digits, groups) -> None:  # noqa: ANN001
+    groups = dict(groups)
+    edge = {**EDGE, "cloud": {**EDGE["cloud"], "queue_limit": groups.pop("edge_queue_limit", 2)}}
+    sc = scenario({"edge": edge}, n=2000, **groups)
+    for name, tier_of_row in (("always_cloud", by_three), ("always_cloud", None), ("random", None)):
+        a = run_simpy(sc, policy(digits, name, tier_of_row), digits, 2)
+        b = run_fast(sc, policy(digits, name, tier_of_row), digits, 2)
+        assert (a.engine, b.engine) == ("simpy", "fast")
+        assert same_records(a, b) == [], name
+        assert all(v == 0 for v in b.violations.values()), b.violations
 
 
 def test_a_tier_for_an_unknown_model_or_a_route_to_an_unserved_model_is_refused(digits) -> None:  # noqa: ANN001

@@ -87,6 +87,10 @@ class Timeline:
         self.outcome.fill(Outcome.LOCAL)
         self.sent.fill(False)
         self.attempts.fill(0)
+        if self.tier is not None:
+            self.tier.fill(0)
+            self.hop_sent_ns.fill(NOT_VISITED)
+            self.earlier_cost.fill(0)
 
 
 @dataclass(frozen=True)

@@ -167,3 +167,28 @@ def test_a_tier_for_an_unknown_model_or_a_route_to_an_unserved_model_is_refused(
     big = scenario({"big": {**EDGE, "model": "cloud"}})
     with pytest.raises(RouterLabError, match="the policy routes to model 'edge' but no tier serves it"):
         run_simpy(big, policy(digits, tier_of_row=by_three), digits, 0)
+
+
+def test_a_stateful_policy_names_its_tier_per_decision(digits) -> None:  # noqa: ANN001
+    """A stateful core's TierDecision picks the tier at each arrival (simpy): the edge while the
+    device is busy, else the cloud; sensitive requests stay local."""
+    from router_lab.policies.base import Policy
+    from router_lab.runtime.policy import NAN, RoutingPolicy, TierDecision
+
+    class BusyToEdge(RoutingPolicy):
+        stateless = False
+
+        def _decide(self, request, signals, pinned: bool):  # noqa: ANN001, ANN202
+            return TierDecision(Route.CLOUD, NAN, "fixed", 1 if signals.local_in_flight else 2)
+
+    class BusyToEdgePolicy(Policy):
+        def make_core(self) -> RoutingPolicy:
+            return BusyToEdge()
+
+    p = BusyToEdgePolicy(PolicyContext(digits, np.random.default_rng(0)))
+    sc = scenario({"edge": {**EDGE, "network": {"rtt_ms": 3.0}}}, n=1500)
+    rec = run(sc, p, digits, 5)
+    assert rec.engine == "simpy" and all(v == 0 for v in rec.violations.values()), rec.violations
+    left = ~rec.sensitive
+    assert set(np.unique(rec.tier[left])) == {1, 2} and (rec.tier[rec.sensitive] == 0).all()
+    assert rec.decision_log is not None

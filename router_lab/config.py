@@ -50,6 +50,7 @@ class Config:
     device: Any = None
     network: Any = None
     cloud: Any = None
+    tiers: dict[str, Any] = field(default_factory=dict)  # more remote tiers: +tier@tiers.edge=edge
     tracking: Any = None  # optional experiment tracking (none | mlflow)
     # Plain sections, one per stage that needs run options.
     sim: SimSection = field(default_factory=SimSection)

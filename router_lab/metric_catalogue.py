@@ -36,6 +36,7 @@ class Metric:
     in_markdown: bool = False
     objective: str = ""
     scalar: bool = True  # False: a dict of numbers (``outcomes``), no objective or constraint
+    tiered: bool = False  # only in a tiered scenario's metrics.json (``tiers`` configured)
 
     def __post_init__(self) -> None:
         if self.better not in BETTER:
@@ -71,10 +72,11 @@ class Metric:
 
 
 def _m(name: str, unit: str, better: str | None, fmt: str, description: str, *, interval: bool = False,
-       table: str = "", fraction: bool = False, objective: str = "", scalar: bool = True) -> Metric:
+       table: str = "", fraction: bool = False, objective: str = "", scalar: bool = True,
+       tiered: bool = False) -> Metric:
     """``table``: "" (not shown), "page" (report.html) or "markdown" (report.html and summary.md)."""
     return Metric(name, unit, better, fmt, interval, bool(table), fraction, description,
-                  in_markdown=table == "markdown", objective=objective, scalar=scalar)
+                  in_markdown=table == "markdown", objective=objective, scalar=scalar, tiered=tiered)
 
 
 # In display order: the report's columns follow it.  (metrics.json keeps its computation's order.)
@@ -116,6 +118,12 @@ CATALOGUE: tuple[Metric, ...] = (
        "or an empty battery)"),
     _m("outcomes", "requests", None, ",", "requests per outcome: `{local, cloud, cascade, fallback, rejected, "
        "failed}`", scalar=False),
+    _m("tier_shares", "", None, ".4f", "tiered scenarios only: share of measured requests each model answered, "
+       "`{model: share}` in tier order (the device's: local answers and fallbacks; unanswered requests in "
+       "none)", scalar=False, tiered=True),
+    _m("tier_cost_per_1k_usd", "USD", None, ".4f", "tiered scenarios only: `{remote model: cost per 1,000 "
+       "measured requests}` billed by each remote tier (a request that tried several tiers counts "
+       "toward the last one it tried)", scalar=False, tiered=True),
     _m("n_requests_total", "requests", None, ",", "every simulated request, warm-up included"),
     _m("sensitive_blocked", "requests", None, ",", "sensitive requests a policy tried to send off the device "
        "(kept on it)"),
@@ -149,10 +157,11 @@ def metric(name: str) -> Metric:
 
 
 def names(*, interval: bool | None = None, fraction: bool | None = None, in_table: bool | None = None,
-          in_markdown: bool | None = None, scalar: bool | None = None) -> tuple[str, ...]:
+          in_markdown: bool | None = None, scalar: bool | None = None,
+          tiered: bool | None = None) -> tuple[str, ...]:
     """The metrics' names in display order, those with the given flags only."""
     wanted = {"interval": interval, "fraction": fraction, "in_table": in_table, "in_markdown": in_markdown,
-              "scalar": scalar}
+              "scalar": scalar, "tiered": tiered}
     return tuple(m.name for m in CATALOGUE
                  if all(value is None or getattr(m, flag) == value for flag, value in wanted.items()))
 

@@ -25,10 +25,11 @@ from router_lab.sim.scenario import make_scenario
 REPO = Path(__file__).resolve().parents[1]
 
 
-def catalogue_mismatches(summary: dict) -> list[str]:
-    """What keeps ``summarize``'s output and the catalogue from being the same list, each named."""
+def catalogue_mismatches(summary: dict, tiered: bool = False) -> list[str]:
+    """What keeps ``summarize``'s output and the catalogue from being the same list, each named
+    (``tiered``: a scenario with tiers, which adds the tiered-only metrics)."""
     computed = [k for k in summary if k not in SUMMARY_FIELDS]
-    declared = catalogue.names()
+    declared = catalogue.names() if tiered else catalogue.names(tiered=False)
     problems = [f"{k}: computed by router_lab/sim/metrics.py but not declared in router_lab/metric_catalogue.py"
                 for k in computed if k not in declared]
     problems += [f"{k}: declared in router_lab/metric_catalogue.py but the summary never produces it"
@@ -127,3 +128,14 @@ def test_importing_the_catalogue_is_cheap() -> None:
             "print(sorted(m for m in ('numpy', 'pandas', 'scipy', 'omegaconf') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_tiered_summary_adds_exactly_the_tiered_metrics(digits) -> None:  # noqa: ANN001
+    """With tiers, metrics.json gains the tiered-only metrics (and keeps every other key)."""
+    sc = make_scenario(sim={"n_requests": 300}, tiers={"edge": {"cloud": {"llm": False}}})
+    runs = [run(sc, make_policy(OmegaConf.create({"name": "random"}), PolicyContext(digits, np.random.default_rng(s))),
+                digits, s) for s in (0, 1)]
+    summary = summarize(runs, sc)
+    assert catalogue_mismatches(summary, tiered=True) == []
+    assert catalogue_mismatches(summary) != []  # the tiered keys are not in a two-tier summary
+    assert sum(summary["tier_shares"].values()) <= 1.0 and summary["tier_shares"]["cloud"] > 0

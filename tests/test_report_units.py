@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import OmegaConf
 
 from router_lab.cli import flags_first
@@ -118,3 +119,26 @@ def test_windowed_means_match_a_direct_computation() -> None:
     edges = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     means = windowed(t, v, edges)
     assert np.allclose(means[:3], [0.5, 1.0, 2 / 3]) and np.isnan(means[3])
+
+
+def test_jobs_are_grouped_by_deployment_and_each_groups_front_is_marked() -> None:
+    from router_lab.report import deployments
+
+    frame = pd.DataFrame({
+        "job": [f"{i}_j" for i in range(6)], "policy": ["a", "b", "c", "a", "b", "c"],
+        "tiers.edge.model": [None, None, None, "edge", "edge", "edge"],
+        "accuracy": [0.90, 0.95, 0.94, 0.90, 0.96, 0.97],
+        "cost_per_1k_usd": [0.0, 0.05, 0.06, 0.0, 0.02, 0.03],
+        "latency_p99_ms": [900.0, 200.0, 300.0, 900.0, 250.0, 150.0]})
+    out = deployments.annotate(frame)
+    assert list(out["deployment"].unique()) == ["device → cloud", "device → edge → cloud"]
+    # c (two-tier) is worse than b on all three; in three-tier c beats b on accuracy and p99, b is cheaper
+    assert out["pareto_in_deployment"].tolist() == [True, True, False, True, True, True]
+    table = deployments.pareto_table(out, ["policy"]).splitlines()
+    assert table[0] == "| deployment | policy | accuracy | cost_per_1k_usd | latency_p99_ms | job |"
+    assert len(table) == 2 + 5
+    drawn = deployments.pareto_figure(out, "digits")
+    assert drawn.figure is not None and len(drawn.figure.axes) == 2
+    one = frame.iloc[:3]
+    assert deployments.annotate(one) is one  # one deployment: the report is unchanged
+    assert deployments.pareto_figure(one, "digits").figure is None

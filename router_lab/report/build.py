@@ -15,7 +15,7 @@ from router_lab import metric_catalogue as catalogue
 from router_lab.constants import SUMMARY_CSV, SUMMARY_MD, SUMMARY_PARQUET
 from router_lab.errors import RouterLabError
 from router_lab.io import atomic_path, atomic_write_text
-from router_lab.report import comparison, figures, timeline
+from router_lab.report import comparison, deployments, figures, timeline
 from router_lab.report.formatting import (
     abbreviate_values,
     format_column,
@@ -183,16 +183,21 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, title: str
                              "the folder of a `router-lab simulate` run or multirun")
     out = Path(out_dir) if out_dir else collection.root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    frame = summary_frame(collection)
+    frame = deployments.annotate(summary_frame(collection))  # + deployment columns if several
     with atomic_path(out / SUMMARY_PARQUET) as tmp:
         frame.to_parquet(tmp, index=False)
     atomic_write_text(out / SUMMARY_CSV, summary_csv(frame))
 
     varied = varied_columns(frame, _config_candidates(collection))
     factors, follows = swept_factors(frame, varied)
+    if "deployment" in frame:  # the deployment names the tiers: their config columns follow it
+        factors = ["deployment", *[f for f in factors if not f.startswith("tiers.")]]
     upper_bounds = figures.upper_bound_policies(frame)
     scenario_lines, scenario = describe_scenario(frame, factors, follows, upper_bounds)
     drawn = draw_all(collection, frame, factors, scenario, time_windows)
+    if "deployment" in frame:
+        drawn.append(deployments.pareto_figure(frame, scenario))
+        atomic_write_text(out / f"{deployments.FIGURE}.md", deployments.pareto_table(frame, factors or ["policy"]))
     figure_paths = write_figures(drawn, out)
 
     notes = []

@@ -21,7 +21,7 @@ from router_lab.report.jobs import COMPLETE_MARKER, CONFIG_FILE, FAILED_MARKER, 
 from router_lab.report.progress import SWEEP_MANIFEST
 
 GROUPS = ("dataset", "router", "target", "policy", "workload", "device", "network", "cloud")
-CONFIG_SECTIONS = (*GROUPS, "sim")
+CONFIG_SECTIONS = (*GROUPS, "sim", "tiers")  # tiers: tiered jobs only (tiers.<key>.model, …)
 CONFIG_SCALARS = ("seed", "command")
 REQUIRED_METRICS = ("accuracy", "n_requests")
 _JOB_SIGNS = (COMPLETE_MARKER, FAILED_MARKER, METRICS_FILE, CONFIG_FILE, ".hydra")

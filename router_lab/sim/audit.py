@@ -25,7 +25,7 @@ the stable sort is cheap).  Run on every run by :func:`router_lab.sim.records.fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ import numpy as np
 from router_lab.policies.base import Route
 from router_lab.sim.draws import NEVER, Draws, RowSizes, router_overhead_ns, timeout_ns
 from router_lab.sim.scenario import Scenario
+from router_lab.sim.tiers import tier_view
 
 if TYPE_CHECKING:  # records imports this module
     from router_lab.sim.records import Records
@@ -85,14 +86,26 @@ def _station(enter: np.ndarray, start: np.ndarray, done: np.ndarray, units: int)
     return bad_fifo, bad_units
 
 
-def audit(rec: Records, draws: Draws, sc: Scenario, sizes: RowSizes) -> dict[str, int]:
-    """Per check (:data:`CHECKS`), how many requests or events break it (all 0 when consistent)."""
+def audit(rec: Records, draws: Draws, sc: Scenario, sizes: RowSizes, tiers: tuple = ()) -> dict[str, int]:
+    """Per check (:data:`CHECKS`), how many requests or events break it (all 0 when consistent).
+
+    ``tiers`` (tiered runs): the cloud checks hold per remote tier, each against its own draws,
+    units, timeout and outages (a request's cloud columns are those of the tier it tried last)."""
     n = dict.fromkeys(CHECKS, 0)
     n["device_fifo"], n["device_units"] = _station(rec.device_enter_ns, rec.device_start_ns,
                                                    rec.device_done_ns, sc.device.units)
-    n["cloud_fifo"], n["cloud_units"] = _station(rec.cloud_enter_ns, rec.cloud_start_ns,
-                                                 rec.cloud_done_ns, sc.cloud.units)
-    ctx = _Context(sc, draws, sizes)
+    if not tiers:
+        n["cloud_fifo"], n["cloud_units"] = _station(rec.cloud_enter_ns, rec.cloud_start_ns,
+                                                     rec.cloud_done_ns, sc.cloud.units)
+        ctx = _Context(sc, draws, sizes)
+    else:
+        for t in tiers:
+            mine = rec.tier == t.index
+            fifo, units = _station(rec.cloud_enter_ns, np.where(mine, rec.cloud_start_ns, -1),
+                                   rec.cloud_done_ns, t.sc.cloud.units)
+            n["cloud_fifo"] += fifo
+            n["cloud_units"] += units
+        ctx = _TieredContext(sc, draws, sizes, tiers, rec.tier)
     for lo in range(0, len(rec), CHUNK):
         ctx.chunk(rec, slice(lo, lo + CHUNK), n)
     return n
@@ -130,6 +143,7 @@ class _Context:
         self.sc, self.d, self.input_bytes = sc, draws, sizes.input_bytes
         self.overhead = router_overhead_ns(sc)
         self.timeout = timeout_ns(sc)
+        self.billed_only_if_ran = True
         self.energy = np.float32(sc.device.energy_per_inference_j)
         self.max_attempts = sc.network.max_retries + 1
         fail_mode = sc.sim.on_cloud_failure == "fail"
@@ -199,8 +213,40 @@ class _Context:
         n["sensitive"] += _count(rec.sensitive[k] & (sent | (s.route != R_LOCAL)))
         quality = rec.quality[k]
         n["quality_cost_energy"] += (_count(s.refused & (quality != 0)) + _count(s.failed & (quality != 0))
-                                     + _count(~s.ran_cloud & (rec.cost_usd[k] != 0))
+                                     + _count(~(s.ran_cloud if self.billed_only_if_ran else sent)
+                                              & (rec.cost_usd[k] != 0))
                                      + _count(rec.energy_j[k] != np.where(s.ran_device, self.energy, np.float32(0))))
+
+
+class _TieredContext(_Context):
+    """The element-wise checks of a tiered run: each request against its last tier's draws and
+    timeout; attempts bounded by the tiers' together (a request may try several); no outage
+    crossed on its tier's network; billed only if it was sent."""
+
+    def __init__(self, sc: Scenario, draws: Draws, sizes: RowSizes, tiers: tuple, tier: np.ndarray) -> None:
+        super().__init__(sc, tier_view(tiers, tier, draws), sizes)
+        self.tiers, self.tier = tiers, tier
+        self.max_attempts = sum(t.sc.network.max_retries + 1 for t in tiers)
+        total = np.zeros(len(tier), dtype=np.int16)
+        for t in tiers:
+            total += t.draws.uplink_attempts
+        self.d = replace(self.d, uplink_attempts=total)
+        self.timeout_col = np.full(len(tier), NEVER, dtype=np.int64)
+        for t in tiers:
+            if t.timeout_ns is not None:
+                self.timeout_col[tier == t.index] = t.timeout_ns
+        self.billed_only_if_ran = False  # an earlier tier may have billed a request the last one refused
+
+    def network_checks(self, s: _Stages, k: slice, n: dict[str, int]) -> None:
+        n["timeout"] += _count(s.by_cloud & (s.end - s.sent_at > self.timeout_col[k]))
+        tier = self.tier[k]
+        for t in self.tiers:
+            if not t.draws.has_outages:
+                continue
+            answered = np.flatnonzero(s.by_cloud & (tier == t.index))
+            lost_up = t.draws.first_down(s.sent_at[answered], s.c_enter[answered]) != NEVER
+            lost_down = t.draws.first_down(s.c_done[answered], s.end[answered]) != NEVER
+            n["outage"] += _count(lost_up | lost_down)
 
 
 @dataclass(frozen=True)
@@ -227,7 +273,8 @@ class _Stages:
                    d_enter=rec.device_enter_ns[k], d_start=rec.device_start_ns[k], d_done=rec.device_done_ns[k],
                    c_enter=rec.cloud_enter_ns[k], c_start=rec.cloud_start_ns[k], c_done=rec.cloud_done_ns[k],
                    sent=rec.sent[k],
-                   sent_at=np.where(cascade, rec.device_done_ns[k], rec.arrival_ns[k] + overhead_ns))
+                   sent_at=np.where(cascade, rec.device_done_ns[k], rec.arrival_ns[k] + overhead_ns)
+                   if rec.hop_sent_ns is None else rec.hop_sent_ns[k])
 
     @cached_property
     def entered(self) -> np.ndarray:

@@ -6,7 +6,7 @@ profiles (and where they come from) are documented in those YAML files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
@@ -100,6 +100,19 @@ class CloudConfig(ServiceConfig):
 
 
 @dataclass
+class TierConfig:
+    """One more remote tier (``+tier@tiers.<name>=<preset>``): the dataset model it serves, the
+    network path to it (the ``network`` group's fields) and its station (the ``cloud`` group's:
+    units, service, rate limit, timeout, prices).  Tiers answer in the dataset's model order; a
+    request whose remote tier fails falls back to the next cheaper tier, finally the device."""
+
+    name: str = ""  # the preset's name (default: the key under `tiers`)
+    model: str = MISSING  # the dataset model (card `models[].name`) this tier serves
+    network: NetworkConfig = field(default_factory=lambda: NetworkConfig(name="network"))
+    cloud: CloudConfig = field(default_factory=lambda: CloudConfig(name="cloud"))
+
+
+@dataclass
 class SimSection:
     """Run options of the simulator (`sim.*` on the command line)."""
 
@@ -124,4 +137,5 @@ SCHEMAS: list[tuple[str, str, type]] = [
     ("device", "schema_device", DeviceConfig),
     ("network", "schema_network", NetworkConfig),
     ("cloud", "schema_cloud", CloudConfig),
+    ("tier", "schema_tier", TierConfig),
 ]

@@ -24,6 +24,7 @@ from router_lab.sim.load import check_load
 from router_lab.sim.records import DecisionLog, Records, Timeline, finish
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import Battery
+from router_lab.sim.tiers import Tier, build_tiers, check_routed
 
 WINDOW_NS = 60 * NS_PER_S  # the cloud's rate-limit window (requests per minute)
 FAIL, FINISH = 0, 1  # kinds of what a requester learns; failures sort first at equal times
@@ -58,13 +59,14 @@ class Setup:
     draws: Draws
     decisions: Decisions
     constants: Constants
+    tiers: tuple[Tier, ...] = ()  # tiered scenarios: the remote tiers in tier order (else none)
 
     def records(self, timeline: Timeline, *, route: np.ndarray, engine: str, sensitive_blocked: int,
                 decision_log: DecisionLog | None = None) -> Records:
         """The run's records from the engine's filled ``timeline`` (checked by ``sim.audit``)."""
         return finish(timeline=timeline, draws=self.draws, route=route, sensitive=self.decisions.sensitive,
                       scenario=self.sc, dataset=self.dataset, sensitive_blocked=sensitive_blocked,
-                      engine=engine, decision_log=decision_log)
+                      engine=engine, decision_log=decision_log, tiers=self.tiers)
 
 
 def prepare(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence, *,
@@ -73,10 +75,13 @@ def prepare(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.rando
 
     ``load_check=False`` (the reference model) skips the refusal of an unstable offered load."""
     draws = draw(sc, dataset, seed)
-    decisions = decide_up_front(policy, draws.row, dataset)
+    decisions = decide_up_front(policy, draws.row, dataset, tiered=sc.tiered)
+    tiers = tuple(build_tiers(sc, dataset, draws, seed)) if sc.tiered else ()
+    if decisions.tier is not None:
+        check_routed(list(tiers), decisions.tier, dataset.models)
     if load_check:
-        check_load(sc, draws, decisions)
-    return Setup(sc, dataset, draws, decisions, Constants.of(sc))
+        check_load(sc, draws, decisions, list(tiers) or None)
+    return Setup(sc, dataset, draws, decisions, Constants.of(sc), tiers)
 
 
 def session_lookup(dataset: Dataset) -> Callable[[int], str | None]:

@@ -22,18 +22,26 @@ class Decisions:
     escalate: np.ndarray  # bool per request: a CASCADE route goes on to the cloud
     sensitive: np.ndarray  # bool per request
     sensitive_blocked: int  # sensitive requests the policy tried to send off the device
+    tier: np.ndarray | None = None  # tiered runs, stateless policies: int8 model index of the remote step (0: none)
 
 
-def decide_up_front(policy: Policy, rows: np.ndarray, dataset: Dataset) -> Decisions:
+def decide_up_front(policy: Policy, rows: np.ndarray, dataset: Dataset, tiered: bool = False) -> Decisions:
     """The stateless policy's routes and every request's escalation, the policy's sensitive rule
-    applied to the run's own flags too (:meth:`Policy.keep_local`)."""
+    applied to the run's own flags too (:meth:`Policy.keep_local`); in a ``tiered`` run also each
+    request's remote tier (:meth:`Policy.decide_tiers`; 0 where the route stays LOCAL)."""
     sensitive = sensitive_rows(dataset)[rows]
     before = policy.n_blocked
-    route = None
-    if policy.stateless:
+    route = tier = None
+    if policy.stateless and tiered:
+        routes, tiers = policy.decide_tiers(rows)
+        route = np.asarray(routes, dtype=np.int8).copy()
+        tier = np.asarray(tiers, dtype=np.int8).copy()
+    elif policy.stateless:
         route = np.asarray(policy.decide_batch(rows), dtype=np.int8).copy()
     escalate = np.asarray(policy.escalate(rows), dtype=bool).copy()
     if route is not None:
         escalate &= route == Route.CASCADE
     route = policy.keep_local(sensitive, route, escalate)
-    return Decisions(route, escalate, sensitive, policy.n_blocked - before)
+    if tier is not None:
+        tier[route == Route.LOCAL] = 0
+    return Decisions(route, escalate, sensitive, policy.n_blocked - before, tier)

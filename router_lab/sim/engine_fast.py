@@ -5,7 +5,9 @@ network and the cloud; cloud failures that fall back to the device feed the next
 fallbacks stop changing (usually one or two passes).  On the same draws it gives the simpy
 engine's results to the nanosecond (times are integers, and both share the station rule and the
 tie rule: requests entering a station or the rate limiter at the same nanosecond are admitted in
-order of request number, first visits and fallbacks alike).
+order of request number, first visits and fallbacks alike).  With several remote tiers
+(:class:`TieredFastRun`) each pass runs the tiers from the most expensive down, a tier's failed
+cloud routes joining the next cheaper tier's pass at the moment they learnt of the failure.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import numpy as np
 from router_lab.data.contract import Dataset
 from router_lab.policies.base import Policy, Route
 from router_lab.sim.core import WINDOW_NS, Setup, prepare
-from router_lab.sim.draws import NEVER, attempts_begun
+from router_lab.sim.draws import NEVER, RowSizes, attempts_begun
 from router_lab.sim.engines import ENGINES, FastPathUnsupported
-from router_lab.sim.records import Outcome, Records, Timeline
+from router_lab.sim.records import Outcome, Records, Timeline, cost_table
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import REJECTED, fifo_starts
 
@@ -302,6 +304,81 @@ class FastRun:
                                   f"{MAX_PASSES} passes; use sim.engine=simpy")
 
 
+class TieredFastRun(FastRun):
+    """The fast path with several remote tiers: each global pass runs the device, then the remote
+    tiers from the most expensive down; a tier's failed cloud routes join the next cheaper tier's
+    pass at the moment they learnt it (its ``hops``), the cheapest tier's become device fallbacks.
+    Each tier's stages are FastRun's, run with that tier's draws, station, timeout and retries."""
+
+    def __init__(self, setup: Setup, dataset: Dataset) -> None:
+        super().__init__(setup)
+        self.base_sc, self.base_draws = setup.sc, setup.draws
+        self.tiers, self.tier = setup.tiers[::-1], setup.decisions.tier
+        self.costs = {t.index: cost_table(t.sc, RowSizes.of(dataset)) for t in setup.tiers}
+        self.hops = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
+
+    def run(self) -> Timeline:
+        fb = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
+        tl = Timeline(len(self.draws), tiered=True)
+        for _ in range(MAX_PASSES):
+            self.device_pass(tl, fb)
+            new = self.remote_passes(tl)
+            if new.same_as(fb):
+                return tl
+            fb = new
+            tl.reset()
+        raise FastPathUnsupported(f"sim.engine=fast: cloud fallbacks and cascades did not settle in "
+                                  f"{MAX_PASSES} passes; use sim.engine=simpy")
+
+    def remote_passes(self, tl: Timeline) -> Fallbacks:
+        """Every remote tier in turn, most expensive first; returns the device fallbacks."""
+        self.hops = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
+        self.previous = None
+        for t in self.tiers:
+            self.lane = t
+            self.sc, self.draws, self.timeout_ns, self.retry_ns = t.sc, t.draws, t.timeout_ns, t.retry_ns
+            self.hops = self.cloud_pass(tl)
+            self.previous = t
+        self.sc, self.draws = self.base_sc, self.base_draws
+        return self.hops
+
+    def cloud_requests(self, tl: Timeline) -> CloudPass:
+        """Stage: who goes to this tier: its direct routes and escalated cascades, and the cloud
+        routes a more expensive tier failed (sent when they learnt it); in request order."""
+        mine = self.tier == self.lane.index
+        to_tier = self.decisions.escalate & (self.route == Route.CASCADE) & (tl.device_start_ns >= 0)
+        to_tier |= self.direct_mask
+        to_tier &= mine
+        hops = self.hops.index
+        to_tier[hops] = True
+        requests = _indices(to_tier)
+        cp = CloudPass(requests, ~self.direct_mask[requests])
+        ran = hops[tl.cloud_start_ns[hops] >= 0]  # a more expensive tier ran it: its bill stays
+        if ran.size:
+            tl.earlier_cost[ran] += self.costs[self.previous.index][self.draws.row[ran]]
+        for column in (tl.cloud_enter_ns, tl.cloud_start_ns, tl.cloud_done_ns):
+            column[hops] = -1
+        sent = super().sent_at(tl, requests, cp.cascade)
+        hop_at = np.zeros(len(tl.tier), dtype=np.int64)
+        hop_at[hops] = self.hops.at_ns
+        is_hop = np.zeros(len(tl.tier), dtype=bool)
+        is_hop[hops] = True
+        np.copyto(sent, hop_at[requests], where=is_hop[requests])
+        tl.tier[requests], tl.hop_sent_ns[requests] = self.lane.index, sent
+        self.earlier_attempts = tl.attempts[requests].copy()
+        tl.attempts[requests] = 0
+        return cp
+
+    def sent_at(self, tl: Timeline, requests: np.ndarray, cascade: np.ndarray) -> np.ndarray:
+        return tl.hop_sent_ns[requests].copy()
+
+    def settle_failures(self, tl: Timeline, cp: CloudPass) -> Fallbacks:
+        """As FastRun's, the attempts of earlier tiers added back; failed cloud routes go on to
+        the next cheaper tier (or, from the cheapest, to the device)."""
+        tl.attempts[cp.requests] += self.earlier_attempts
+        return super().settle_failures(tl, cp)
+
+
 @ENGINES.register("fast")
 def run_fast(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence,
              progress: bool = False) -> Records:
@@ -310,6 +387,6 @@ def run_fast(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.rand
         raise FastPathUnsupported(f"sim.engine=fast: policy {policy.name!r} decides from the system "
                                   "state; expected a stateless policy (use sim.engine=simpy or auto)")
     setup = prepare(sc, policy, dataset, seed)
-    timeline = FastRun(setup).run()
+    timeline = (TieredFastRun(setup, dataset) if sc.tiered else FastRun(setup)).run()
     return setup.records(timeline, route=setup.decisions.route, engine="fast",
                          sensitive_blocked=setup.decisions.sensitive_blocked)

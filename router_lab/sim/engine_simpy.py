@@ -29,7 +29,7 @@ import simpy
 
 from router_lab.data.contract import Dataset
 from router_lab.policies.base import Policy, Route
-from router_lab.runtime.policy import REASON_CODES, Signals
+from router_lab.runtime.policy import REASON_CODES, Signals, decision_tier
 from router_lab.runtime.policy import Outcome as Learned
 from router_lab.sim.core import FAIL, FINISH, WINDOW_NS, Setup, prepare, session_lookup
 from router_lab.sim.draws import NEVER, NS_PER_MS, NS_PER_S, RowSizes, attempts_begun
@@ -37,6 +37,7 @@ from router_lab.sim.engines import ENGINES
 from router_lab.sim.records import FAIL_ERRORS, DecisionLog, Outcome, Records, Timeline, cost_table
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import REJECTED, FifoStation
+from router_lab.sim.tiers import check_routed
 
 CHUNK = 8192  # per-request draws are turned into Python lists this many at a time
 ERROR_CODE = {name: code for code, name in enumerate(FAIL_ERRORS)}
@@ -56,6 +57,41 @@ class At(simpy.Event):
         self._value = i
         self._ok = True
         env.schedule(self, 1 + i, delay)
+
+
+class Lane:
+    """One remote tier's network and station as the engine sees them (a two-tier run has one)."""
+
+    def __init__(self, index: int, sc: Scenario, draws, timeout: int | None, retry: int,  # noqa: ANN001
+                 lower: Lane | None) -> None:
+        self.index, self.d, self.lower = index, draws, lower
+        self.station = FifoStation(sc.cloud.units, sc.cloud.queue_limit)
+        self.rpm = sc.cloud.rate_limit_rpm
+        self.window, self.window_count = -1, 0
+        self.timeout_ns, self.retry_ns = timeout, retry
+        self.outages = draws.has_outages
+        self.sc = sc
+
+    def admitted_by_rate_limit(self, now: int) -> bool:
+        if self.rpm is None:
+            return True
+        window = now // WINDOW_NS
+        if window != self.window:
+            self.window, self.window_count = window, 0
+        self.window_count += 1
+        return self.window_count <= self.rpm
+
+
+def build_lanes(setup: Setup) -> dict[int, Lane]:
+    """Model index -> lane, in tier order; each lane's ``lower`` is the next cheaper remote tier."""
+    if not setup.tiers:
+        c = setup.constants
+        return {1: Lane(1, setup.sc, setup.draws, c.timeout_ns, c.retry_ns, None)}
+    lanes: dict[int, Lane] = {}
+    lower = None
+    for t in setup.tiers:
+        lower = lanes[t.index] = Lane(t.index, t.sc, t.draws, t.timeout_ns, t.retry_ns, lower)
+    return lanes
 
 
 def progress_bar(total: int, enabled: bool):  # noqa: ANN201 - a tqdm bar or None
@@ -78,13 +114,15 @@ class SimpyRun:
         self.tl = Timeline(n)
         self.route = decisions.route if decisions.route is not None else np.zeros(n, dtype=np.int8)
         self.device = FifoStation(sc.device.units, sc.device.queue_limit, constants.battery)
-        self.cloud = FifoStation(sc.cloud.units, sc.cloud.queue_limit)
+        self.lanes = build_lanes(setup)
+        self.setup_tiers = setup.tiers
+        self.base = next(iter(self.lanes.values())) if not setup.tiers else None
+        self.tiered = bool(setup.tiers)
+        if self.tiered:
+            self.tl = Timeline(n, tiered=True)
+            self.tier = (decisions.tier if decisions.tier is not None else np.zeros(n, dtype=np.int8)).copy()
         self.overhead_ns = constants.overhead_ns
-        self.timeout_ns = constants.timeout_ns
-        self.retry_ns = constants.retry_ns
         self.outages = draws.has_outages
-        self.rpm = sc.cloud.rate_limit_rpm
-        self.window, self.window_count = -1, 0
         self.fail_mode = sc.sim.on_cloud_failure
         self.stateful = decisions.route is None
         # For stateful policies only (kept off the hot path otherwise): what requesters will learn
@@ -108,14 +146,20 @@ class SimpyRun:
                 i = c0 + k
                 yield At(env, t0s[k] - env.now, i)
                 route = self.decide(i, requests[k]) if self.stateful else routes[k]
+                lane = self.base or self.lane_of(i)
                 if route == CLOUD:
-                    self.send(i, t0s[k], cascade=False)
+                    self.send(i, t0s[k], False, lane)
                 else:
-                    self.run_on_device(i, t0s[k], svcs[k], route == CASCADE and escs[k])
+                    self.run_on_device(i, t0s[k], svcs[k], route == CASCADE and escs[k], lane)
             if bar is not None:
                 bar.update(c1 - c0)
 
-    def run_on_device(self, i: int, now: int, service: int, escalate: bool) -> None:
+    def lane_of(self, i: int) -> Lane | None:
+        """The lane of request ``i``'s remote step (tiered runs; None where it stays local)."""
+        k = int(self.tier[i])
+        return self.lanes.get(k) if k else None
+
+    def run_on_device(self, i: int, now: int, service: int, escalate: bool, lane: Lane | None = None) -> None:
         tl = self.tl
         tl.device_enter_ns[i] = now
         start = self.device.admit(now, service)
@@ -129,80 +173,87 @@ class SimpyRun:
         tl.device_start_ns[i] = start
         tl.device_done_ns[i] = done
         if escalate:
-            self.send(i, done, cascade=True)
+            self.send(i, done, True, lane)
         else:
             tl.end_ns[i] = done
             if self.stateful:
                 heapq.heappush(self.learned, (done, FINISH, i))
 
     # -- network and cloud ---------------------------------------------------------------------
-    def send(self, i: int, at: int, cascade: bool) -> None:
-        """Upload request ``i`` at time ``at`` (now, or a cascade's device completion)."""
-        d = self.d
+    def send(self, i: int, at: int, cascade: bool, lane: Lane) -> None:
+        """Upload request ``i`` at time ``at`` (now, a cascade's device completion, or when a more
+        expensive tier failed) to ``lane``."""
+        d = lane.d
+        if self.tiered:
+            self.tl.tier[i], self.tl.hop_sent_ns[i] = lane.index, at
         uplink = int(d.uplink_ns[i])
-        cut = d.first_down(at, at + uplink) if self.outages else NEVER
+        cut = d.first_down(at, at + uplink) if lane.outages else NEVER
         if cut == at:  # down when sending: nothing is sent
-            self.fail(i, at, cascade, "network")
+            self.fail(i, at, cascade, "network", lane)
             return
         tl = self.tl
         tl.sent[i] = True
+        earlier = int(tl.attempts[i]) if self.tiered else 0  # attempts at more expensive tiers
         if cut != NEVER:  # an outage begins during the upload
-            tl.attempts[i] = attempts_begun(cut - at, int(d.uplink_attempts[i]), self.retry_ns)
-            self.fail(i, cut, cascade, "network")
+            tl.attempts[i] = earlier + attempts_begun(cut - at, int(d.uplink_attempts[i]), lane.retry_ns)
+            self.fail(i, cut, cascade, "network", lane)
             return
-        tl.attempts[i] = d.uplink_attempts[i]
+        tl.attempts[i] = earlier + d.uplink_attempts[i]
         if d.uplink_failed[i]:  # every attempt lost, or the timeout came first (then uplink = timeout)
-            timed_out = self.timeout_ns is not None and uplink >= self.timeout_ns
-            self.fail(i, at + uplink, cascade, "timeout" if timed_out else "network")
+            timed_out = lane.timeout_ns is not None and uplink >= lane.timeout_ns
+            self.fail(i, at + uplink, cascade, "timeout" if timed_out else "network", lane)
         else:
             event = At(self.env, at + uplink - self.env.now, i)
-            event.callbacks.append(self.cloud_arrive)
+            event.callbacks.append(lambda ev, lane=lane: self.cloud_arrive(ev, lane))
 
-    def cloud_arrive(self, event: simpy.Event) -> None:
-        i = event.value
-        now = self.env.now
-        d, tl = self.d, self.tl
-        tl.cloud_enter_ns[i] = now
-        cascade = int(self.route[i]) == CASCADE
-        sent_at = int(tl.device_done_ns[i]) if cascade else int(d.arrival_ns[i]) + self.overhead_ns
-        downlink = int(d.downlink_ns[i])
-        refused_at, refused = now + downlink, "rejected"  # the refusal travels back, unless an
-        if self.outages:  # outage or the timeout comes first
+    def refusal(self, i: int, now: int, lane: Lane, gave_up_at: int) -> tuple[int, str]:
+        """When and how a refused request learns it: the refusal's download, unless an outage or
+        the client's timeout comes first."""
+        d = lane.d
+        refused_at, refused = now + int(d.downlink_ns[i]), "rejected"
+        if lane.outages:
             cut = d.first_down(now, refused_at)
             if cut < refused_at:
                 refused_at, refused = cut, "network"
-        gave_up_at = NEVER if self.timeout_ns is None else sent_at + self.timeout_ns
         if gave_up_at <= refused_at:
             refused_at, refused = gave_up_at, "timeout"
-        if self.rpm is not None:
-            window = now // WINDOW_NS
-            if window != self.window:
-                self.window, self.window_count = window, 0
-            self.window_count += 1
-            if self.window_count > self.rpm:
-                self.fail(i, refused_at, cascade, refused)
-                return
+        return refused_at, refused
+
+    def cloud_arrive(self, event: simpy.Event, lane: Lane) -> None:
+        i = event.value
+        now = self.env.now
+        d, tl = lane.d, self.tl
+        tl.cloud_enter_ns[i] = now
+        cascade = int(self.route[i]) == CASCADE
+        if self.tiered:
+            sent_at = int(tl.hop_sent_ns[i])
+        else:
+            sent_at = int(tl.device_done_ns[i]) if cascade else int(d.arrival_ns[i]) + self.overhead_ns
+        downlink = int(d.downlink_ns[i])
+        gave_up_at = NEVER if lane.timeout_ns is None else sent_at + lane.timeout_ns
         service = int(d.cloud_service_ns[i])
-        start = self.cloud.admit(now, service)
+        start = lane.station.admit(now, service) if lane.admitted_by_rate_limit(now) else REJECTED
         if start < 0:
-            self.fail(i, refused_at, cascade, refused)
+            refused_at, refused = self.refusal(i, now, lane, gave_up_at)
+            self.fail(i, refused_at, cascade, refused, lane)
             return
         done = start + service
         tl.cloud_start_ns[i] = start
         tl.cloud_done_ns[i] = done
         answer = done + downlink
-        cut = d.first_down(done, answer) if self.outages else NEVER
+        cut = d.first_down(done, answer) if lane.outages else NEVER
         if cut != NEVER or answer > gave_up_at:  # lost in an outage, or the client gave up first
-            self.fail(i, min(cut, gave_up_at), cascade, "timeout" if gave_up_at <= cut else "network")
+            self.fail(i, min(cut, gave_up_at), cascade, "timeout" if gave_up_at <= cut else "network", lane)
             return
         tl.end_ns[i] = answer
         tl.outcome[i] = Outcome.CASCADE if cascade else Outcome.CLOUD
         if self.stateful:
             heapq.heappush(self.learned, (answer, FINISH, i))
 
-    def fail(self, i: int, at: int, cascade: bool, error: str) -> None:
+    def fail(self, i: int, at: int, cascade: bool, error: str, lane: Lane) -> None:
         """A cloud attempt failed (``error``: rejected, timeout, network); the requester learns it
-        at ``at`` (>= now)."""
+        at ``at`` (>= now).  A cloud route then tries the next cheaper remote tier, if any (tiered
+        runs), else the device (or fails, ``on_cloud_failure=fail``)."""
         if self.stateful:
             self.log.fail_ns[i] = at
             self.log.fail_error[i] = ERROR_CODE[error]
@@ -217,11 +268,23 @@ class SimpyRun:
             self.tl.end_ns[i] = at
             if self.stateful:
                 heapq.heappush(self.learned, (at, FINISH, i))
+        elif lane.lower is not None:
+            event = At(self.env, at - self.env.now, i)
+            event.callbacks.append(lambda ev, lane=lane: self.hop(ev.value, self.env.now, lane))
         elif at == self.env.now:
             self.fall_back(i, at)
         else:
             event = At(self.env, at - self.env.now, i)
             event.callbacks.append(self.fall_back_event)
+
+    def hop(self, i: int, now: int, failed: Lane) -> None:
+        """Tiered runs: request ``i`` failed on ``failed``; it goes on to the next cheaper tier (its
+        cloud columns then describe that tier; a bill the failed tier ran stays in ``earlier_cost``)."""
+        tl = self.tl
+        if tl.cloud_start_ns[i] >= 0:
+            tl.earlier_cost[i] += self.costs[failed.index][int(self.d.row[i])]
+        tl.cloud_enter_ns[i] = tl.cloud_start_ns[i] = tl.cloud_done_ns[i] = -1
+        self.send(i, now, False, failed.lower)
 
     def fall_back_event(self, event: simpy.Event) -> None:
         self.fall_back(event.value, self.env.now)
@@ -242,7 +305,9 @@ class SimpyRun:
                                      error=FAIL_ERRORS[int(self.log.fail_error[i])]))
                 continue
             by = ANSWERED_BY.get(int(tl.outcome[i]))
-            cost = float(self.costs[int(d.row[i])]) if by == "cloud" else 0.0
+            cost = 0.0
+            if by == "cloud":
+                cost = float((self.costs[int(tl.tier[i])] if self.tiered else self.costs)[int(d.row[i])])
             core.observe(Learned(t / NS_PER_S, latency_ms=(t - int(d.arrival_ns[i])) / NS_PER_MS,
                                  answered_by=by, cost_usd=cost))
 
@@ -263,10 +328,25 @@ class SimpyRun:
         self.signal_log.append((busy, queued, up, REASON_CODES[decision.reason]))
         route = int(decision.route)
         self.route[i] = route
+        if self.tiered:
+            self.tier[i] = self.tier_of(decision, route)
         return route
 
+    def tier_of(self, decision, route: int) -> int:  # noqa: ANN001 - a runtime Decision
+        """The model index a stateful decision names (two-model decisions: the model ``cloud``)."""
+        if route == LOCAL:
+            return 0
+        k = decision_tier(decision)
+        models = self.dataset.models
+        k = models.index("cloud") if k is None and "cloud" in models else k
+        if k not in self.lanes:
+            check_routed(list(self.setup_tiers), np.array([-1 if k is None else k]), models)
+        return int(k)
+
     def run(self, progress: bool = False) -> Timeline:
-        self.costs = cost_table(self.sc, RowSizes.of(self.dataset))
+        sizes = RowSizes.of(self.dataset)
+        self.costs = cost_table(self.sc, sizes) if not self.tiered else \
+            {k: cost_table(lane.sc, sizes) for k, lane in self.lanes.items()}
         self.session_of = session_lookup(self.dataset)
         self.has_sessions = "session_id" in self.dataset.frame.columns
         self.has_outages = bool(self.outages)

@@ -6,6 +6,8 @@ about the deployment; such a run is refused unless ``sim.allow_unstable`` is set
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from router_lab.errors import RouterLabError
@@ -14,12 +16,15 @@ from router_lab.sim.decisions import Decisions
 from router_lab.sim.draws import NS_PER_S, Draws
 from router_lab.sim.scenario import Scenario
 
+if TYPE_CHECKING:
+    from router_lab.sim.tiers import Tier
+
 
 def utilisation(rate_per_s: float, mean_service_ns: float, units: int) -> float:
     return rate_per_s * mean_service_ns / NS_PER_S / units
 
 
-def check_load(sc: Scenario, draws: Draws, decisions: Decisions) -> None:
+def check_load(sc: Scenario, draws: Draws, decisions: Decisions, tiers: list[Tier] | None = None) -> None:
     """Raise a one-line error when a station without a queue limit is offered utilisation >= 1."""
     n = len(draws)
     span_s = (int(draws.arrival_ns[-1]) - int(draws.arrival_ns[0])) / NS_PER_S
@@ -36,7 +41,17 @@ def check_load(sc: Scenario, draws: Draws, decisions: Decisions) -> None:
                 f"device: utilisation {rho:.2f} >= 1 with no queue limit ({rate:.3g} req/s, "
                 f"{to_device.mean():.0%} on the device, {sc.device.units} unit(s)); the queue never "
                 "settles: lower the workload rate, route more to the cloud, or set device.queue_limit")
-    to_cloud = (route == Route.CLOUD) | ((route == Route.CASCADE) & decisions.escalate)
+    remote = (route == Route.CLOUD) | ((route == Route.CASCADE) & decisions.escalate)
+    if decisions.tier is None or tiers is None:
+        _check_remote(sc, "cloud", draws, remote, rate)
+        return
+    for t in tiers:
+        _check_remote(t.sc, "cloud" if t.name == "cloud" else f"tiers.{t.name}.cloud", t.draws,
+                      remote & (decisions.tier == t.index), rate)
+
+
+def _check_remote(sc: Scenario, group: str, draws: Draws, to_cloud: np.ndarray, rate: float) -> None:
+    """The refusal for one remote station (``sc.cloud`` behind ``sc.network``)."""
     if sc.cloud.queue_limit is None and to_cloud.any() and not sc.network.offline:
         cloud_rate = rate * to_cloud.mean()
         if sc.cloud.rate_limit_rpm is not None:
@@ -45,6 +60,6 @@ def check_load(sc: Scenario, draws: Draws, decisions: Decisions) -> None:
         rho = utilisation(cloud_rate, mean_service, sc.cloud.units)
         if rho >= 1:
             raise RouterLabError(
-                f"cloud: utilisation {rho:.2f} >= 1 with no queue limit ({cloud_rate:.3g} req/s to "
-                f"{sc.cloud.units} unit(s)); the queue never settles: lower the rate, add cloud.units, "
-                "or set cloud.queue_limit / cloud.rate_limit_rpm")
+                f"{group}: utilisation {rho:.2f} >= 1 with no queue limit ({cloud_rate:.3g} req/s to "
+                f"{sc.cloud.units} unit(s)); the queue never settles: lower the rate, add {group}.units, "
+                f"or set {group}.queue_limit / {group}.rate_limit_rpm")

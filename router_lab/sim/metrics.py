@@ -41,6 +41,7 @@ def _measure(rec: Records, keep: np.ndarray, sc: Scenario) -> dict[str, Any]:
     window_s = max((int(rec.end_ns[keep].max()) - begin_ns) / NS_PER_S, 1e-12)
     dev_busy_s = _busy_s(rec.device_start_ns[keep], rec.device_done_ns[keep])
     cloud_busy_s = _busy_s(rec.cloud_start_ns[keep], rec.cloud_done_ns[keep])
+    cloud_units = sc.cloud.units if not rec.models else sum(_remote_units(sc, rec.models).values())
     missed = ~answered | (latency_ms > sc.sim.slo_ms)
     return {
         "n_requests": n,
@@ -57,13 +58,35 @@ def _measure(rec: Records, keep: np.ndarray, sc: Scenario) -> dict[str, Any]:
         "energy_per_request_j": float(rec.energy_j[keep].astype(np.float64).sum() / n
                                       + sc.device.idle_w * window_s / n),
         "device_utilization": dev_busy_s / (sc.device.units * window_s),
-        "cloud_utilization": cloud_busy_s / (sc.cloud.units * window_s),
+        "cloud_utilization": cloud_busy_s / (cloud_units * window_s),
         "throughput_per_s": n / window_s,
         "fallbacks": int((outcome == Outcome.FALLBACK).sum()),
         "rejections": int((outcome == Outcome.REJECTED).sum()),
         "failures": int((outcome == Outcome.FAILED).sum()),
         "outcomes": {o.name.lower(): int((outcome == o).sum()) for o in Outcome},
         "offdevice_bytes": int(rec.offdevice_bytes[keep].astype(np.int64).sum()),
+        **(_tier_metrics(rec, keep) if rec.models else {}),
+    }
+
+
+def _remote_units(sc: Scenario, models: tuple[str, ...]) -> dict[str, int]:
+    """Tiered runs: the units of each remote tier, by the model it serves."""
+    units = {t.model: t.cloud.units for t in sc.tiers}
+    if "cloud" in models and "cloud" not in units:
+        units["cloud"] = sc.cloud.units
+    return units
+
+
+def _tier_metrics(rec: Records, keep: np.ndarray) -> dict[str, Any]:
+    """Tiered runs: each model's share of the answers, and each remote tier's bill per 1,000 requests."""
+    n = int(keep.sum())
+    by = rec.answered_by[keep]
+    counts = np.bincount(by[by >= 0], minlength=len(rec.models))
+    tier, cost = rec.tier[keep], rec.cost_usd[keep].astype(np.float64)
+    return {
+        "tier_shares": {m: float(counts[k] / n) for k, m in enumerate(rec.models)},
+        "tier_cost_per_1k_usd": {m: float(cost[tier == k].sum() / n * 1000)
+                                 for k, m in enumerate(rec.models) if k},
     }
 
 
@@ -93,7 +116,7 @@ def _pooled(runs: Sequence[Records]) -> Records:
     columns = {name: np.concatenate([getattr(r, name) for r in runs])
                for name, value in vars(runs[0]).items() if isinstance(value, np.ndarray)}
     return Records(**columns, sensitive_blocked=sum(r.sensitive_blocked for r in runs), engine=runs[0].engine,
-                   violations=accounting_violations(runs))
+                   violations=accounting_violations(runs), models=runs[0].models)
 
 
 def accounting_violations(runs: Sequence[Records]) -> dict[str, int]:

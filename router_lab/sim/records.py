@@ -18,6 +18,7 @@ from router_lab.runtime.policy import REASONS, Route
 from router_lab.sim.audit import audit
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S, Draws, RowSizes, router_overhead_ns
 from router_lab.sim.scenario import Scenario
+from router_lab.sim.tiers import tier_view
 
 
 class Outcome(enum.IntEnum):
@@ -66,12 +67,17 @@ class Timeline:
     COLUMNS = ("device_enter_ns", "device_start_ns", "device_done_ns", "cloud_enter_ns",
                "cloud_start_ns", "cloud_done_ns", "end_ns")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, tiered: bool = False) -> None:
         for name in self.COLUMNS:
             setattr(self, name, np.empty(n, dtype=np.int64))
         self.outcome = np.empty(n, dtype=np.int8)
         self.sent = np.empty(n, dtype=bool)  # an upload was attempted (the network was up)
         self.attempts = np.empty(n, dtype=np.int8)  # upload attempts begun (0: none)
+        # Tiered runs only: the remote tier last tried (model index, 0: none; the cloud_* columns
+        # are that tier's), when its upload began, and what earlier tiers billed.
+        self.tier = np.zeros(n, dtype=np.int8) if tiered else None
+        self.hop_sent_ns = np.full(n, NOT_VISITED, dtype=np.int64) if tiered else None
+        self.earlier_cost = np.zeros(n, dtype=np.float32) if tiered else None
         self.reset()
 
     def reset(self) -> None:
@@ -81,6 +87,10 @@ class Timeline:
         self.outcome.fill(Outcome.LOCAL)
         self.sent.fill(False)
         self.attempts.fill(0)
+        if self.tier is not None:
+            self.tier.fill(0)
+            self.hop_sent_ns.fill(NOT_VISITED)
+            self.earlier_cost.fill(0)
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,19 @@ class Records:
     overhead_ns: int = 0  # router overhead: a request is decided at arrival_ns + overhead_ns
     decision_log: DecisionLog | None = None  # stateful policies (simpy engine) only
     violations: dict[str, int] = field(default_factory=dict)  # accounting checks (sim.audit): all 0
+    # Tiered scenarios only (None / () otherwise, so two-tier records are unchanged):
+    tier: np.ndarray | None = None  # int8 index into `models` of the remote tier last tried (0: none)
+    hop_sent_ns: np.ndarray | None = None  # int64 when that tier's upload began (-1: none)
+    models: tuple[str, ...] = ()  # the dataset's models in tier order
+
+    @property
+    def answered_by(self) -> np.ndarray:
+        """int8 index into ``models`` of the model that answered (0: the device; -1: no answer)."""
+        by_cloud = (self.outcome == Outcome.CLOUD) | (self.outcome == Outcome.CASCADE)
+        tier = self.tier if self.tier is not None else np.full(len(self), 1, dtype=np.int8)
+        out = np.where(by_cloud, tier, 0).astype(np.int8)
+        out[(self.outcome == Outcome.REJECTED) | (self.outcome == Outcome.FAILED)] = -1
+        return out
 
     def __len__(self) -> int:
         return len(self.arrival_ns)
@@ -150,6 +173,9 @@ class Records:
             "decided_ns": self.arrival_ns + self.overhead_ns,
             "end_ns": self.end_ns,
         })
+        if self.tier is not None:  # tiered runs: which model answered (-1: none) and the last tier tried
+            frame["answered_by"] = self.answered_by
+            frame["tier"] = self.tier
         log = self.decision_log
         if log is not None:
             frame["signal_local_in_flight"] = log.local_in_flight
@@ -163,36 +189,27 @@ class Records:
 
 def finish(*, timeline: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray, scenario: Scenario,
            dataset: Dataset, sensitive_blocked: int, engine: str, decision_log: DecisionLog | None = None,
-           audit_model: bool = True) -> Records:
+           audit_model: bool = True, tiers: tuple = ()) -> Records:
     """Derive quality, cost, energy, bytes and network time from an engine's ``timeline``; with
     ``audit_model`` (the simulator's engines) run the accounting checks of the model on it (the
-    live testbed's measured times are not the model's draws, so it passes False)."""
+    live testbed's measured times are not the model's draws, so it passes False).  ``tiers``
+    (tiered runs): each request's answer, bill and transit are its last remote tier's."""
     tl, sc = timeline, scenario
     overhead_ns = router_overhead_ns(sc)
     row, outcome = draws.row, tl.outcome
     by_cloud = (outcome == Outcome.CLOUD) | (outcome == Outcome.CASCADE)
     answered = by_cloud | (outcome == Outcome.LOCAL) | (outcome == Outcome.FALLBACK)
-    quality = dataset.device_quality().astype(np.float32)[row]
-    np.copyto(quality, dataset.cloud_quality().astype(np.float32)[row], where=by_cloud)
-    quality *= answered  # 0 without an answer (multiplying: branch-free, unlike a masked assignment)
     sizes = RowSizes.of(dataset)
-    cost = cost_table(sc, sizes)[row]
-    cost *= tl.cloud_start_ns >= 0  # billed when the cloud ran it (even if the client gave up)
+    hop = draws if not tiers else tier_view(tiers, tl.tier, draws)
+    quality, cost = (_quality_cost(tl, sc, dataset, sizes, row, by_cloud) if not tiers else
+                     _tiered_quality_cost(tl, tiers, dataset, sizes, row, by_cloud))
+    quality *= answered  # 0 without an answer (multiplying: branch-free, unlike a masked assignment)
     energy = (tl.device_start_ns >= 0).astype(np.float32)
     energy *= sc.device.energy_per_inference_j
     offdevice = sizes.input_bytes[row]  # int64: bytes x attempts (<= 101) cannot wrap
     offdevice *= tl.attempts
-    network_ms = draws.uplink_ns.astype(np.float32)
-    network_ms *= tl.sent
-    cut = np.flatnonzero(tl.sent & (tl.cloud_enter_ns < 0) & ~draws.uplink_failed)
-    if cut.size:  # uploads cut by an outage: in transit until it began (when the requester learnt it)
-        learnt = np.where(tl.device_enter_ns[cut] >= 0, tl.device_enter_ns[cut], tl.end_ns[cut])
-        cascade = route[cut] == Route.CASCADE
-        learnt[cascade] = tl.end_ns[cut[cascade]]
-        sent_at = np.where(cascade, tl.device_done_ns[cut], draws.arrival_ns[cut] + overhead_ns)
-        network_ms[cut] = (learnt - sent_at).astype(np.float32)
-    np.add(network_ms, draws.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
-    network_ms /= NS_PER_MS
+    sent_at = None if not tiers else tl.hop_sent_ns
+    network_ms = _network_ms(tl, hop, route, by_cloud, overhead_ns, sent_at)
     rec = Records(
         arrival_ns=draws.arrival_ns, row=row, route=route, outcome=outcome, sensitive=sensitive, sent=tl.sent,
         device_enter_ns=tl.device_enter_ns, device_start_ns=tl.device_start_ns,
@@ -201,5 +218,50 @@ def finish(*, timeline: Timeline, draws: Draws, route: np.ndarray, sensitive: np
         network_ms=network_ms, quality=quality, cost_usd=cost, energy_j=energy, offdevice_bytes=offdevice, attempts=tl.attempts,
         sensitive_blocked=int(sensitive_blocked), engine=engine,
         overhead_ns=overhead_ns, decision_log=decision_log,
+        tier=tl.tier if tiers else None, hop_sent_ns=tl.hop_sent_ns if tiers else None,
+        models=dataset.models if tiers else (),
     )
-    return replace(rec, violations=audit(rec, draws, sc, sizes)) if audit_model else rec
+    return replace(rec, violations=audit(rec, draws, sc, sizes, tiers)) if audit_model else rec
+
+
+def _quality_cost(tl: Timeline, sc: Scenario, dataset: Dataset, sizes: RowSizes, row: np.ndarray,
+                  by_cloud: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two tiers: the device's or the cloud's quality; the cloud's bill when it ran the request."""
+    quality = dataset.device_quality().astype(np.float32)[row]
+    np.copyto(quality, dataset.cloud_quality().astype(np.float32)[row], where=by_cloud)
+    cost = cost_table(sc, sizes)[row]
+    cost *= tl.cloud_start_ns >= 0  # billed when the cloud ran it (even if the client gave up)
+    return quality, cost
+
+
+def _tiered_quality_cost(tl: Timeline, tiers: tuple, dataset: Dataset, sizes: RowSizes, row: np.ndarray,
+                         by_cloud: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tiers: the answering model's quality; each tier's bill where it ran the request."""
+    quality = dataset.quality(dataset.models[0]).astype(np.float32)[row]
+    cost = tl.earlier_cost.copy()
+    ran = tl.cloud_start_ns >= 0
+    for t in tiers:
+        mine = tl.tier == t.index
+        np.copyto(quality, dataset.quality(dataset.models[t.index]).astype(np.float32)[row], where=by_cloud & mine)
+        cost += np.where(ran & mine, cost_table(t.sc, sizes)[row], np.float32(0))
+    return quality, cost
+
+
+def _network_ms(tl: Timeline, d: Draws, route: np.ndarray, by_cloud: np.ndarray, overhead_ns: int,
+                hop_sent_ns: np.ndarray | None) -> np.ndarray:
+    """Time in transit (the last remote tier's, in a tiered run), float32 ms."""
+    network_ms = d.uplink_ns.astype(np.float32)
+    network_ms *= tl.sent
+    cut = np.flatnonzero(tl.sent & (tl.cloud_enter_ns < 0) & ~d.uplink_failed)
+    if cut.size:  # uploads cut by an outage: in transit until it began (when the requester learnt it)
+        learnt = np.where(tl.device_enter_ns[cut] >= 0, tl.device_enter_ns[cut], tl.end_ns[cut])
+        cascade = route[cut] == Route.CASCADE
+        learnt[cascade] = tl.end_ns[cut[cascade]]
+        sent_at = np.where(cascade, tl.device_done_ns[cut], d.arrival_ns[cut] + overhead_ns)
+        if hop_sent_ns is not None:
+            sent_at = hop_sent_ns[cut]
+            learnt = np.maximum(learnt, sent_at)
+        network_ms[cut] = (learnt - sent_at).astype(np.float32)
+    np.add(network_ms, d.downlink_ns.astype(np.float32), out=network_ms, where=by_cloud)
+    network_ms /= NS_PER_MS
+    return network_ms

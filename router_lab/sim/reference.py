@@ -150,6 +150,8 @@ def run_reference(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np
     """Simulate ``sc`` under a stateless ``policy`` with the textbook model."""
     if sc.device.battery_j is not None or sc.device.queue_limit is not None or sc.cloud.queue_limit is not None:
         raise RouterLabError("the reference model has no battery or queue limits; set them to null")
+    if sc.tiered:
+        raise RouterLabError("tiers: the reference model runs one remote tier; expected a scenario without tiers")
     setup = prepare(sc, policy, dataset, seed, load_check=False)
     timeline = ReferenceRun(setup).run()
     return setup.records(timeline, route=setup.decisions.route, engine="reference",

@@ -23,6 +23,7 @@ from router_lab.sim.config import (
     NetworkConfig,
     ServiceConfig,
     SimSection,
+    TierConfig,
     TraceWorkloadConfig,
     WorkloadConfig,
 )
@@ -32,6 +33,7 @@ SERVICES = ("deterministic", "exponential", "lognormal", "profile")
 SPLIT_CHOICES = ("auto", "all", "train", "val", "test")
 FAILURE_MODES = ("fallback", "fail")
 MAX_RETRIES = 100  # network.max_retries in [0, MAX_RETRIES]: attempts (<= 101) fit the int8 counters
+MAX_ATTEMPTS_TOTAL = 127  # tiered runs: a request's attempts over every remote tier share one int8 counter
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class Scenario:
     network: NetworkConfig
     cloud: CloudConfig
     sim: SimSection
+    tiers: tuple[TierConfig, ...] = ()  # more remote tiers (none: the one `network` + `cloud`)
+
+    @property
+    def tiered(self) -> bool:
+        return bool(self.tiers)
 
 
 def _to_object(node: Any, schema: type, group: str) -> Any:
@@ -62,7 +69,23 @@ def scenario_from_config(cfg: Any) -> Scenario:
         network=_to_object(cfg.network, NetworkConfig, "network"),
         cloud=_to_object(cfg.cloud, CloudConfig, "cloud"),
         sim=_to_object(cfg.sim, SimSection, "sim"),
+        tiers=_tiers_of(getattr(cfg, "tiers", None)),
     ))
+
+
+def _tiers_of(node: Any) -> tuple[TierConfig, ...]:
+    """The ``tiers`` mapping (key -> one `tier` option) as TierConfigs named by their keys."""
+    if not node:
+        return ()
+    out = []
+    for key in node:
+        tier = _to_object(node[key], TierConfig, f"tiers.{key}")
+        if isinstance(tier.network, dict):
+            tier = replace(tier, network=NetworkConfig(**tier.network))
+        if isinstance(tier.cloud, dict):
+            tier = replace(tier, cloud=CloudConfig(**tier.cloud))
+        out.append(replace(tier, name=str(key)))
+    return tuple(out)
 
 
 def with_changes(scenario: Scenario, **groups: dict[str, Any]) -> Scenario:
@@ -126,31 +149,60 @@ def _check_limits(group: str, units: int, queue_limit: int | None) -> None:
         raise _fail(f"{group}.queue_limit", queue_limit, "a non-negative integer or null (unbounded)")
 
 
+def _check_network(group: str, n: NetworkConfig) -> None:
+    for name in ("rtt_ms", "rtt_cv", "retry_timeout_ms", "mean_up_s", "mean_down_s"):
+        _non_negative(f"{group}.{name}", getattr(n, name))
+    for name in ("uplink_mbps", "downlink_mbps"):
+        _non_negative(f"{group}.{name}", getattr(n, name), positive=True)
+    _probability(f"{group}.loss", n.loss)
+    if not 0 <= n.max_retries <= MAX_RETRIES:
+        raise _fail(f"{group}.max_retries", n.max_retries, f"an integer in [0, {MAX_RETRIES}]")
+    if n.mean_up_s > 0 and n.mean_down_s == 0:
+        raise _fail(f"{group}.mean_down_s", n.mean_down_s, "a positive mean outage length when mean_up_s > 0")
+
+
+def _check_cloud(group: str, c: CloudConfig) -> None:
+    _check_service(group, c)
+    _check_limits(group, c.units, c.queue_limit)
+    for name in ("ttft_ms", "tpot_ms", "cost_per_request_usd", "cost_per_1k_input_tokens_usd",
+                 "cost_per_1k_output_tokens_usd"):
+        _non_negative(f"{group}.{name}", getattr(c, name))
+    _non_negative(f"{group}.timeout_s", c.timeout_s, positive=True)
+    if c.rate_limit_rpm is not None and c.rate_limit_rpm < 0:
+        raise _fail(f"{group}.rate_limit_rpm", c.rate_limit_rpm, "a non-negative integer or null (no limit)")
+
+
+def _check_tiers(tiers: tuple[TierConfig, ...], base: NetworkConfig) -> None:
+    """Each tier's fields; the models distinct; the attempts of every tier together fit int8
+    (a request may try each remote tier once)."""
+    models: dict[str, str] = {}
+    attempts = base.max_retries + 1
+    for t in tiers:
+        group = f"tiers.{t.name}"
+        if not isinstance(t.model, str) or not t.model or t.model == "device":
+            raise _fail(f"{group}.model", t.model, "the name of a dataset model other than the device's")
+        if t.model in models:
+            raise _fail(f"{group}.model", t.model, f"a model no other tier serves (tiers.{models[t.model]} does)")
+        models[t.model] = t.name
+        _check_network(f"{group}.network", t.network)
+        _check_cloud(f"{group}.cloud", t.cloud)
+        attempts += t.network.max_retries + 1
+        if attempts > MAX_ATTEMPTS_TOTAL:
+            raise _fail(f"{group}.network.max_retries", t.network.max_retries,
+                        f"fewer retries: the tiers' attempts together (max_retries + 1 each) at most {MAX_ATTEMPTS_TOTAL}")
+
+
 def validate(sc: Scenario) -> Scenario:
     """Check every field; return ``sc`` unchanged or raise a one-line error."""
     _check_workload(sc.workload)
-    d, n, c, s = sc.device, sc.network, sc.cloud, sc.sim
+    d, s = sc.device, sc.sim
     _check_service("device", d)
     _check_limits("device", d.units, d.queue_limit)
     for name in ("router_overhead_ms", "energy_per_inference_j", "idle_w", "battery_j"):
         _non_negative(f"device.{name}", getattr(d, name))
-    for name in ("rtt_ms", "rtt_cv", "retry_timeout_ms", "mean_up_s", "mean_down_s"):
-        _non_negative(f"network.{name}", getattr(n, name))
-    for name in ("uplink_mbps", "downlink_mbps"):
-        _non_negative(f"network.{name}", getattr(n, name), positive=True)
-    _probability("network.loss", n.loss)
-    if not 0 <= n.max_retries <= MAX_RETRIES:
-        raise _fail("network.max_retries", n.max_retries, f"an integer in [0, {MAX_RETRIES}]")
-    if n.mean_up_s > 0 and n.mean_down_s == 0:
-        raise _fail("network.mean_down_s", n.mean_down_s, "a positive mean outage length when mean_up_s > 0")
-    _check_service("cloud", c)
-    _check_limits("cloud", c.units, c.queue_limit)
-    for name in ("ttft_ms", "tpot_ms", "cost_per_request_usd", "cost_per_1k_input_tokens_usd",
-                 "cost_per_1k_output_tokens_usd"):
-        _non_negative(f"cloud.{name}", getattr(c, name))
-    _non_negative("cloud.timeout_s", c.timeout_s, positive=True)
-    if c.rate_limit_rpm is not None and c.rate_limit_rpm < 0:
-        raise _fail("cloud.rate_limit_rpm", c.rate_limit_rpm, "a non-negative integer or null (no limit)")
+    _check_network("network", sc.network)
+    _check_cloud("cloud", sc.cloud)
+    _check_tiers(sc.tiers, sc.network)
     check_engine(s.engine)  # a registered engine, or auto
     _choice("sim.split", s.split, SPLIT_CHOICES)
     _choice("sim.on_cloud_failure", s.on_cloud_failure, FAILURE_MODES)
@@ -168,10 +220,13 @@ def validate(sc: Scenario) -> Scenario:
 
 def make_scenario(workload: dict[str, Any] | None = None, device: dict[str, Any] | None = None,
                   network: dict[str, Any] | None = None, cloud: dict[str, Any] | None = None,
-                  sim: dict[str, Any] | None = None) -> Scenario:
+                  sim: dict[str, Any] | None = None,
+                  tiers: dict[str, dict[str, Any]] | None = None) -> Scenario:
     """A validated scenario from the schemas' defaults plus overrides (for library use and tests).
 
-    ``workload={"kind": "bursty", ...}`` picks the schema of that kind.
+    ``workload={"kind": "bursty", ...}`` picks the schema of that kind; ``tiers={"edge": {"model":
+    "edge", "network": {...}, "cloud": {...}}}`` adds remote tiers (their fields over the schemas'
+    defaults).
     """
     workload = dict(workload or {})
     workload.setdefault("kind", "poisson")
@@ -183,4 +238,8 @@ def make_scenario(workload: dict[str, Any] | None = None, device: dict[str, Any]
         network=NetworkConfig(**{"name": "network", **(network or {})}),
         cloud=CloudConfig(**{"name": "cloud", **(cloud or {})}),
         sim=SimSection(**(sim or {})),
+        tiers=tuple(TierConfig(name=key, model=t.get("model", key),
+                               network=NetworkConfig(**{"name": "network", **t.get("network", {})}),
+                               cloud=CloudConfig(**{"name": "cloud", **t.get("cloud", {})}))
+                    for key, t in (tiers or {}).items()),
     ))

@@ -113,6 +113,9 @@ def _versions() -> dict[str, str]:
 def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Records], dict[str, Any], dict[str, Any]]:
     """Run every replication live; return the records, the metrics and the testbed's own figures."""
     scenario = scenario or scenario_from_config(cfg)
+    if scenario.tiered:
+        raise RouterLabError("tiers: the testbed serves one remote tier (its cloud server); expected no tiers "
+                             "(drop +tier@tiers.… / deployment=three_tier)")
     tb = testbed_section(cfg)
     host = loopback_host(tb.host)
     if tb.cloud_port:  # a port in use is an error before anything is built or started

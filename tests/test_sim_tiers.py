@@ -1,0 +1,194 @@
+"""Several remote tiers (issue #17): tier config groups, routing by tier, fallback along the tier order,
+per-tier accounting and metrics, and the two-tier scenario left unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from router_lab.errors import RouterLabError
+from router_lab.policies.base import PolicyContext, Route
+from router_lab.policies.registry import make_policy
+from router_lab.sim.audit import audit
+from router_lab.sim.core import prepare
+from router_lab.sim.draws import RowSizes
+from router_lab.sim.engine_fast import run_fast
+from router_lab.sim.engine_simpy import run_simpy
+from router_lab.sim.engines import run
+from router_lab.sim.metrics import summarize
+from router_lab.sim.records import Outcome
+from router_lab.sim.scenario import make_scenario
+
+FAST_CLOUD = {"llm": False, "service_mean_ms": 40.0, "units": 4, "cost_per_request_usd": 5e-5,
+              "cost_per_1k_input_tokens_usd": 0.0, "cost_per_1k_output_tokens_usd": 0.0}
+EDGE = {"model": "edge", "network": {"rtt_ms": 3.0, "loss": 0.05, "mean_up_s": 20.0, "mean_down_s": 2.0},
+        "cloud": {**FAST_CLOUD, "units": 1, "queue_limit": 2, "service_mean_ms": 20.0, "timeout_s": 0.5,
+                  "cost_per_request_usd": 1e-5}}
+
+
+def policy(dataset, name: str = "always_cloud", tier_of_row=None):  # noqa: ANN001, ANN201
+    """A registered policy; with ``tier_of_row``, a throw-away N-model one (routes each row to the
+    model index ``tier_of_row(rows)``, LOCAL for 0), built on always_cloud's class."""
+    p = make_policy(OmegaConf.create({"name": name}), PolicyContext(dataset, np.random.default_rng(1)))
+    if tier_of_row is None:
+        return p
+
+    class ByRow(type(p)):
+        def decide_tiers(self, indices):  # noqa: ANN001, ANN202
+            tiers = tier_of_row(np.asarray(indices)).astype(np.int8)
+            return np.where(tiers == 0, Route.LOCAL, Route.CLOUD).astype(np.int8), tiers
+
+    p.__class__ = ByRow
+    return p
+
+
+def scenario(tiers=None, n: int = 3000, **groups):  # noqa: ANN001, ANN003, ANN201
+    groups.setdefault("cloud", FAST_CLOUD)
+    return make_scenario(workload={"rate_per_s": 20.0}, device={"service_mean_ms": 10.0},
+                         sim={"n_requests": n, **groups.pop("sim", {})}, tiers=tiers, **groups)
+
+
+def by_three(rows: np.ndarray) -> np.ndarray:
+    return rows % 3
+
+
+def test_tier_presets_compose_and_bad_tier_fields_are_refused() -> None:
+    from router_lab.api import config
+    from router_lab.config_checks import check_config
+    from router_lab.sim.scenario import scenario_from_config
+
+    cfg = config("+tier@tiers.edge=edge", "+tier@tiers.big=cloud_large", "tiers.big.model=cloud")
+    check_config(cfg, [])
+    sc = scenario_from_config(cfg)
+    assert [(t.name, t.model, t.cloud.units, t.network.rtt_ms) for t in sc.tiers] == [
+        ("edge", "edge", 2, 3.0), ("big", "cloud", 8, 40.0)]
+    assert make_scenario().tiers == ()  # no tiers: today's single cloud
+    with pytest.raises(RouterLabError, match=r"tiers\.edge\.cloud\.unitz: no such key"):
+        check_config(config("+tier@tiers.edge=edge", "+tiers.edge.cloud.unitz=3"), [])
+    for bad, message in [({"model": "device"}, r"tiers\.edge\.model: got 'device'"),
+                         ({"network": {"loss": 2.0}}, r"tiers\.edge\.network\.loss: got 2\.0"),
+                         ({"cloud": {"units": 0}}, r"tiers\.edge\.cloud\.units: got 0")]:
+        with pytest.raises(RouterLabError, match=message):
+            scenario({"edge": {**EDGE, **bad}})
+    with pytest.raises(RouterLabError, match=r"tiers\.b\.model: got 'edge'; expected a model no other tier serves"):
+        scenario({"a": EDGE, "b": EDGE})
+
+
+def test_each_request_goes_to_its_tier_and_is_scored_and_billed_by_the_model_that_answered(digits) -> None:  # noqa: ANN001
+    sc = scenario({"edge": EDGE})
+    rec = run(sc, policy(digits, tier_of_row=by_three), digits, 4)
+    assert rec.engine == "fast"  # auto: a stateless policy takes the fast path, tiers or not
+    assert all(v == 0 for v in rec.violations.values()), rec.violations
+    routed = by_three(rec.row.astype(np.int64))
+    routed[rec.sensitive] = 0
+    first_try = rec.sent & (rec.tier != routed)
+    assert not (first_try & (routed == 1)).any()  # the edge is the cheapest remote tier: nothing below it
+    answered = rec.answered_by
+    assert set(np.unique(answered[rec.outcome == Outcome.CLOUD])) == {1, 2}  # both tiers answered
+    for k, model in enumerate(digits.models):
+        mine = answered == k
+        assert np.array_equal(rec.quality[mine], digits.quality(model).astype(np.float32)[rec.row[mine]])
+    ran = rec.cloud_start_ns >= 0
+    assert np.allclose(rec.cost_usd[ran & (rec.tier == 1)], 1e-5)
+    assert np.allclose(rec.cost_usd[ran & (rec.tier == 2)], 5e-5)
+    summary = summarize(rec, sc)
+    shares = summary["tier_shares"]
+    assert list(shares) == list(digits.models)
+    assert shares["edge"] == pytest.approx(np.mean(answered == 1))
+    assert summary["tier_cost_per_1k_usd"]["edge"] == pytest.approx(rec.cost_usd[rec.tier == 1].sum() / len(rec) * 1000,
+                                                                    rel=1e-5)
+    assert "tier_shares" not in summarize(run(scenario(n=300), policy(digits), digits, 4), scenario(n=300))
+    # the audit checks each tier against its own draws: one shifted completion on the edge is caught
+    setup = prepare(sc, policy(digits, tier_of_row=by_three), digits, 4)
+    i = int(np.flatnonzero(ran & (rec.tier == 1))[0])
+    done = rec.cloud_done_ns.copy()
+    done[i] += 1
+    broken = audit(replace(rec, cloud_done_ns=done), setup.draws, sc, RowSizes.of(digits), setup.tiers)
+    assert broken["cloud_done"] == 1
+
+
+def test_a_failed_tier_falls_back_to_the_next_cheaper_one_then_the_device(digits) -> None:  # noqa: ANN001
+    offline = {"offline": True}
+    cloud_down = scenario({"edge": EDGE}, n=1500, network=offline)
+    rec = run_simpy(cloud_down, policy(digits), digits, 2)  # every request routed to the cloud
+    assert all(v == 0 for v in rec.violations.values()), rec.violations
+    left = ~rec.sensitive
+    assert (rec.tier[left] == 1).all()  # each went on to the edge
+    assert set(np.unique(rec.outcome[left])) == {Outcome.CLOUD, Outcome.FALLBACK}
+    assert (rec.answered_by[rec.outcome == Outcome.CLOUD] == 1).all()  # the edge answered
+    both_down = scenario({"edge": {**EDGE, "network": offline}}, n=1500, network=offline)
+    rec = run_simpy(both_down, policy(digits), digits, 2)
+    assert (rec.outcome[left] == Outcome.FALLBACK).all() and (rec.answered_by == 0).all()
+    failing = scenario({"edge": {**EDGE, "network": offline}}, n=1500, network=offline,
+                       sim={"on_cloud_failure": "fail"})
+    rec = run_simpy(failing, policy(digits), digits, 2)
+    assert (rec.outcome[left] == Outcome.FAILED).all() and (rec.tier[left] == 2).all()  # no further tier
+
+
+def same_records(a, b) -> list[str]:  # noqa: ANN001
+    return [f.name for f in fields(a) if isinstance(getattr(a, f.name), np.ndarray)
+            and not np.array_equal(getattr(a, f.name), getattr(b, f.name))]
+
+
+def test_an_unused_tier_changes_no_record(digits) -> None:  # noqa: ANN001
+    plain, tiered = scenario(n=2000), scenario({"edge": EDGE}, n=2000)
+    for name in ("always_cloud", "confidence"):
+        assert same_records(run_simpy(plain, policy(digits, name), digits, 9),
+                            run_simpy(tiered, policy(digits, name), digits, 9)) == [], name
+
+
+LOSSY_CLOUD = {**FAST_CLOUD, "units": 1, "queue_limit": 3, "rate_limit_rpm": 300, "timeout_s": 0.4}
+
+
+@pytest.mark.parametrize("groups", [
+    {},
+    {"network": {"loss": 0.3, "mean_up_s": 5.0, "mean_down_s": 1.0}, "cloud": LOSSY_CLOUD},
+    {"network": {"loss": 0.3}, "sim": {"on_cloud_failure": "fail"}},
+    {"network": {"loss": 0.4}, "edge_queue_limit": 0},
+], ids=["plain", "lossy_outages_rate_limit", "fail_mode", "edge_refuses"])
+def test_the_fast_path_gives_the_event_driven_records_with_tiers(digits, groups) -> None:  # noqa: ANN001
+    groups = dict(groups)
+    edge = {**EDGE, "cloud": {**EDGE["cloud"], "queue_limit": groups.pop("edge_queue_limit", 2)}}
+    sc = scenario({"edge": edge}, n=2000, **groups)
+    for name, tier_of_row in (("always_cloud", by_three), ("always_cloud", None), ("random", None)):
+        a = run_simpy(sc, policy(digits, name, tier_of_row), digits, 2)
+        b = run_fast(sc, policy(digits, name, tier_of_row), digits, 2)
+        assert (a.engine, b.engine) == ("simpy", "fast")
+        assert same_records(a, b) == [], name
+        assert all(v == 0 for v in b.violations.values()), b.violations
+
+
+def test_a_tier_for_an_unknown_model_or_a_route_to_an_unserved_model_is_refused(digits) -> None:  # noqa: ANN001
+    with pytest.raises(RouterLabError, match=r"tiers\.small\.model: got 'cloud_small'; expected one of"):
+        run_simpy(scenario({"small": {**EDGE, "model": "cloud_small"}}), policy(digits), digits, 0)
+    big = scenario({"big": {**EDGE, "model": "cloud"}})
+    with pytest.raises(RouterLabError, match="the policy routes to model 'edge' but no tier serves it"):
+        run_simpy(big, policy(digits, tier_of_row=by_three), digits, 0)
+
+
+def test_a_stateful_policy_names_its_tier_per_decision(digits) -> None:  # noqa: ANN001
+    """A stateful core's TierDecision picks the tier at each arrival (simpy): the edge while the
+    device is busy, else the cloud; sensitive requests stay local."""
+    from router_lab.policies.base import Policy
+    from router_lab.runtime.policy import NAN, RoutingPolicy, TierDecision
+
+    class BusyToEdge(RoutingPolicy):
+        stateless = False
+
+        def _decide(self, request, signals, pinned: bool):  # noqa: ANN001, ANN202
+            return TierDecision(Route.CLOUD, NAN, "fixed", 1 if signals.local_in_flight else 2)
+
+    class BusyToEdgePolicy(Policy):
+        def make_core(self) -> RoutingPolicy:
+            return BusyToEdge()
+
+    p = BusyToEdgePolicy(PolicyContext(digits, np.random.default_rng(0)))
+    sc = scenario({"edge": {**EDGE, "network": {"rtt_ms": 3.0}}}, n=1500)
+    rec = run(sc, p, digits, 5)
+    assert rec.engine == "simpy" and all(v == 0 for v in rec.violations.values()), rec.violations
+    left = ~rec.sensitive
+    assert set(np.unique(rec.tier[left])) == {1, 2} and (rec.tier[rec.sensitive] == 0).all()
+    assert rec.decision_log is not None

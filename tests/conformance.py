@@ -213,8 +213,10 @@ def swept_policies(preset: str) -> frozenset[str]:
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         sweep = compose("config", overrides=[f"+experiment={preset}"], return_hydra_config=True)
-        return frozenset(o.split("=", 1)[1] for job in sweep_job_overrides(sweep) for o in job
-                         if o.split("=", 1)[0] == "policy")
+        jobs = sweep_job_overrides(sweep)
+    policies = {o.split("=", 1)[1] for job in jobs for o in job if o.split("=", 1)[0] == "policy"}
+    arms = {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("+experiment/tier_arm=")}
+    return frozenset(policies | {composed("+experiment/tier_arm", arm).policy.name for arm in arms})
 
 
 def check_policy_files(name: str) -> None:
@@ -228,8 +230,13 @@ def check_policy_files(name: str) -> None:
     assert (expected, schema) in [(n, s) for g, n, s in all_schemas() if g == "policy"], \
         f"policy {name}: {expected} is not in Hydra's ConfigStore"
     assert composed("policy", name).policy.name == name, path
-    for preset in COMPARISONS:
-        assert name in swept_policies(preset), f"{REPO_CONF}/experiment/{preset}.yaml does not sweep policy {name}"
+    n_models = bool(entry.meta.get("n_models"))
+    for preset in COMPARISONS:  # the two-model comparisons: every two-model policy, no N-model one
+        swept = name in swept_policies(preset)
+        assert swept != n_models, (f"{REPO_CONF}/experiment/{preset}.yaml: policy {name} "
+                                   + ("is an N-model policy; exclude it" if n_models else "is not swept"))
+    if n_models:
+        assert name in swept_policies("tiers"), f"{REPO_CONF}/experiment/tier_arm/: no arm runs policy {name}"
 
 
 def make_bench(datasets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Bench:

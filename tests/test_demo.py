@@ -11,9 +11,9 @@ import pytest
 from layout_probe import WIDTHS, assert_fits, layout, need_chromium
 from omegaconf import OmegaConf
 
-from router_lab.policies.registry import POLICIES as POLICIES_REGISTRY
+from router_lab.policies.registry import two_model_policies
 
-POLICIES = POLICIES_REGISTRY.names()  # the comparison sweeps every registered policy, in name order
+POLICIES = two_model_policies()  # the comparison sweeps every registered two-model policy, in name order
 
 
 @pytest.fixture(scope="module")

@@ -167,6 +167,13 @@ def test_a_tier_for_an_unknown_model_or_a_route_to_an_unserved_model_is_refused(
     big = scenario({"big": {**EDGE, "model": "cloud"}})
     with pytest.raises(RouterLabError, match="the policy routes to model 'edge' but no tier serves it"):
         run_simpy(big, policy(digits, tier_of_row=by_three), digits, 0)
+    # with no tiers at all (two-tier deployment) an N-model choice of the edge is refused too, in
+    # both engines, instead of the cloud answering it
+    for engine in (run_simpy, run_fast):
+        with pytest.raises(RouterLabError, match="^policy always_cloud: routes requests to model 'edge', which "
+                                                 "this deployment does not serve; add its tier"):
+            engine(scenario(), policy(digits, tier_of_row=by_three), digits, 0)
+    run_fast(scenario(n=300), policy(digits, tier_of_row=lambda rows: 2 * (rows % 2)), digits, 0)  # device, cloud: served
 
 
 def test_a_stateful_policy_names_its_tier_per_decision(digits) -> None:  # noqa: ANN001

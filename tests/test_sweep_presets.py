@@ -10,13 +10,13 @@ from omegaconf import OmegaConf
 
 from router_lab.cli import CONF_DIR
 from router_lab.config import register_configs
-from router_lab.policies.registry import POLICIES, router_policies
+from router_lab.policies.registry import router_policies, two_model_policies
 from router_lab.report.progress import sweep_job_overrides
 from router_lab.sim.scenario import scenario_from_config
 
 PRESETS = {  # preset: (jobs, the swept keys); the comparisons: one job per registered policy
-    "compare_policies": (len(POLICIES), {"policy"}),
-    "compare_policies_onnx": (len(POLICIES), {"policy"}),
+    "compare_policies": (len(two_model_policies()), {"policy"}),
+    "compare_policies_onnx": (len(two_model_policies()), {"policy"}),
     "load_sweep": (30, {"policy", "workload.rate_per_s"}),
     "threshold_sweep": (20, {"policy", "policy.threshold"}),
     "outage": (16, {"policy", "network.mean_down_s"}),

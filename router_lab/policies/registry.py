@@ -22,13 +22,14 @@ POLICIES: Registry[type[Policy]] = Registry("policy", field="policy.name", modul
 
 
 def register_policy(name: str, *, schema: type = PolicyConfig, summary: str = "",  # noqa: ANN201 - a class decorator
-                    uses_router: bool = False, exported_router: str = "router_onnx"):
+                    uses_router: bool = False, exported_router: str = "router_onnx", n_models: bool = False):
     """Register a policy class as ``name`` with its config dataclass ``schema`` (default: no
     parameters).  ``uses_router``: it scores with a trained router (``model_path=`` applies to it,
     `export` trains or loads one for it); ``exported_router``: the top-level key naming the
     exported router it scores with when one is given (``router_onnx``, or ``cascade_onnx`` for a
     router trained with the device's confidence) — it applies to a schema with ``backend`` and
-    ``onnx_path`` fields; ``summary``: the ``--help`` line (default: the class docstring's first line)."""
+    ``onnx_path`` fields; ``n_models``: it chooses among more than two models (compared in
+    ``+experiment=tiers``' arms, not in the two-model comparisons); ``summary``: the ``--help`` line (default: the class docstring's first line)."""
     if exported_router not in EXPORTED_ROUTER_KEYS:
         raise ValueError(f"policy {name}: exported_router={exported_router!r}; expected one of "
                          f"{', '.join(EXPORTED_ROUTER_KEYS)}")
@@ -36,7 +37,7 @@ def register_policy(name: str, *, schema: type = PolicyConfig, summary: str = ""
     def decorate(cls: type[Policy]) -> type[Policy]:
         cls.name = name
         POLICIES.register(name, cls, schema=schema, summary=summary, uses_router=uses_router,
-                          exported_router=exported_router)
+                          exported_router=exported_router, n_models=n_models)
         return cls
 
     return decorate
@@ -45,6 +46,11 @@ def register_policy(name: str, *, schema: type = PolicyConfig, summary: str = ""
 # The top-level keys naming exported routers (router_lab.config.Config): the router trained on
 # the inputs, and the one trained on the inputs and the device's confidence (for cascades).
 EXPORTED_ROUTER_KEYS = ("router_onnx", "cascade_onnx")
+
+
+def two_model_policies() -> list[str]:
+    """The policies the two-model comparisons sweep: every registered one but the N-model ones."""
+    return [e.name for e in POLICIES.entries() if not e.meta.get("n_models")]
 
 
 def router_policies() -> list[str]:

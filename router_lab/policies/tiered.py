@@ -197,7 +197,7 @@ class TieredPolicy(Policy):
         return self.decide_tiers(indices)[0]
 
 
-@register_policy("cost_aware", schema=CostAwarePolicyConfig,
+@register_policy("cost_aware", schema=CostAwarePolicyConfig, n_models=True,
                  summary="N models: argmax predicted quality - lambda * price (lambda set or chosen for a budget)")
 class CostAwarePolicy(TieredPolicy):
     """N models: the model maximising predicted quality − λ · price; λ from ``lam`` or chosen on
@@ -225,7 +225,7 @@ class CostAwarePolicy(TieredPolicy):
         return {"lambda": float(self.lam_usd)}
 
 
-@register_policy("tier_cascade", schema=TierCascadePolicyConfig,
+@register_policy("tier_cascade", schema=TierCascadePolicyConfig, n_models=True,
                  summary="N models: the first tier in price order whose predicted quality >= its threshold")
 class TierCascadePolicy(TieredPolicy):
     """N models, a predictive cascade: the cheapest tier whose predicted quality reaches its

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from router_lab.data.contract import Dataset
+from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, Route, sensitive_rows
 
 
@@ -23,6 +24,22 @@ class Decisions:
     sensitive: np.ndarray  # bool per request
     sensitive_blocked: int  # sensitive requests the policy tried to send off the device
     tier: np.ndarray | None = None  # tiered runs, stateless policies: int8 model index of the remote step (0: none)
+
+
+def refuse_unserved_models(policy: Policy, rows: np.ndarray, dataset: Dataset) -> None:
+    """A run with no remote tiers serves the device and the model named ``cloud`` only: an N-model
+    policy (one that chooses tiers itself) sending a request to another model is a one-line error,
+    not silently answered by the cloud."""
+    if len(dataset.models) <= 2 or type(policy).decide_tiers is Policy.decide_tiers:
+        return
+    _, tiers = policy.decide_tiers(rows)
+    served = {0, dataset.models.index("cloud")}
+    unserved = sorted(set(np.unique(tiers).tolist()) - served)
+    if unserved:
+        name = dataset.models[int(unserved[0])]
+        raise RouterLabError(f"policy {policy.name}: routes requests to model {name!r}, which this deployment "
+                             f"does not serve; add its tier (e.g. +tier@tiers.{name}=<preset> "
+                             f"tiers.{name}.model={name}, or deployment=three_tier for digits' edge)")
 
 
 def decide_up_front(policy: Policy, rows: np.ndarray, dataset: Dataset, tiered: bool = False) -> Decisions:
@@ -38,6 +55,7 @@ def decide_up_front(policy: Policy, rows: np.ndarray, dataset: Dataset, tiered: 
         tier = np.asarray(tiers, dtype=np.int8).copy()
     elif policy.stateless:
         route = np.asarray(policy.decide_batch(rows), dtype=np.int8).copy()
+        refuse_unserved_models(policy, rows, dataset)
     escalate = np.asarray(policy.escalate(rows), dtype=bool).copy()
     if route is not None:
         escalate &= route == Route.CASCADE

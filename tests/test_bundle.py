@@ -26,7 +26,10 @@ from router_lab.train.fit import train_router
 
 # every registered policy that can ship (a new one joins), plus load_aware around the confidence cascade
 DEPLOYABLE = [e.name for e in POLICIES.entries() if not e.obj.upper_bound] + ["load_aware_cascade"]
-POLICY_OVERRIDES = {"load_aware_cascade": ["policy=load_aware", "policy.inner.name=confidence"]}
+POLICY_OVERRIDES = {"load_aware_cascade": ["policy=load_aware", "policy.inner.name=confidence"],
+                    # N-model policies run where every model they pick has its tier (digits' edge)
+                    **{e.name: [f"policy={e.name}", "deployment=three_tier"] for e in POLICIES.entries()
+                       if e.meta.get("n_models")}}
 SCENARIOS = {
     "normal": [],
     "overload": ["workload.rate_per_s=9", "device.queue_limit=30"],  # the device queue breaks the SLO
@@ -83,7 +86,9 @@ def simulate_into(folder: Path, cfg) -> dict:  # noqa: ANN001
 def test_every_deployable_policy_replays_with_zero_mismatches(datasets_dir, bundles, tmp_path, scenario):
     seen_reasons: set[str] = set()
     for name, bundle_dir in bundles.items():
-        cfg = compose_cfg(datasets_dir, [f"bundle={bundle_dir}", "sim.n_requests=2000", *SCENARIOS[scenario]])
+        deployment = [o for o in policy_overrides(name) if o.startswith("deployment=")]
+        cfg = compose_cfg(datasets_dir, [f"bundle={bundle_dir}", *deployment, "sim.n_requests=2000",
+                                         *SCENARIOS[scenario]])
         run = tmp_path / name
         metrics = simulate_into(run, cfg)
         assert metrics["sensitive_offloaded"] == 0

@@ -289,13 +289,20 @@ class FastRun:
         order = np.argsort(pos, kind="stable")  # a canonical order, to compare passes
         return Fallbacks(requests[pos[order]], at[order])
 
+    def new_timeline(self) -> Timeline:
+        return Timeline(len(self.draws))
+
+    def remote_passes(self, tl: Timeline) -> Fallbacks:
+        """The remote side of one pass (here the one cloud); returns the device fallbacks."""
+        return self.cloud_pass(tl)
+
     def run(self) -> Timeline:
-        """Alternate device and cloud passes until the fallbacks stop changing."""
+        """Alternate device and remote passes until the fallbacks stop changing."""
         fb = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
-        tl = Timeline(len(self.draws))
+        tl = self.new_timeline()
         for _ in range(MAX_PASSES):
             self.device_pass(tl, fb)
-            new = self.cloud_pass(tl)
+            new = self.remote_passes(tl)
             if new.same_as(fb):
                 return tl
             fb = new
@@ -317,18 +324,8 @@ class TieredFastRun(FastRun):
         self.costs = {t.index: cost_table(t.sc, RowSizes.of(dataset)) for t in setup.tiers}
         self.hops = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
 
-    def run(self) -> Timeline:
-        fb = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
-        tl = Timeline(len(self.draws), tiered=True)
-        for _ in range(MAX_PASSES):
-            self.device_pass(tl, fb)
-            new = self.remote_passes(tl)
-            if new.same_as(fb):
-                return tl
-            fb = new
-            tl.reset()
-        raise FastPathUnsupported(f"sim.engine=fast: cloud fallbacks and cascades did not settle in "
-                                  f"{MAX_PASSES} passes; use sim.engine=simpy")
+    def new_timeline(self) -> Timeline:
+        return Timeline(len(self.draws), tiered=True)
 
     def remote_passes(self, tl: Timeline) -> Fallbacks:
         """Every remote tier in turn, most expensive first; returns the device fallbacks."""

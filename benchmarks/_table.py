@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -30,3 +31,21 @@ def emit(rows: list[dict[str, Any]], json_figures: dict[str, Any], argv: Sequenc
     print("  ".join("-" * w for w in widths))
     for r in cells:
         print("  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric, strict=True)))
+
+
+def evaluation_parser(description: str, datasets: str) -> argparse.ArgumentParser:
+    """The options every cross-fitted evaluation benchmark takes (repeats × folds, bootstrap
+    resamples, the datasets folder, ``--json``); a benchmark adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--datasets", default=datasets)
+    parser.add_argument("--json", action="store_true")
+    return parser
+
+
+def run_and_emit(run: Any, args: argparse.Namespace) -> None:
+    """``run(args) -> (rows, json_figures)``, printed by :func:`emit`."""
+    rows, figures = run(args)
+    emit(rows, figures, ["--json"] if args.json else [])

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _table import emit
+from _table import evaluation_parser, run_and_emit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -111,16 +111,9 @@ def _replicates_apgr(evaluation: Any) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--boot", type=int, default=1000)
+    parser = evaluation_parser(__doc__.splitlines()[0], str(REPO / "datasets"))
     parser.add_argument("--only", choices=("digits", "gsm8k"))
-    parser.add_argument("--datasets", default=str(REPO / "datasets"))
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    rows, figures = run(args)
-    emit(rows, figures, ["--json"] if args.json else [])
+    run_and_emit(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _table import emit
+from _table import evaluation_parser, run_and_emit
 from bench_quality import CSV, REPO
 
 from router_lab.data.builders import build_dataset
@@ -79,17 +79,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--folds", type=int, default=5)
+    parser = evaluation_parser(__doc__.splitlines()[0], str(REPO / "datasets"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--only", nargs="+", help="variant names (the default is always run first)")
-    parser.add_argument("--datasets", default=str(REPO / "datasets"))
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    rows, figures = run(args)
-    emit(rows, figures, ["--json"] if args.json else [])
+    run_and_emit(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class Config:
     network: Any = None
     cloud: Any = None
     tiers: dict[str, Any] = field(default_factory=dict)  # more remote tiers: +tier@tiers.edge=edge
+    every_model: Any = None  # deployment=every_model: the tier preset each unserved remote model gets
     tracking: Any = None  # optional experiment tracking (none | mlflow)
     # Plain sections, one per stage that needs run options.
     sim: SimSection = field(default_factory=SimSection)

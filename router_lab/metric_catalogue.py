@@ -122,8 +122,8 @@ CATALOGUE: tuple[Metric, ...] = (
        "`{model: share}` in tier order (the device's: local answers and fallbacks; unanswered requests in "
        "none)", scalar=False, tiered=True),
     _m("tier_cost_per_1k_usd", "USD", None, ".4f", "tiered scenarios only: `{remote model: cost per 1,000 "
-       "measured requests}` billed by each remote tier (a request that tried several tiers counts "
-       "toward the last one it tried)", scalar=False, tiered=True),
+       "measured requests}` billed by each remote tier (a request that tried several tiers is billed "
+       "by each tier that ran it, a failed attempt's bill to the tier that failed)", scalar=False, tiered=True),
     _m("n_requests_total", "requests", None, ",", "every simulated request, warm-up included"),
     _m("sensitive_blocked", "requests", None, ",", "sensitive requests a policy tried to send off the device "
        "(kept on it)"),

@@ -199,3 +199,94 @@ def test_a_stateful_policy_names_its_tier_per_decision(digits) -> None:  # noqa:
     left = ~rec.sensitive
     assert set(np.unique(rec.tier[left])) == {1, 2} and (rec.tier[rec.sensitive] == 0).all()
     assert rec.decision_log is not None
+    assert (rec.decided_tier[rec.sensitive] == 0).all() and set(np.unique(rec.decided_tier[left])) == {1, 2}
+    assert (rec.decided_tier[rec.tier != 0] >= rec.tier[rec.tier != 0]).all()  # fallbacks only go cheaper
+
+
+def test_each_tier_bills_its_own_attempts_and_the_decided_tier_is_kept(digits) -> None:  # noqa: ANN001
+    """The cloud runs every request but its client gives up first (20 ms timeout < the service): the
+    cloud bills it, then the edge answers and bills it too; tier_cost_per_1k_usd bills each tier its
+    own (before: the cloud's bill counted toward the edge), and `decided_tier` stays the cloud."""
+    edge = {**EDGE, "network": {"rtt_ms": 3.0}, "cloud": {**EDGE["cloud"], "units": 8, "queue_limit": None}}
+    sc = scenario({"edge": edge}, n=1500, cloud={**FAST_CLOUD, "timeout_s": 0.02})
+    rec = run_simpy(sc, policy(digits), digits, 3)
+    assert all(v == 0 for v in rec.violations.values()), rec.violations
+    left = ~rec.sensitive
+    assert (rec.decided_tier[left] == 2).all() and (rec.tier[left] == 1).mean() > 0.9  # decided the cloud, ended on the edge
+    by_cloud, by_edge = rec.tier_cost[:, 2] > 0, rec.tier_cost[:, 1] > 0
+    assert by_cloud.sum() > 100 and by_edge.sum() > 100 and (by_cloud & by_edge).any()
+    np.testing.assert_allclose(rec.tier_cost[by_cloud, 2], 5e-5)
+    np.testing.assert_allclose(rec.tier_cost[by_edge, 1], 1e-5)
+    np.testing.assert_array_equal(rec.cost_usd, rec.tier_cost[:, 2] + rec.tier_cost[:, 1])
+    billed = summarize(rec, sc)["tier_cost_per_1k_usd"]
+    assert billed["cloud"] == pytest.approx(5e-5 * by_cloud.sum() / len(rec) * 1000, rel=1e-5)
+    assert billed["edge"] == pytest.approx(1e-5 * by_edge.sum() / len(rec) * 1000, rel=1e-5)
+    assert sum(billed.values()) == pytest.approx(rec.cost_usd.astype(np.float64).sum() / len(rec) * 1000, rel=1e-6)
+    frame = rec.to_frame()
+    assert frame["decided_tier"].dtype == np.int8 and (frame["decided_tier"] != frame["tier"]).sum() == (rec.tier == 1).sum()
+    assert same_records(rec, run_fast(sc, policy(digits), digits, 3)) == []
+
+
+@pytest.fixture(scope="module")
+def routerbench(tmp_path_factory):  # noqa: ANN001, ANN201
+    """The RouterBench-shaped 11-model table (test_importers), imported: device + 10 remote models."""
+    from test_importers import ROUTERBENCH_MODELS, routerbench_wide
+
+    from router_lab.data.contract import validate_frame
+    from router_lab.data.importers import import_routerbench
+
+    path = tmp_path_factory.mktemp("rb11") / "rb11.parquet"
+    routerbench_wide(n=240).to_parquet(path)
+    built = import_routerbench(path, ROUTERBENCH_MODELS[0], ROUTERBENCH_MODELS[-1], np.random.default_rng(0))
+    return validate_frame(built.frame, "rb11", built.card)
+
+
+def test_every_model_gets_a_tier_of_the_template_priced_from_the_dataset(routerbench) -> None:  # noqa: ANN001
+    from router_lab.data.contract import model_column
+    from router_lab.sim.draws import sample_pool
+    from router_lab.sim.tiers import tier_scenarios, with_every_model
+
+    ds = routerbench
+    sc = scenario(n=300, every_model={"network": {"rtt_ms": 30.0}, "cloud": FAST_CLOUD},
+                  tiers={"mine": {**EDGE, "model": "claude-v1"}})
+    assert sc.tiered and sc.every_model is not None
+    full = with_every_model(sc, ds)
+    assert full.every_model is None and with_every_model(full, ds) == full
+    by_model = {t.model: t for t in full.tiers}
+    assert sorted(by_model) == sorted(ds.models[1:])  # every remote model, `cloud` included
+    assert by_model["claude-v1"].cloud.cost_per_request_usd == 1e-5  # a configured tier keeps its own
+    pool = sample_pool(ds, "auto")
+    for model in set(ds.models[1:]) - {"claude-v1"}:
+        t = by_model[model]
+        assert t.name == model and t.network.rtt_ms == 30.0 and t.cloud.units == FAST_CLOUD["units"]
+        mean = ds.frame[model_column(model, "cost_usd")].to_numpy()[pool].mean()
+        assert t.cloud.cost_per_request_usd == pytest.approx(mean, rel=1e-12)
+        assert t.cloud.cost_per_1k_output_tokens_usd == 0.0
+    assert [name for name, _ in tier_scenarios(full, ds).values()][-1] == "cloud"  # no base network + cloud
+    assert with_every_model(scenario(n=300), ds).tiers == ()  # no template: unchanged
+    with pytest.raises(RouterLabError, match=r"^every_model\.network\.max_retries: got 20; expected at most 11 "
+                                             r"for the 10 generated tiers"):
+        with_every_model(scenario(n=300, every_model={"network": {"max_retries": 20}}), ds)
+    with pytest.raises(RouterLabError, match=r"^every_model\.cloud\.units: got 0"):
+        scenario(every_model={"cloud": {"units": 0}})
+
+
+@pytest.mark.parametrize("groups", [
+    {},
+    {"network": {"loss": 0.3, "mean_up_s": 5.0, "mean_down_s": 1.0}, "cloud": LOSSY_CLOUD},
+], ids=["plain", "lossy_outages_rate_limit"])
+def test_eleven_models_on_every_model_the_fast_path_gives_the_event_driven_records(routerbench, groups) -> None:  # noqa: ANN001
+    """deployment=every_model on the 11-model table: 10 generated tiers, each with its own draws;
+    requests routed over all of them (and falling back along the price order) give the same records
+    in both engines, and the accounting checks hold."""
+    template = {"network": {"loss": 0.2}, "cloud": {**LOSSY_CLOUD, "units": 2}} if groups else {"cloud": FAST_CLOUD}
+    sc = scenario(n=1500, every_model=template, **groups)
+    a = run_simpy(sc, policy(routerbench, tier_of_row=lambda rows: rows % 11), routerbench, 2)
+    b = run_fast(sc, policy(routerbench, tier_of_row=lambda rows: rows % 11), routerbench, 2)
+    assert same_records(a, b) == [] and all(v == 0 for v in b.violations.values()), b.violations
+    assert set(np.unique(b.decided_tier)) == set(range(11)) and len(np.unique(b.tier[b.tier > 0])) == 10
+    if groups:
+        assert (b.tier != b.decided_tier).sum() > 50  # fallbacks along the tier order
+    from router_lab.sim.core import prepare
+    tiers = prepare(sc, policy(routerbench, tier_of_row=lambda rows: rows % 11), routerbench, 2).tiers
+    assert len(tiers) == 10 and len({t.draws.cloud_service_ns.tobytes() for t in tiers}) == 10  # own draws

@@ -220,3 +220,51 @@ def test_routerbench_eleven_models_end_to_end(tmp_path) -> None:  # noqa: ANN001
         decision = shipped.decide(Request(text=texts[row], sensitive=bool(ds.frame["sensitive"].iloc[row])
                                           if "sensitive" in ds.frame.columns else False))
         assert 0 <= decision.tier < 11 and decision.tier == tiers[row], row
+
+
+def test_routerbench_eleven_models_through_the_cli_simulate_export_replay(cli, tmp_path) -> None:  # noqa: ANN001
+    """Done-when #2 through `router-lab`: the 11-model RouterBench-shaped table is imported, evaluated,
+    simulated with cost_aware (and tier_cascade) on deployment=every_model (a tier per remote model),
+    exported, and replayed with 0 mismatches — the tier of every decision included — while a bundle
+    with another λ disagrees on the tiers and exits 2."""
+    import json
+
+    import pandas as pd
+    from test_importers import ROUTERBENCH_MODELS, routerbench_wide
+
+    routerbench_wide(n=240).to_parquet(tmp_path / "rb11_raw.parquet")
+    done = cli("dataset", "import", "routerbench", "path=rb11_raw.parquet", f"device_model={ROUTERBENCH_MODELS[0]}",
+               f"cloud_model={ROUTERBENCH_MODELS[-1]}", "out=rb11.parquet")
+    assert done.returncode == 0, done.stderr
+    data = ["dataset=file", "dataset.path=rb11.parquet"]
+    done = cli("evaluate", *data, "router=text", "evaluate.folds=2", "evaluate.repeats=1", "evaluate.n_boot=50",
+               "hydra.run.dir=eval")
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(tmp_path / "eval" / "evaluation.csv").set_index("policy")
+    assert table.loc["cost_aware", "aiq_models"] > 0 and table.loc["tier_cascade", "aiq_models"] > 0
+    lam = ["policy=cost_aware", "policy.lam=0.5"]
+    for name, policy in (("run", lam), ("cascade_run", ["policy=tier_cascade"])):
+        done = cli("simulate", *data, *policy, "deployment=every_model", "sim.n_requests=400", f"hydra.run.dir={name}")
+        assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["tier_cost_per_1k_usd"]) == 10 and metrics["accounting_violations"] == 0
+    assert sum(share > 0 for share in metrics["tier_shares"].values()) >= 3  # spread over several models
+    frame = pd.read_parquet(tmp_path / "run" / "requests.parquet")
+    assert frame["decided_tier"].nunique() >= 3
+    for out, policy in (("bundle", lam), ("other", ["policy=cost_aware", "policy.lam=0.3"])):
+        done = cli("export", *data, *policy, f"out={out}", "export.latency_calls=3")
+        assert done.returncode == 0, done.stderr
+    provenance = json.loads((tmp_path / "bundle" / "policy.json").read_text())["provenance"]
+    assert "train_run" not in provenance and provenance["router_source"].startswith("fitted by the policy")
+    done = cli("replay", "run", "bundle=bundle", "out=replay.json")
+    assert done.returncode == 0, done.stderr
+    replayed = json.loads((tmp_path / "replay.json").read_text())
+    assert replayed["n"] == 400 and replayed["mismatches"] == 0 and replayed["tier_mismatches"] == 0
+    assert replayed["tiers_replayed"] and replayed["policy"] == "cost_aware"
+    done = cli("replay", "run", "bundle=other", "out=other.json")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    other = json.loads((tmp_path / "other.json").read_text())
+    assert other["tier_mismatches"] > 0 and other["mismatches"] == other["tier_mismatches"] + other["route_mismatches"]
+    first = other["first_mismatch"]
+    assert first["simulated_tier"] != first["replayed_tier"] and first["simulated_tier"] in frame["decided_tier"].map(
+        dict(enumerate(replayed["final_state"]["models"]))).tolist()

@@ -88,9 +88,12 @@ def policy_document(node: dict[str, Any], router_file: str | None, spec: Any, cf
         "seed": int(cfg.seed),
         "dataset_name": dataset.name, "dataset_hash": str(dataset.card.get("content_hash", "")),
     }
-    if spec is not None:
-        provenance.update(train_run=str(source), estimator=spec.estimator_name, target=spec.target,
-                          router_dataset_hash=spec.dataset_hash)
+    if spec is not None:  # the router: a `router-lab train` run's, or fitted by the policy (N-model)
+        if source is not None:
+            provenance["train_run"] = str(source)
+        else:
+            provenance["router_source"] = "fitted by the policy at export, on its train split"
+        provenance.update(estimator=spec.estimator_name, target=spec.target, router_dataset_hash=spec.dataset_hash)
     document = {"format": POLICY_FORMAT, "schema_version": POLICY_SCHEMA_VERSION, "policy": node,
                 "scoring": scoring, "provenance": provenance}
     return validate_spec(document, POLICY_FILE)

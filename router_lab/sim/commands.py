@@ -36,6 +36,7 @@ from router_lab.sim.engines import run
 from router_lab.sim.metrics import summarize
 from router_lab.sim.records import Records
 from router_lab.sim.scenario import Scenario, scenario_from_config
+from router_lab.sim.tiers import with_every_model
 
 
 def policy_context(scenario: Scenario, dataset: Dataset, seed: Any, router: Any = None) -> PolicyContext:
@@ -154,6 +155,7 @@ def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     scenario = scenario_from_config(cfg)
     policy_cfg = policy_config(cfg)
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
+    scenario = with_every_model(scenario, dataset)  # deployment=every_model: a tier per remote model
     bundle = load_configured_bundle(cfg, scenario)
     runs = []
     for policy_seed, sim_seed in replication_seeds(int(cfg.seed), scenario.sim.replications):

@@ -24,7 +24,7 @@ from router_lab.sim.load import check_load
 from router_lab.sim.records import DecisionLog, Records, Timeline, finish
 from router_lab.sim.scenario import Scenario
 from router_lab.sim.stations import Battery
-from router_lab.sim.tiers import Tier, build_tiers, check_routed
+from router_lab.sim.tiers import Tier, build_tiers, check_routed, with_every_model
 
 WINDOW_NS = 60 * NS_PER_S  # the cloud's rate-limit window (requests per minute)
 FAIL, FINISH = 0, 1  # kinds of what a requester learns; failures sort first at equal times
@@ -62,18 +62,21 @@ class Setup:
     tiers: tuple[Tier, ...] = ()  # tiered scenarios: the remote tiers in tier order (else none)
 
     def records(self, timeline: Timeline, *, route: np.ndarray, engine: str, sensitive_blocked: int,
-                decision_log: DecisionLog | None = None) -> Records:
-        """The run's records from the engine's filled ``timeline`` (checked by ``sim.audit``)."""
+                decision_log: DecisionLog | None = None, decided_tier: np.ndarray | None = None) -> Records:
+        """The run's records from the engine's filled ``timeline`` (checked by ``sim.audit``);
+        ``decided_tier`` (tiered runs): the tier each request was decided for."""
         return finish(timeline=timeline, draws=self.draws, route=route, sensitive=self.decisions.sensitive,
                       scenario=self.sc, dataset=self.dataset, sensitive_blocked=sensitive_blocked,
-                      engine=engine, decision_log=decision_log, tiers=self.tiers)
+                      engine=engine, decision_log=decision_log, tiers=self.tiers, decided_tier=decided_tier)
 
 
 def prepare(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.random.SeedSequence, *,
             load_check: bool = True) -> Setup:
     """Draw → decide → check the load: the steps every engine takes before its own pass.
 
-    ``load_check=False`` (the reference model) skips the refusal of an unstable offered load."""
+    ``load_check=False`` (the reference model) skips the refusal of an unstable offered load;
+    ``deployment=every_model``'s template becomes its tiers here (:func:`with_every_model`)."""
+    sc = with_every_model(sc, dataset)
     draws = draw(sc, dataset, seed)
     decisions = decide_up_front(policy, draws.row, dataset, tiered=sc.tiered)
     tiers = tuple(build_tiers(sc, dataset, draws, seed)) if sc.tiered else ()

@@ -322,10 +322,11 @@ class TieredFastRun(FastRun):
         self.base_sc, self.base_draws = setup.sc, setup.draws
         self.tiers, self.tier = setup.tiers[::-1], setup.decisions.tier
         self.costs = {t.index: cost_table(t.sc, RowSizes.of(dataset)) for t in setup.tiers}
+        self.n_models = len(dataset.models)
         self.hops = Fallbacks(np.empty(0, np.int32), np.empty(0, np.int64))
 
     def new_timeline(self) -> Timeline:
-        return Timeline(len(self.draws), tiered=True)
+        return Timeline(len(self.draws), tiered=True, n_models=self.n_models)
 
     def remote_passes(self, tl: Timeline) -> Fallbacks:
         """Every remote tier in turn, most expensive first; returns the device fallbacks."""
@@ -352,7 +353,7 @@ class TieredFastRun(FastRun):
         cp = CloudPass(requests, ~self.direct_mask[requests])
         ran = hops[tl.cloud_start_ns[hops] >= 0]  # a more expensive tier ran it: its bill stays
         if ran.size:
-            tl.earlier_cost[ran] += self.costs[self.previous.index][self.draws.row[ran]]
+            tl.tier_cost[ran, self.previous.index] = self.costs[self.previous.index][self.draws.row[ran]]
         for column in (tl.cloud_enter_ns, tl.cloud_start_ns, tl.cloud_done_ns):
             column[hops] = -1
         sent = super().sent_at(tl, requests, cp.cascade)
@@ -384,6 +385,6 @@ def run_fast(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.rand
         raise FastPathUnsupported(f"sim.engine=fast: policy {policy.name!r} decides from the system "
                                   "state; expected a stateless policy (use sim.engine=simpy or auto)")
     setup = prepare(sc, policy, dataset, seed)
-    timeline = (TieredFastRun(setup, dataset) if sc.tiered else FastRun(setup)).run()
+    timeline = (TieredFastRun(setup, dataset) if setup.tiers else FastRun(setup)).run()
     return setup.records(timeline, route=setup.decisions.route, engine="fast",
-                         sensitive_blocked=setup.decisions.sensitive_blocked)
+                         sensitive_blocked=setup.decisions.sensitive_blocked, decided_tier=setup.decisions.tier)

@@ -119,7 +119,7 @@ class SimpyRun:
         self.base = next(iter(self.lanes.values())) if not setup.tiers else None
         self.tiered = bool(setup.tiers)
         if self.tiered:
-            self.tl = Timeline(n, tiered=True)
+            self.tl = Timeline(n, tiered=True, n_models=len(dataset.models))
             self.tier = (decisions.tier if decisions.tier is not None else np.zeros(n, dtype=np.int8)).copy()
         self.overhead_ns = constants.overhead_ns
         self.outages = draws.has_outages
@@ -279,10 +279,10 @@ class SimpyRun:
 
     def hop(self, i: int, now: int, failed: Lane) -> None:
         """Tiered runs: request ``i`` failed on ``failed``; it goes on to the next cheaper tier (its
-        cloud columns then describe that tier; a bill the failed tier ran stays in ``earlier_cost``)."""
+        cloud columns then describe that tier; a bill the failed tier ran stays in ``tier_cost``)."""
         tl = self.tl
         if tl.cloud_start_ns[i] >= 0:
-            tl.earlier_cost[i] += self.costs[failed.index][int(self.d.row[i])]
+            tl.tier_cost[i, failed.index] = self.costs[failed.index][int(self.d.row[i])]
         tl.cloud_enter_ns[i] = tl.cloud_start_ns[i] = tl.cloud_done_ns[i] = -1
         self.send(i, now, False, failed.lower)
 
@@ -373,4 +373,4 @@ def run_simpy(sc: Scenario, policy: Policy, dataset: Dataset, seed: int | np.ran
     timeline = sim.run(progress)
     blocked = setup.decisions.sensitive_blocked + (policy.n_blocked if sim.stateful else 0)
     return setup.records(timeline, route=sim.route, engine="simpy", sensitive_blocked=blocked,
-                         decision_log=sim.log)
+                         decision_log=sim.log, decided_tier=sim.tier if sim.tiered else None)

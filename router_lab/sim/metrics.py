@@ -82,11 +82,10 @@ def _tier_metrics(rec: Records, keep: np.ndarray) -> dict[str, Any]:
     n = int(keep.sum())
     by = rec.answered_by[keep]
     counts = np.bincount(by[by >= 0], minlength=len(rec.models))
-    tier, cost = rec.tier[keep], rec.cost_usd[keep].astype(np.float64)
+    billed = rec.tier_cost[keep].sum(axis=0, dtype=np.float64)  # each tier its own bills, failed attempts too
     return {
         "tier_shares": {m: float(counts[k] / n) for k, m in enumerate(rec.models)},
-        "tier_cost_per_1k_usd": {m: float(cost[tier == k].sum() / n * 1000)
-                                 for k, m in enumerate(rec.models) if k},
+        "tier_cost_per_1k_usd": {m: float(billed[k] / n * 1000) for k, m in enumerate(rec.models) if k},
     }
 
 

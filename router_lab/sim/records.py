@@ -67,17 +67,18 @@ class Timeline:
     COLUMNS = ("device_enter_ns", "device_start_ns", "device_done_ns", "cloud_enter_ns",
                "cloud_start_ns", "cloud_done_ns", "end_ns")
 
-    def __init__(self, n: int, tiered: bool = False) -> None:
+    def __init__(self, n: int, tiered: bool = False, n_models: int = 0) -> None:
         for name in self.COLUMNS:
             setattr(self, name, np.empty(n, dtype=np.int64))
         self.outcome = np.empty(n, dtype=np.int8)
         self.sent = np.empty(n, dtype=bool)  # an upload was attempted (the network was up)
         self.attempts = np.empty(n, dtype=np.int8)  # upload attempts begun (0: none)
         # Tiered runs only: the remote tier last tried (model index, 0: none; the cloud_* columns
-        # are that tier's), when its upload began, and what earlier tiers billed.
+        # are that tier's), when its upload began, and what the earlier tiers a request failed on
+        # billed, per tier (column = model index; the last tier's bill is added by `finish`).
         self.tier = np.zeros(n, dtype=np.int8) if tiered else None
         self.hop_sent_ns = np.full(n, NOT_VISITED, dtype=np.int64) if tiered else None
-        self.earlier_cost = np.zeros(n, dtype=np.float32) if tiered else None
+        self.tier_cost = np.zeros((n, max(n_models, 2)), dtype=np.float32) if tiered else None
         self.reset()
 
     def reset(self) -> None:
@@ -90,7 +91,7 @@ class Timeline:
         if self.tier is not None:
             self.tier.fill(0)
             self.hop_sent_ns.fill(NOT_VISITED)
-            self.earlier_cost.fill(0)
+            self.tier_cost.fill(0)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class Records:
     violations: dict[str, int] = field(default_factory=dict)  # accounting checks (sim.audit): all 0
     # Tiered scenarios only (None / () otherwise, so two-tier records are unchanged):
     tier: np.ndarray | None = None  # int8 index into `models` of the remote tier last tried (0: none)
+    decided_tier: np.ndarray | None = None  # int8 index into `models` the policy decided (0: local)
+    tier_cost: np.ndarray | None = None  # float32 (n, len(models)): what each tier billed (column 0: 0)
     hop_sent_ns: np.ndarray | None = None  # int64 when that tier's upload began (-1: none)
     models: tuple[str, ...] = ()  # the dataset's models in tier order
 
@@ -173,9 +176,11 @@ class Records:
             "decided_ns": self.arrival_ns + self.overhead_ns,
             "end_ns": self.end_ns,
         })
-        if self.tier is not None:  # tiered runs: which model answered (-1: none) and the last tier tried
-            frame["answered_by"] = self.answered_by
+        if self.tier is not None:  # tiered runs: which model answered (-1: none), the last tier tried
+            frame["answered_by"] = self.answered_by  # and the tier the policy decided (before fallbacks)
             frame["tier"] = self.tier
+            if self.decided_tier is not None:
+                frame["decided_tier"] = self.decided_tier
         log = self.decision_log
         if log is not None:
             frame["signal_local_in_flight"] = log.local_in_flight
@@ -189,11 +194,12 @@ class Records:
 
 def finish(*, timeline: Timeline, draws: Draws, route: np.ndarray, sensitive: np.ndarray, scenario: Scenario,
            dataset: Dataset, sensitive_blocked: int, engine: str, decision_log: DecisionLog | None = None,
-           audit_model: bool = True, tiers: tuple = ()) -> Records:
+           audit_model: bool = True, tiers: tuple = (), decided_tier: np.ndarray | None = None) -> Records:
     """Derive quality, cost, energy, bytes and network time from an engine's ``timeline``; with
     ``audit_model`` (the simulator's engines) run the accounting checks of the model on it (the
     live testbed's measured times are not the model's draws, so it passes False).  ``tiers``
-    (tiered runs): each request's answer, bill and transit are its last remote tier's."""
+    (tiered runs): each request's answer and transit are its last remote tier's, its bill that of
+    every tier that ran it; ``decided_tier`` the tier each request was decided for."""
     tl, sc = timeline, scenario
     overhead_ns = router_overhead_ns(sc)
     row, outcome = draws.row, tl.outcome
@@ -219,6 +225,7 @@ def finish(*, timeline: Timeline, draws: Draws, route: np.ndarray, sensitive: np
         sensitive_blocked=int(sensitive_blocked), engine=engine,
         overhead_ns=overhead_ns, decision_log=decision_log,
         tier=tl.tier if tiers else None, hop_sent_ns=tl.hop_sent_ns if tiers else None,
+        decided_tier=decided_tier if tiers else None, tier_cost=tl.tier_cost if tiers else None,
         models=dataset.models if tiers else (),
     )
     return replace(rec, violations=audit(rec, draws, sc, sizes, tiers)) if audit_model else rec
@@ -236,14 +243,19 @@ def _quality_cost(tl: Timeline, sc: Scenario, dataset: Dataset, sizes: RowSizes,
 
 def _tiered_quality_cost(tl: Timeline, tiers: tuple, dataset: Dataset, sizes: RowSizes, row: np.ndarray,
                          by_cloud: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tiers: the answering model's quality; each tier's bill where it ran the request."""
+    """Tiers: the answering model's quality; each tier's bill where it ran the request (the last
+    tier's added to ``tl.tier_cost``, where the engines put the earlier tiers'), summed from the
+    dearest tier down (the order a request tries them)."""
     quality = dataset.quality(dataset.models[0]).astype(np.float32)[row]
-    cost = tl.earlier_cost.copy()
     ran = tl.cloud_start_ns >= 0
     for t in tiers:
         mine = tl.tier == t.index
         np.copyto(quality, dataset.quality(dataset.models[t.index]).astype(np.float32)[row], where=by_cloud & mine)
-        cost += np.where(ran & mine, cost_table(t.sc, sizes)[row], np.float32(0))
+        billed = np.flatnonzero(ran & mine)
+        tl.tier_cost[billed, t.index] = cost_table(t.sc, sizes)[row[billed]]
+    cost = np.zeros(len(row), dtype=np.float32)
+    for t in tiers[::-1]:
+        cost += tl.tier_cost[:, t.index]
     return quality, cost
 
 

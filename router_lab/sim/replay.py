@@ -6,8 +6,9 @@ features or text (scored by the bundle's router, one request at a time, as on a 
 sensitive flag and session — with the signals the simulated decision saw, and, before each
 decision, the same feedback the simulator gave it (everything learned strictly before that
 instant, in the order (time, failures before finishes, request number)).  Its routes (and a
-cascade's escalations) are compared with the run's; ``replay.json`` counts the mismatches and the
-command exits 2 when there is any.
+cascade's escalations) are compared with the run's, and for an N-model bundle whose policy decides
+a tier, that tier (by model name) with the tier the run decided (``decided_tier``, before any
+fallback); ``replay.json`` counts the mismatches and the command exits 2 when there is any.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from router_lab.errors import RouterLabError
 from router_lab.features import exported_router_inputs
 from router_lab.io import atomic_write_json, run_dir
 from router_lab.runtime.bundle import Bundle, load_bundle
-from router_lab.runtime.policy import IDLE, Outcome, Request, Route, Signals
+from router_lab.runtime.policy import IDLE, Outcome, Request, Route, Signals, decision_tier
 from router_lab.sim.core import FAIL, FINISH, session_lookup
 from router_lab.sim.draws import NS_PER_MS, NS_PER_S
 
@@ -90,8 +91,11 @@ def learned_events(part: pd.DataFrame) -> list[tuple[int, int, int]]:
 class _Columns:
     """One replication's requests.parquet columns, as numpy arrays (signals only if logged)."""
 
-    def __init__(self, part: pd.DataFrame) -> None:
+    def __init__(self, part: pd.DataFrame, models: tuple[str, ...] = ()) -> None:
         self.n = len(part)
+        # tiered runs: the model each request was decided for (by name, to compare across bundles)
+        self.decided_models = (np.asarray(models, dtype=object)[part["decided_tier"].to_numpy()]
+                               if models and "decided_tier" in part.columns else None)
         self.rows = part["row"].to_numpy()
         self.routes = part["route"].astype(str).to_numpy()
         self.outcomes = part["outcome"].astype(str).to_numpy()
@@ -126,14 +130,26 @@ def _observe_before(policy: Any, events: list[tuple[int, int, int]], now: int, c
                                answered_by=by, cost_usd=float(cols.cost[j]) if by == "cloud" else 0.0))
 
 
+def tier_mismatch(bundle: Bundle, decision: Any, cols: _Columns, i: int) -> dict[str, Any] | None:
+    """Where the bundle's decision names a tier and the run logged one: the two models when they
+    differ (else None)."""
+    tier = decision_tier(decision)
+    if tier is None or cols.decided_models is None:
+        return None
+    replayed = bundle.models[tier] if 0 <= tier < len(bundle.models) else f"tier {tier}"
+    simulated = str(cols.decided_models[i])
+    return None if replayed == simulated else {"simulated_tier": simulated, "replayed_tier": replayed}
+
+
 def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scores: np.ndarray | None,
-                sessions: Any) -> dict[str, Any]:
-    """Replay one replication; returns its counts and the first mismatch."""
+                sessions: Any, models: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Replay one replication; returns its counts and the first mismatch.  ``models``: the run's
+    dataset's models (tier order), naming its ``decided_tier`` column."""
     policy = bundle.make_policy()
-    cols = _Columns(part)
+    cols = _Columns(part, models)
     events = learned_events(part) if cols.has_signals else []
     text = bundle.router is not None and bundle.router.is_text
-    route_mismatch = escalation_mismatch = 0
+    route_mismatch = escalation_mismatch = tier_mismatches = 0
     first: dict[str, Any] | None = None
     for i in range(cols.n):
         _observe_before(policy, events, int(cols.decided[i]), cols)
@@ -148,6 +164,11 @@ def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scor
             first = first or {"request": i, "row": row, "simulated": cols.routes[i], "replayed": got,
                               "reason": decision.reason}
             continue
+        wrong_tier = tier_mismatch(bundle, decision, cols, i)
+        if wrong_tier is not None:
+            tier_mismatches += 1
+            first = first or {"request": i, "row": row, "simulated": cols.routes[i], "replayed": got,
+                              **wrong_tier, "reason": decision.reason}
         if decision.route == Route.CASCADE and cols.outcomes[i] not in ("rejected", "failed"):
             score = (float(confidence_scores[row]) if confidence_scores is not None
                      else bundle.score_one(request) if bundle.router is not None else float("nan"))
@@ -157,7 +178,7 @@ def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scor
                 first = first or {"request": i, "row": row, "simulated": cols.outcomes[i],
                                   "replayed": "escalate" if escalated else "stay local"}
     return {"n": cols.n, "route_mismatches": route_mismatch, "escalation_mismatches": escalation_mismatch,
-            "first_mismatch": first, "state": policy.state()}
+            "tier_mismatches": tier_mismatches, "first_mismatch": first, "state": policy.state()}
 
 
 def replay(run_folder: Path, bundle: Bundle, datasets_dir: str | None = None) -> dict[str, Any]:
@@ -166,18 +187,20 @@ def replay(run_folder: Path, bundle: Bundle, datasets_dir: str | None = None) ->
     dataset = resolve_dataset(run_cfg.dataset, Path(datasets_dir or to_absolute_path(run_cfg.datasets_dir)))
     inputs, confidence_scores = request_inputs(bundle, dataset)
     sessions = session_lookup(dataset)
-    parts = [replay_part(bundle, part, inputs, confidence_scores, sessions)
+    parts = [replay_part(bundle, part, inputs, confidence_scores, sessions, dataset.models)
              for _, part in frame.groupby("replication", sort=True)]
-    mismatches = sum(p["route_mismatches"] + p["escalation_mismatches"] for p in parts)
+    mismatches = sum(p["route_mismatches"] + p["escalation_mismatches"] + p["tier_mismatches"] for p in parts)
     return {
         "n": int(sum(p["n"] for p in parts)), "mismatches": int(mismatches),
         "route_mismatches": int(sum(p["route_mismatches"] for p in parts)),
         "escalation_mismatches": int(sum(p["escalation_mismatches"] for p in parts)),
+        "tier_mismatches": int(sum(p["tier_mismatches"] for p in parts)),
         "replications": len(parts), "policy": bundle.kind, "bundle": str(bundle.folder),
         "bundle_sha256": bundle.sha256, "run": str(run_folder),
         "run_bundle_sha256": metrics.get("bundle_sha256"),
         "same_bundle": metrics.get("bundle_sha256") == bundle.sha256,
         "signals_replayed": "signal_local_queued" in frame.columns,
+        "tiers_replayed": "decided_tier" in frame.columns and bool(bundle.models),
         "first_mismatch": next((p["first_mismatch"] for p in parts if p["first_mismatch"]), None),
         "final_state": parts[-1]["state"] if parts else {},
     }

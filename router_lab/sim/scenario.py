@@ -44,10 +44,13 @@ class Scenario:
     cloud: CloudConfig
     sim: SimSection
     tiers: tuple[TierConfig, ...] = ()  # more remote tiers (none: the one `network` + `cloud`)
+    # deployment=every_model: the tier preset every remote model no tier serves gets, once the
+    # dataset is known (router_lab.sim.tiers.with_every_model); None otherwise
+    every_model: TierConfig | None = None
 
     @property
     def tiered(self) -> bool:
-        return bool(self.tiers)
+        return bool(self.tiers) or self.every_model is not None
 
 
 def _to_object(node: Any, schema: type, group: str) -> Any:
@@ -70,6 +73,7 @@ def scenario_from_config(cfg: Any) -> Scenario:
         cloud=_to_object(cfg.cloud, CloudConfig, "cloud"),
         sim=_to_object(cfg.sim, SimSection, "sim"),
         tiers=_tiers_of(getattr(cfg, "tiers", None)),
+        every_model=_tier_of(getattr(cfg, "every_model", None), "every_model"),
     ))
 
 
@@ -77,15 +81,19 @@ def _tiers_of(node: Any) -> tuple[TierConfig, ...]:
     """The ``tiers`` mapping (key -> one `tier` option) as TierConfigs named by their keys."""
     if not node:
         return ()
-    out = []
-    for key in node:
-        tier = _to_object(node[key], TierConfig, f"tiers.{key}")
-        if isinstance(tier.network, dict):
-            tier = replace(tier, network=NetworkConfig(**tier.network))
-        if isinstance(tier.cloud, dict):
-            tier = replace(tier, cloud=CloudConfig(**tier.cloud))
-        out.append(replace(tier, name=str(key)))
-    return tuple(out)
+    return tuple(replace(_tier_of(node[key], f"tiers.{key}"), name=str(key)) for key in node)
+
+
+def _tier_of(node: Any, group: str) -> TierConfig | None:
+    """One `tier` option (a mapping or a TierConfig) as a TierConfig; None stays None."""
+    if node is None:
+        return None
+    tier = _to_object(node, TierConfig, group)
+    if isinstance(tier.network, dict):
+        tier = replace(tier, network=NetworkConfig(**tier.network))
+    if isinstance(tier.cloud, dict):
+        tier = replace(tier, cloud=CloudConfig(**tier.cloud))
+    return tier
 
 
 def with_changes(scenario: Scenario, **groups: dict[str, Any]) -> Scenario:
@@ -203,6 +211,9 @@ def validate(sc: Scenario) -> Scenario:
     _check_network("network", sc.network)
     _check_cloud("cloud", sc.cloud)
     _check_tiers(sc.tiers, sc.network)
+    if sc.every_model is not None:
+        _check_network("every_model.network", sc.every_model.network)
+        _check_cloud("every_model.cloud", sc.every_model.cloud)
     check_engine(s.engine)  # a registered engine, or auto
     _choice("sim.split", s.split, SPLIT_CHOICES)
     _choice("sim.on_cloud_failure", s.on_cloud_failure, FAILURE_MODES)
@@ -221,12 +232,13 @@ def validate(sc: Scenario) -> Scenario:
 def make_scenario(workload: dict[str, Any] | None = None, device: dict[str, Any] | None = None,
                   network: dict[str, Any] | None = None, cloud: dict[str, Any] | None = None,
                   sim: dict[str, Any] | None = None,
-                  tiers: dict[str, dict[str, Any]] | None = None) -> Scenario:
+                  tiers: dict[str, dict[str, Any]] | None = None,
+                  every_model: dict[str, Any] | None = None) -> Scenario:
     """A validated scenario from the schemas' defaults plus overrides (for library use and tests).
 
     ``workload={"kind": "bursty", ...}`` picks the schema of that kind; ``tiers={"edge": {"model":
     "edge", "network": {...}, "cloud": {...}}}`` adds remote tiers (their fields over the schemas'
-    defaults).
+    defaults); ``every_model={"network": {...}, "cloud": {...}}`` is deployment=every_model's template.
     """
     workload = dict(workload or {})
     workload.setdefault("kind", "poisson")
@@ -242,4 +254,8 @@ def make_scenario(workload: dict[str, Any] | None = None, device: dict[str, Any]
                                network=NetworkConfig(**{"name": "network", **t.get("network", {})}),
                                cloud=CloudConfig(**{"name": "cloud", **t.get("cloud", {})}))
                     for key, t in (tiers or {}).items()),
+        every_model=None if every_model is None else TierConfig(
+            name="every_model", model="every_model",
+            network=NetworkConfig(**{"name": "network", **every_model.get("network", {})}),
+            cloud=CloudConfig(**{"name": "cloud", **every_model.get("cloud", {})})),
     ))

@@ -7,6 +7,8 @@ dataset's models (tier order, 0 = the device): a failed remote attempt falls bac
 cheaper tier that serves a model (then that tier's network and station decide again), finally the
 device.  Each extra tier draws its network and service times from its own seed (the run's seed
 spawned past the base streams), so adding a tier never changes the other tiers' draws.
+``deployment=every_model`` (:func:`with_every_model`) gives every remote model no tier serves a tier
+of one template preset, priced per request from the dataset where it knows the model's cost.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from router_lab.data.contract import Dataset
+from router_lab.data.contract import Dataset, ModelSpec, model_column
 from router_lab.errors import RouterLabError
+from router_lab.sim.config import TierConfig
 from router_lab.sim.draws import (
     Draws,
     Outages,
@@ -24,10 +27,11 @@ from router_lab.sim.draws import (
     cloud_times_ns,
     network_times_ns,
     retry_ns,
+    sample_pool,
     seed_sequence,
     timeout_ns,
 )
-from router_lab.sim.scenario import Scenario
+from router_lab.sim.scenario import MAX_ATTEMPTS_TOTAL, Scenario, validate
 
 BASE_STREAMS = 6  # draws.draw spawns this many generators; tier k uses child BASE_STREAMS + k
 
@@ -43,6 +47,57 @@ class Tier:
     draws: Draws
     timeout_ns: int | None
     retry_ns: int
+
+
+def with_every_model(sc: Scenario, dataset: Dataset) -> Scenario:
+    """``sc`` with a tier of ``sc.every_model`` (the template preset) for every remote model of
+    ``dataset`` that no configured tier serves — ``cloud`` included, so every model is billed at the
+    dataset's price and ``network`` + ``cloud`` then serve nothing; unchanged without a template.
+    Each generated tier is named by its model and priced per request from the dataset when it
+    knows that model's cost."""
+    template = sc.every_model
+    if template is None:
+        return sc
+    claimed = {t.model for t in sc.tiers}
+    pool = sample_pool(dataset, sc.sim.split)
+    added = tuple(_model_tier(template, spec, dataset, pool) for spec in dataset.model_specs[1:]
+                  if spec.name not in claimed)
+    _check_attempts(sc, template, len(added))
+    return validate(replace(sc, tiers=(*sc.tiers, *added), every_model=None))
+
+
+def model_price_usd(dataset: Dataset, spec: ModelSpec, rows: np.ndarray) -> float | None:
+    """A model's price per request as the dataset knows it: the card's ``price_usd_per_call``, else
+    the mean of its cost column over ``rows`` (the rows a run samples), else None (unknown)."""
+    if spec.price_usd_per_call is not None:
+        return float(spec.price_usd_per_call)
+    column = model_column(spec.name, "cost_usd")
+    if column not in dataset.frame.columns:
+        return None
+    return float(dataset.frame[column].to_numpy(dtype=np.float64)[rows].mean())
+
+
+def _model_tier(template: TierConfig, spec: ModelSpec, dataset: Dataset, rows: np.ndarray) -> TierConfig:
+    """The template's tier for ``spec``'s model: the dataset's price per request when known (no
+    token prices then: the dataset's cost is the whole bill), else the template's prices."""
+    price = model_price_usd(dataset, spec, rows)
+    cloud = template.cloud if price is None else replace(
+        template.cloud, cost_per_request_usd=price, cost_per_1k_input_tokens_usd=0.0,
+        cost_per_1k_output_tokens_usd=0.0)
+    return replace(template, name=spec.name, model=spec.name, cloud=cloud)
+
+
+def _check_attempts(sc: Scenario, template: TierConfig, n_added: int) -> None:
+    """A one-line error when the generated tiers' upload attempts, with every other tier's, would
+    not fit the records' int8 counter (a request may try every remote tier once)."""
+    others = sc.network.max_retries + 1 + sum(t.network.max_retries + 1 for t in sc.tiers)
+    if others + n_added * (template.network.max_retries + 1) <= MAX_ATTEMPTS_TOTAL:
+        return
+    fit = (MAX_ATTEMPTS_TOTAL - others) // n_added - 1
+    expected = f"at most {fit}" if fit >= 0 else "fewer tiers (even 0 retries do not fit)"
+    raise RouterLabError(f"every_model.network.max_retries: got {template.network.max_retries}; expected "
+                         f"{expected} for the {n_added} generated tiers (every tier's attempts together, "
+                         f"max_retries + 1 each, at most {MAX_ATTEMPTS_TOTAL})")
 
 
 def tier_scenarios(sc: Scenario, dataset: Dataset) -> dict[int, tuple[str, Scenario]]:

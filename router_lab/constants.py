@@ -14,6 +14,8 @@ METRICS_FILE = "metrics.json"
 REQUESTS_FILE = "requests.parquet"
 # A `train` folder: the router's metadata (its fitted weights sit beside it, in skops files).
 ROUTER_META_FILE = "router.json"
+# `train train.per_model=true`: one skops file per model's quality head (index = tier order).
+QUALITY_HEAD_FILE = "quality_head_{index}.skops"
 # A report folder.
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PARQUET = "summary.parquet"

@@ -114,6 +114,42 @@ def test_quality_router_predicts_each_models_quality(quality) -> None:  # noqa: 
         router.qualities_for(dataclasses.replace(ds, model_specs=ds.model_specs[::2]))
 
 
+def test_trained_quality_heads_round_trip_through_their_files_and_are_checked(quality, tmp_path) -> None:  # noqa: ANN001
+    """`router-lab train train.per_model=true` writes one skops file per head and router.json with
+    their hashes; loading gives the same qualities, a changed head is refused, and the two-model
+    loader refuses the folder in one line (and the quality loader a two-model one)."""
+    from router_lab.train.artifacts import load_trained_router
+    from router_lab.train.quality_files import (
+        is_quality_router,
+        load_quality_router,
+        save_quality_router,
+    )
+
+    ds, router = quality
+    meta = save_quality_router(router, tmp_path / "heads", ds.name, "abc")
+    assert is_quality_router(tmp_path / "heads") and is_quality_router(meta)
+    loaded = load_quality_router(tmp_path / "heads")
+    assert loaded.models == router.models and loaded.mode == router.mode
+    np.testing.assert_array_equal(loaded.qualities_for(ds), router.qualities_for(ds))
+    with pytest.raises(RouterLabError, match=r"^.*router\.json: per-model quality heads .*expected a two-model router"):
+        load_trained_router(tmp_path / "heads")
+    head = tmp_path / "heads" / "quality_head_1.skops"
+    head.write_bytes(head.read_bytes()[:-1] + b"x")
+    with pytest.raises(RouterLabError, match=r"quality_head_1\.skops: SHA-256 differs"):
+        load_quality_router(tmp_path / "heads")
+    (tmp_path / "two").mkdir()
+    (tmp_path / "two" / "router.json").write_text('{"producer": "router_lab", "schema_version": 2}')
+    assert not is_quality_router(tmp_path / "two")
+    with pytest.raises(RouterLabError, match="not a per-model quality router"):
+        load_quality_router(tmp_path / "two")
+    from router_lab.api import config
+    from router_lab.sim.commands import quality_router
+
+    with pytest.raises(RouterLabError, match=r"^model_path=.*: policy cost_aware needs per-model quality heads"):
+        quality_router(config("policy=cost_aware", f"model_path={tmp_path / 'two'}"))
+    assert quality_router(config("policy=cost_aware")) is None
+
+
 @pytest.mark.parametrize("name", ["cost_aware", "tier_cascade"])
 def test_lab_tier_policies_ship_their_kind_and_fit_a_budget_on_val(quality, name: str) -> None:  # noqa: ANN001
     ds, router = quality
@@ -223,10 +259,11 @@ def test_routerbench_eleven_models_end_to_end(tmp_path) -> None:  # noqa: ANN001
 
 
 def test_routerbench_eleven_models_through_the_cli_simulate_export_replay(cli, tmp_path) -> None:  # noqa: ANN001
-    """Done-when #2 through `router-lab`: the 11-model RouterBench-shaped table is imported, evaluated,
-    simulated with cost_aware (and tier_cascade) on deployment=every_model (a tier per remote model),
-    exported, and replayed with 0 mismatches — the tier of every decision included — while a bundle
-    with another λ disagrees on the tiers and exits 2."""
+    """Done-when #2 through `router-lab`: the 11-model RouterBench-shaped table is imported, its
+    per-model quality heads trained (`train.per_model=true`), evaluated, simulated with cost_aware on
+    those heads (and tier_cascade on its own) on deployment=every_model (a tier per remote model),
+    exported from the train run, and replayed with 0 mismatches — the tier of every decision
+    included — while a bundle with another λ disagrees on the tiers and exits 2."""
     import json
 
     import pandas as pd
@@ -237,13 +274,17 @@ def test_routerbench_eleven_models_through_the_cli_simulate_export_replay(cli, t
                f"cloud_model={ROUTERBENCH_MODELS[-1]}", "out=rb11.parquet")
     assert done.returncode == 0, done.stderr
     data = ["dataset=file", "dataset.path=rb11.parquet"]
+    done = cli("train", *data, "router=text", "router.C=3", "train.per_model=true", "hydra.run.dir=heads")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "heads" / "router.json").read_text())["models"][1:] == [
+        m.replace("/", "-") for m in ROUTERBENCH_MODELS[1:-1]] + ["cloud"]
     done = cli("evaluate", *data, "router=text", "evaluate.folds=2", "evaluate.repeats=1", "evaluate.n_boot=50",
                "hydra.run.dir=eval")
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "eval" / "evaluation.csv").set_index("policy")
     assert table.loc["cost_aware", "aiq_models"] > 0 and table.loc["tier_cascade", "aiq_models"] > 0
     lam = ["policy=cost_aware", "policy.lam=0.5"]
-    for name, policy in (("run", lam), ("cascade_run", ["policy=tier_cascade"])):
+    for name, policy in (("run", [*lam, "model_path=heads"]), ("cascade_run", ["policy=tier_cascade"])):
         done = cli("simulate", *data, *policy, "deployment=every_model", "sim.n_requests=400", f"hydra.run.dir={name}")
         assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -251,10 +292,12 @@ def test_routerbench_eleven_models_through_the_cli_simulate_export_replay(cli, t
     assert sum(share > 0 for share in metrics["tier_shares"].values()) >= 3  # spread over several models
     frame = pd.read_parquet(tmp_path / "run" / "requests.parquet")
     assert frame["decided_tier"].nunique() >= 3
-    for out, policy in (("bundle", lam), ("other", ["policy=cost_aware", "policy.lam=0.3"])):
+    for out, policy in (("bundle", [*lam, "export.run_dir=heads"]), ("other", ["policy=cost_aware", "policy.lam=0.3"])):
         done = cli("export", *data, *policy, f"out={out}", "export.latency_calls=3")
         assert done.returncode == 0, done.stderr
     provenance = json.loads((tmp_path / "bundle" / "policy.json").read_text())["provenance"]
+    assert provenance["train_run"] == str(tmp_path / "heads") and provenance["target"] == {"kind": "per_model_quality"}
+    provenance = json.loads((tmp_path / "other" / "policy.json").read_text())["provenance"]
     assert "train_run" not in provenance and provenance["router_source"].startswith("fitted by the policy")
     done = cli("replay", "run", "bundle=bundle", "out=replay.json")
     assert done.returncode == 0, done.stderr

@@ -180,12 +180,13 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     steps.step("load the trained router and the validation dataset")
     source = router_source(cfg) if has_router else None
     trained = load_trained(source) if source is not None else None
+    check_router_kind(policy_cfg, trained, source)
     dataset = validation_dataset(cfg, source)
     policy = configured_policy_for_export(cfg, dataset, trained)
     node = policy.node()  # refuses the oracle (it needs the answers) in one line
     folder = output_dir(cfg)
     if policy_models(node):  # an N-model policy: its per-model quality heads as one graph
-        return export_tiered(policy, node, cfg, dataset, folder, sign_key)
+        return export_tiered(policy, node, cfg, dataset, folder, sign_key, source)
     uses_router = score_source(node) == "router"
     files: dict[str, tuple[bytes, str]] = {}
     summary: dict[str, Any] = {"passed": True, "policy": node["kind"]}
@@ -202,10 +203,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
 
 
 def export_tiered(policy: Any, node: dict[str, Any], cfg: DictConfig, dataset: Dataset, folder: Path,
-                  sign_key: Path | None) -> dict[str, Any]:
+                  sign_key: Path | None, source: Path | None = None) -> dict[str, Any]:
     """The bundle of an N-model policy (cost_aware, tier_cascade): its quality heads converted into
     one graph (``router_lab.export.quality_graph``), validated against scikit-learn on the held-out
-    rows (the test split, else every row), policy.json and the manifests."""
+    rows (the test split, else every row), policy.json and the manifests.  ``source``: the train run
+    of the heads (None: the policy fitted them)."""
     import numpy as np
 
     from router_lab.export.quality_graph import convert_quality_router, validate_quality_graph
@@ -223,7 +225,8 @@ def export_tiered(policy: Any, node: dict[str, Any], cfg: DictConfig, dataset: D
     atomic_write_json(folder / VALIDATION_FILE, report)
     print(f"quality graph: {report['model_bytes']:,} bytes, {len(router.models)} heads, max|diff| "
           f"{report['max_abs_diff']:.2e} on {report['n_rows']:,} held-out rows, p50 {report['onnx_p50_us']:.1f} µs")
-    manifest = make_manifest(data, ROUTER_FILE, "router", validation=VALIDATION_FILE, source_router="(trained by the policy)",
+    manifest = make_manifest(data, ROUTER_FILE, "router", validation=VALIDATION_FILE,
+                             source_router=str(source) if source is not None else "(trained by the policy)",
                              threshold=0.0)
     if sign_key is not None:
         manifest = sign_manifest(manifest, sign_key)
@@ -231,7 +234,7 @@ def export_tiered(policy: Any, node: dict[str, Any], cfg: DictConfig, dataset: D
                       feature_columns=router.feature_columns, mode=router.mode, threshold=0.0,
                       target={"kind": "per_model_quality"}, dataset_name=dataset.name,
                       dataset_hash=str(dataset.card.get("content_hash", "")))
-    document = policy_document(node, ROUTER_FILE, spec, cfg, None, dataset)
+    document = policy_document(node, ROUTER_FILE, spec, cfg, source, dataset)
     files = {ROUTER_FILE: (data, "router"), manifest_path(folder / ROUTER_FILE).name: (json_bytes(manifest), "model_manifest"),
              POLICY_FILE: (json_bytes(document), "policy")}
     steps.step("write the bundle")
@@ -246,9 +249,25 @@ def _given_router(cfg: DictConfig) -> list[Any]:
 
 
 def load_trained(source: Path) -> Any:
+    """The router of a train run: two-model, or per-model quality heads (``train.per_model=true``)."""
     from router_lab.train.artifacts import load_trained_router
+    from router_lab.train.quality_files import is_quality_router, load_quality_router
 
-    return load_trained_router(source)
+    return load_quality_router(source) if is_quality_router(source) else load_trained_router(source)
+
+
+def check_router_kind(policy_cfg: Any, trained: Any, source: Path | None) -> None:
+    """An N-model policy takes per-model quality heads, every other policy a two-model router."""
+    from router_lab.sim.commands import n_model_policy
+    from router_lab.train.quality import QualityRouter
+
+    if trained is None or n_model_policy(policy_cfg) == isinstance(trained, QualityRouter):
+        return
+    if isinstance(trained, QualityRouter):
+        raise RouterLabError(f"{source}: per-model quality heads; policy {policy_cfg.name} needs a two-model "
+                             "router (a 'router-lab train' run without train.per_model)")
+    raise RouterLabError(f"{source}: a two-model router; policy {policy_cfg.name} needs per-model quality "
+                         "heads (a 'router-lab train train.per_model=true' run)")
 
 
 def shipped_threshold(node: dict[str, Any], trained: Any) -> float:

@@ -137,6 +137,9 @@ def with_model_path(cfg: Any) -> Any:
     if not Path(to_absolute_path(str(path))).exists():
         raise RouterLabError(f"model_path={path}: no such file or folder; expected a 'router-lab "
                              "train' run folder or its router.json")
+    if n_model_policy(cfg.policy):  # its quality heads come in through the context (quality_router)
+        quality_router(cfg)
+        return cfg.policy
     policy = OmegaConf.create(OmegaConf.to_container(cfg.policy, resolve=True))
     node = _router_node(policy)
     if str(node.get("name")) not in router_policies():
@@ -150,6 +153,27 @@ def with_model_path(cfg: Any) -> Any:
     return policy
 
 
+def n_model_policy(policy: Any) -> bool:
+    """Whether the `policy` config names an N-model policy (cost_aware, tier_cascade)."""
+    name = str(policy.get("name")) if policy is not None else ""
+    return name in POLICIES and bool(POLICIES.entry(name).meta.get("n_models"))
+
+
+def quality_router(cfg: Any) -> Any:
+    """The trained per-model quality router the top-level ``model_path`` names, for an N-model
+    policy (None without one: the policy then fits its own heads on the train split)."""
+    path = OmegaConf.select(cfg, "model_path", default=None) if OmegaConf.is_config(cfg) else None
+    if not path or not n_model_policy(cfg.policy):
+        return None
+    from router_lab.train.quality_files import is_quality_router, load_quality_router
+
+    full = Path(to_absolute_path(str(path)))
+    if not is_quality_router(full):
+        raise RouterLabError(f"model_path={path}: policy {cfg.policy.name} needs per-model quality heads; "
+                             "expected a 'router-lab train train.per_model=true' run folder")
+    return load_quality_router(full)
+
+
 def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
@@ -157,9 +181,10 @@ def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     dataset = resolve_dataset(cfg.dataset, datasets_dir(cfg))
     scenario = with_every_model(scenario, dataset)  # deployment=every_model: a tier per remote model
     bundle = load_configured_bundle(cfg, scenario)
+    router = quality_router(cfg)
     runs = []
     for policy_seed, sim_seed in replication_seeds(int(cfg.seed), scenario.sim.replications):
-        policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed), bundle)
+        policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed, router), bundle)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
     # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.
     extra = {"upper_bound": bool(policy.upper_bound)}

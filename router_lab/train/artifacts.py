@@ -144,6 +144,10 @@ def _read_meta(path: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("producer") != PRODUCER:
         raise RouterLabError(f"{path}: not written by router_lab (field 'producer' is missing or "
                              f"wrong); refusing to load the model it points to")
+    if (meta.get("target") or {}).get("kind") == "per_model_quality":  # router_lab.train.quality_files
+        raise RouterLabError(f"{path}: per-model quality heads ('router-lab train train.per_model=true'); "
+                             "expected a two-model router here (the quality heads serve policy=cost_aware "
+                             "or tier_cascade)")
     if meta.get("model_file") == LEGACY_MODEL_FILE or meta.get("schema_version") == 1:
         raise RouterLabError(f"{path}: a router from an older router_lab, pickled as "
                              f"{LEGACY_MODEL_FILE}; pickles are never loaded (unpickling runs code): "

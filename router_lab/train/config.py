@@ -109,6 +109,8 @@ class TrainSection:
     mode: str | None = None  # feature mode of `train`: input | input+confidence | text; None: the
     # router's natural one (text for router=text, else input)
     model_path: str | None = None  # evaluate: a trained router (run folder or router.json)
+    per_model: bool = False  # train: one quality head per dataset model (N-model routing: cost_aware,
+    # tier_cascade use it via model_path=RUN) instead of the two-model router
     modes: list[str] | None = None  # evaluate: one router per mode; None: [text] for router=text,
     # else input and (where the dataset has confidence columns) input+confidence
 

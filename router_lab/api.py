@@ -30,6 +30,7 @@ from router_lab.evaluate import Evaluation
 from router_lab.report.build import ReportResult
 from router_lab.runtime.bundle import Bundle
 from router_lab.train.artifacts import TrainedRouter
+from router_lab.train.quality import QualityRouter
 
 __all__ = ["Simulation", "RouterLabError", "compare", "config", "dataset", "evaluate", "export",
            "load_bundle", "report", "simulate", "train"]
@@ -91,13 +92,21 @@ def dataset(name: str = "digits", *overrides: str, datasets_dir: str | Path | No
     return resolve_dataset(cfg.dataset, folder_of(cfg))
 
 
-def train(*overrides: str, out: str | Path | None = None) -> TrainedRouter:
-    """`router-lab train`: the fitted router; with ``out``, saved there as the CLI saves it (a
-    folder `export run_dir=…` and `model_path=…` accept)."""
-    from router_lab.train.artifacts import save_trained_router
-    from router_lab.train.commands import train_config
+def train(*overrides: str, out: str | Path | None = None) -> TrainedRouter | QualityRouter:
+    """`router-lab train`: the fitted router (``train.per_model=true``: the per-model quality
+    heads); with ``out``, saved there as the CLI saves it (a folder `export run_dir=…` and
+    `model_path=…` accept)."""
+    from router_lab.train.artifacts import dataset_hash, save_trained_router
+    from router_lab.train.commands import train_config, train_quality_config
+    from router_lab.train.quality_files import save_quality_router
 
-    router = train_config(config(*overrides, command="train"))
+    cfg = config(*overrides, command="train")
+    if cfg.train.per_model:
+        heads, dataset = train_quality_config(cfg)
+        if out is not None:
+            save_quality_router(heads, Path(out), dataset.name, dataset_hash(dataset))
+        return heads
+    router = train_config(cfg)
     if out is not None:
         save_trained_router(router, Path(out))
     return router

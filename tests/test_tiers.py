@@ -150,6 +150,17 @@ def test_trained_quality_heads_round_trip_through_their_files_and_are_checked(qu
     assert quality_router(config("policy=cost_aware")) is None
 
 
+def test_api_train_per_model_gives_the_heads_the_policy_would_fit_and_saves_them(quality, datasets_dir, tmp_path) -> None:  # noqa: ANN001
+    from router_lab import api
+    from router_lab.train.quality_files import load_quality_router
+
+    ds, router = quality
+    heads = api.train(f"datasets_dir={datasets_dir}", "train.per_model=true", out=tmp_path / "heads")
+    assert heads.models == ds.models and heads.mode == "input"
+    np.testing.assert_array_equal(load_quality_router(tmp_path / "heads").qualities_for(ds), heads.qualities_for(ds))
+    np.testing.assert_array_equal(heads.qualities_for(ds), router.qualities_for(ds))  # same split, seed and router
+
+
 @pytest.mark.parametrize("name", ["cost_aware", "tier_cascade"])
 def test_lab_tier_policies_ship_their_kind_and_fit_a_budget_on_val(quality, name: str) -> None:  # noqa: ANN001
     ds, router = quality

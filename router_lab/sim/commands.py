@@ -130,7 +130,8 @@ def with_exported_router(cfg: Any, policy: Any) -> Any:
 
 
 def with_model_path(cfg: Any) -> Any:
-    """``cfg.policy`` with the top-level ``model_path`` as its trained router's path."""
+    """``cfg.policy`` with the top-level ``model_path`` as its trained router's path (an N-model
+    policy's quality heads come in through its context instead: :func:`quality_router`)."""
     path = OmegaConf.select(cfg, "model_path", default=None) if OmegaConf.is_config(cfg) else None
     if not path:
         return cfg.policy

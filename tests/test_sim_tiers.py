@@ -271,6 +271,26 @@ def test_every_model_gets_a_tier_of_the_template_priced_from_the_dataset(routerb
         scenario(every_model={"cloud": {"units": 0}})
 
 
+def test_every_model_composes_from_the_deployment_group_and_typos_are_refused() -> None:
+    from router_lab.api import config
+    from router_lab.config_checks import check_config
+    from router_lab.sim.scenario import scenario_from_config
+
+    sc = scenario_from_config(config("deployment=every_model"))
+    assert sc.tiers == () and sc.every_model.name == "cloud_small" and sc.every_model.cloud.units == 32
+    sc = scenario_from_config(config("deployment=every_model", "tier@every_model=cloud_large",
+                                     "every_model.cloud.units=3", "+tier@tiers.edge=edge"))
+    assert (sc.every_model.name, sc.every_model.cloud.units, sc.every_model.network.rtt_ms) == ("cloud_large", 3, 40.0)
+    assert [t.name for t in sc.tiers] == ["edge"]
+    assert scenario_from_config(config()).every_model is None  # two_tier: no template
+    with pytest.raises(RouterLabError, match=r"^tier=cloud_larg: no such option; expected one of: cloud_large"):
+        config("deployment=every_model", "tier@every_model=cloud_larg")
+    with pytest.raises(RouterLabError, match=r"every_model\.cloud\.unitz: no such key"):
+        check_config(config("deployment=every_model", "+every_model.cloud.unitz=3"), [])
+    with pytest.raises(RouterLabError, match=r"^deployment=every_modle: no such option; expected one of: every_model"):
+        config("deployment=every_modle")
+
+
 @pytest.mark.parametrize("groups", [
     {},
     {"network": {"loss": 0.3, "mean_up_s": 5.0, "mean_down_s": 1.0}, "cloud": LOSSY_CLOUD},

@@ -115,7 +115,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
     scenario = scenario or scenario_from_config(cfg)
     if scenario.tiered:
         raise RouterLabError("tiers: the testbed serves one remote tier (its cloud server); expected no tiers "
-                             "(drop +tier@tiers.… / deployment=three_tier)")
+                             "(drop +tier@tiers.… / deployment=three_tier / every_model)")
     tb = testbed_section(cfg)
     host = loopback_host(tb.host)
     if tb.cloud_port:  # a port in use is an error before anything is built or started

@@ -62,7 +62,9 @@ def routers(digits, tmp_path_factory) -> dict[str, Path]:
 
 def export_bundle(datasets_dir: Path, routers: dict[str, Path], name: str, out: Path, *extra: str) -> Path:
     run = routers["input+confidence" if name == "learned_cascade" else "input"]
-    cfg = compose_cfg(datasets_dir, [*policy_overrides(name), f"run_dir={run}", f"out={out}", *FAST_EXPORT, *extra])
+    n_models = name in POLICIES and POLICIES.entry(name).meta.get("n_models")  # fits its own quality heads
+    given = [] if n_models else [f"run_dir={run}"]
+    cfg = compose_cfg(datasets_dir, [*policy_overrides(name), *given, f"out={out}", *FAST_EXPORT, *extra])
     export(cfg)
     return out
 

@@ -310,3 +310,33 @@ def test_eleven_models_on_every_model_the_fast_path_gives_the_event_driven_recor
     from router_lab.sim.core import prepare
     tiers = prepare(sc, policy(routerbench, tier_of_row=lambda rows: rows % 11), routerbench, 2).tiers
     assert len(tiers) == 10 and len({t.draws.cloud_service_ns.tobytes() for t in tiers}) == 10  # own draws
+
+
+@pytest.mark.parametrize("mode", ["input", "input+confidence"])
+def test_an_n_model_policy_pre_routes_or_cascades_through_the_tiers(digits, mode: str) -> None:  # noqa: ANN001
+    """cost_aware on device -> edge -> cloud, lossy: pre-routing (mode input) sends a request
+    straight to its tier, the device never running it; the cascade (input+confidence) runs every
+    request on the device first and sends on only those whose tier (chosen after the device) is
+    remote, uploading when the device finished.  Both engines give the same records."""
+    sc = scenario({"edge": EDGE}, n=2000, network={"loss": 0.2}, cloud=LOSSY_CLOUD)
+    make = lambda: make_policy(OmegaConf.create({"name": "cost_aware", "mode": mode}),  # noqa: E731
+                               PolicyContext(digits, np.random.default_rng(1)))
+    a, b = run_simpy(sc, make(), digits, 3), run_fast(sc, make(), digits, 3)
+    assert same_records(a, b) == [] and all(v == 0 for v in b.violations.values()), b.violations
+    p = make()
+    tiers = p.tiers(a.row.astype(np.int64))
+    sent = a.tier > 0
+    assert np.array_equal(sent, (tiers > 0) & ~a.sensitive)  # a request leaves iff its tier is remote
+    np.testing.assert_array_equal(a.decided_tier, np.where(a.sensitive, 0, tiers))  # chosen before or after the device
+    assert set(np.unique(a.tier[sent])) == {1, 2}
+    assert (a.tier[sent] <= tiers[sent]).all()  # its tier, or a cheaper one after a failure
+    ran_on_device = a.device_start_ns >= 0
+    if mode == "input":
+        assert set(np.unique(a.route)) == {Route.LOCAL, Route.CLOUD}
+        assert not (ran_on_device & (a.route == Route.CLOUD) & (a.outcome == Outcome.CLOUD)).any()
+    else:
+        assert set(np.unique(a.route[~a.sensitive])) == {Route.CASCADE}
+        assert ran_on_device[~a.sensitive].all()
+        hop = a.hop_sent_ns[sent]
+        assert (hop >= a.device_done_ns[sent]).all()  # uploaded after the device's answer
+        assert set(np.unique(a.outcome[sent])) >= {Outcome.CASCADE}

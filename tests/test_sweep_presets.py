@@ -21,7 +21,7 @@ PRESETS = {  # preset: (jobs, the swept keys); the comparisons: one job per regi
     "threshold_sweep": (20, {"policy", "policy.threshold"}),
     "outage": (16, {"policy", "network.mean_down_s"}),
     "device_sweep": (12, {"device", "policy"}),
-    "tiers": (14, {"+experiment/tier_arm"}),
+    "tiers": (15, {"+experiment/tier_arm"}),
 }
 LEARNED = router_policies()  # the policies that score with a trained router
 

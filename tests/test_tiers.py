@@ -4,6 +4,9 @@ the lab policies on three-model digits (device, edge, cloud)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -54,6 +57,50 @@ def test_tier_cascade_takes_the_first_tier_in_price_order_that_reaches_its_thres
     assert swapped.decide(Request(score=[0.5, 0.99, 0.7])).tier == 2
     pinned = policy.decide(Request(score=[0.1, 0.1, 0.99], sensitive=True))
     assert (pinned.route, pinned.tier, pinned.reason) == (Route.LOCAL, 0, "sensitive")
+
+
+@pytest.mark.parametrize("kind", ["cost_aware", "tier_cascade"])
+def test_a_tier_cascade_answers_on_the_device_then_picks_the_tier_it_would_have_pre_routed_to(kind: str) -> None:
+    """cascade=True: decide says CASCADE (the device answers first, no score needed); escalate on
+    the request's quality vector gives the tier the pre-routing rule gives for the same vector, one
+    by one and batched; a sensitive request is pinned (counted once) and never escalates."""
+    from router_lab.runtime.spec import build_policy
+
+    params = {"models": MODELS, "prices_usd": PRICES, **({"lambda": 2e3} if kind == "cost_aware"
+                                                         else {"thresholds": [0.8, 0.6]})}
+    pre = build_policy({"kind": kind, "params": params})
+    cascade = build_policy({"kind": kind, "params": {**params, "cascade": True}})
+    assert (pre.cascade, cascade.cascade) == (False, True) and not cascade.uses_score
+    Q = np.random.default_rng(5).random((300, 3))
+    nobody = np.zeros(len(Q), dtype=bool)
+    expected = pre.decide_tiers_batch(Q, nobody)
+    assert len(np.unique(expected)) == 3
+    for q, tier in zip(Q[:60], expected[:60], strict=False):
+        first = cascade.decide(Request())  # no features, no score: nothing to score before the device
+        assert (first.route, first.tier) == (Route.CASCADE, 0)
+        after = cascade.escalate(Request(), q)
+        assert after.tier == tier and (after.route == LOCAL) == (tier == 0) and after.reason == kind
+    assert np.array_equal(cascade.escalate_batch(Q, nobody), expected != 0)
+    assert np.array_equal(cascade.decide_tiers_batch(Q, nobody), expected)
+    assert not cascade.escalate_batch(Q, ~nobody).any() and not pre.escalate_batch(Q, nobody).any()
+    assert pre.escalate(Request(), Q[0]).route == LOCAL  # pre-routing never escalates
+    blocked = cascade.n_blocked
+    pinned = cascade.decide(Request(sensitive=True, session_id="s"))
+    assert (pinned.route, pinned.tier, pinned.reason) == (LOCAL, 0, "sensitive") and cascade.n_blocked == blocked + 1
+    later = cascade.escalate(Request(session_id="s"), np.array([0.0, 1.0, 1.0]))  # the session is pinned
+    assert (later.route, later.tier, later.reason) == (LOCAL, 0, "session_pinned")
+
+
+def test_a_policy_json_written_before_cascade_existed_still_loads_as_pre_routing() -> None:
+    from router_lab.runtime.spec import build_policy
+
+    old = spec("cost_aware", models=MODELS, prices_usd=PRICES, **{"lambda": 100.0})  # no 'cascade'
+    assert build_policy(validate_spec(old, "p.json")["policy"]).cascade is False
+    with pytest.raises(RouterLabError, match=r"'policy.params.cascade' is 'yes'; expected true .* or false"):
+        validate_spec(spec("cost_aware", models=MODELS, prices_usd=PRICES, cascade="yes", **{"lambda": 1.0}), "p.json")
+    with pytest.raises(RouterLabError, match=r"missing 'lambda'; expected exactly models, prices_usd, lambda, "
+                                             r"cascade \(optional\) for cost_aware"):
+        validate_spec(spec("cost_aware", models=MODELS, prices_usd=PRICES), "p.json")
 
 
 def test_tier_kinds_validate_in_one_line() -> None:
@@ -185,13 +232,17 @@ def test_lab_tier_policies_ship_their_kind_and_fit_a_budget_on_val(quality, name
                     PolicyContext(ds, np.random.default_rng(0), router=router))
 
 
-@pytest.mark.parametrize("name", ["cost_aware", "tier_cascade"])
+@pytest.mark.parametrize(("name", "mode"), [("cost_aware", "input"), ("tier_cascade", "input"),
+                                           ("cost_aware", "input+confidence"), ("tier_cascade", "input+confidence")])
 def test_three_model_bundle_runs_the_heads_as_one_graph_and_decides_the_tier(digits, datasets_dir, tmp_path,
-                                                                             name: str) -> None:  # noqa: ANN001
+                                                                             name: str, mode: str) -> None:  # noqa: ANN001
     """`router-lab export` of an N-model policy on three-model digits: one graph whose qualities match
     scikit-learn's heads (<= 1e-5 on the held-out rows), the bundle's policy deciding the tier the
-    lab policy decides, for one request and a batch."""
+    lab policy decides, for one request and a batch.  Pre-routing (mode input) decides the tier at
+    once; the cascade (input+confidence, the default on digits) answers CASCADE and its escalate,
+    given the features with the device's confidence, decides the tier."""
     from hydra import compose, initialize_config_dir
+    from test_bundle import reforge
 
     from router_lab.config import CONF_DIR, register_configs
     from router_lab.export.commands import export
@@ -203,13 +254,25 @@ def test_three_model_bundle_runs_the_heads_as_one_graph_and_decides_the_tier(dig
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[f"datasets_dir={datasets_dir}", "dataset=digits", f"policy={name}",
-                                           f"out={tmp_path / 'bundle'}", "export.latency_calls=5"])
+                                           f"policy.mode={mode}", f"out={tmp_path / 'bundle'}",
+                                           "export.latency_calls=5"])
     summary = export(cfg)
     assert summary["passed"] and summary["max_abs_diff"] <= 1e-5 and summary["n_rows"] > 0
     bundle = load_bundle(tmp_path / "bundle")
     assert bundle.models == ("device", "edge", "cloud") and bundle.router.models == bundle.models
     assert QUALITIES in {o.name for o in bundle.router.session.get_outputs()}
-    X, _ = router_inputs(digits, "input")
+    cascade = mode == "input+confidence"
+    assert bundle.policy_spec["policy"]["params"]["cascade"] is cascade
+    flipped = tmp_path / "flipped"  # a cascade flag that does not match the router's inputs: refused
+    shutil.copytree(tmp_path / "bundle", flipped)
+    document = json.loads((flipped / "policy.json").read_text())
+    document["policy"]["params"]["cascade"] = not cascade
+    (flipped / "policy.json").write_text(json.dumps(document))
+    reforge(flipped)
+    with pytest.raises(RouterLabError, match=f"'policy.params.cascade' is {str(not cascade).lower()}, but .*"
+                                             f"router.onnx reads mode '{re.escape(mode)}'"):
+        load_bundle(flipped)
+    X, _ = router_inputs(digits, mode)
     Q = bundle.score_batch(X)
     assert Q.shape == (len(digits), 3)
     shipped = BundlePolicy(PolicyContext(digits, np.random.default_rng(0)), bundle)
@@ -217,8 +280,12 @@ def test_three_model_bundle_runs_the_heads_as_one_graph_and_decides_the_tier(dig
     assert len(np.unique(tiers)) == 3  # every tier is used
     policy = bundle.make_policy()
     for row in range(0, len(digits), 97):  # one request at a time, scored by the graph itself
-        decision = policy.decide(Request(features=X[row].astype(np.float32),
-                                         sensitive=bool(digits.frame["sensitive"].iloc[row])))
+        sensitive = bool(digits.frame["sensitive"].iloc[row])
+        request = Request(features=X[row].astype(np.float32), sensitive=sensitive)
+        decision = policy.decide(request)
+        if cascade and not sensitive:  # the device answers first; the tier is chosen after it
+            assert decision.route == Route.CASCADE and routes[row] == Route.CASCADE
+            decision = policy.escalate(request)
         assert decision.tier == tiers[row] and (decision.route == LOCAL) == (tiers[row] == 0)
 
 

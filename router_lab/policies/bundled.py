@@ -15,8 +15,9 @@ import numpy as np
 from router_lab.errors import RouterLabError
 from router_lab.features import exported_router_inputs
 from router_lab.policies.base import Policy, PolicyContext
+from router_lab.policies.tiered import tier_escalations, tier_routes
 from router_lab.runtime.bundle import Bundle
-from router_lab.runtime.policy import Request, Route, RoutingPolicy
+from router_lab.runtime.policy import Request, RoutingPolicy
 
 CONFIDENCE_COLUMN = "device_confidence"
 
@@ -51,8 +52,13 @@ class BundlePolicy(Policy):
         if not self.bundle.models:
             return super().decide_tiers(indices)
         indices = np.asarray(indices, dtype=np.int64)
-        tiers = self.core.decide_tiers_batch(self.quality_table[indices], self.pinned(indices))
-        return np.where(tiers == 0, Route.LOCAL, Route.CLOUD).astype(np.int8), tiers
+        return tier_routes(self.core, self.quality_table[indices], self.pinned(indices))
+
+    def escalate(self, indices: np.ndarray) -> np.ndarray:
+        if not self.bundle.models:
+            return super().escalate(indices)
+        indices = np.asarray(indices, dtype=np.int64)
+        return tier_escalations(self.core, self.quality_table[indices], self.pinned(indices))
 
     def decide_batch(self, indices: np.ndarray) -> np.ndarray:
         if not self.bundle.models:

@@ -15,6 +15,12 @@ model's price, so one setting means the same on every price scale), or chosen fo
 per request fits the budget.  ``tier_cascade``'s thresholds come from the config (``thresholds``,
 one per tier but the last, in price order) or are chosen on val: one common threshold, the best
 val quality within the budget when one is set, else the best val quality − lam · normalised cost.
+
+``mode`` is the quality router's feature mode.  ``input+confidence`` (the default where the
+dataset has the device's confidence columns) makes the policy a cascade: the device answers first
+(route CASCADE) and the tier is chosen after it, from the inputs and the device's confidence — the
+N-model form of ``learned_cascade``, the one `evaluate` compares with the cascades.  ``input``
+pre-routes (the tier is chosen before the device runs: no device time for requests that leave).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class CostAwarePolicyConfig(PolicyConfig):
     name: str = "cost_aware"
     lam: float = 0.05  # λ: quality worth one call of the dearest model (ignored with a budget)
     budget_usd_per_request: float | None = None  # choose λ on val: best quality within this mean cost
+    mode: str | None = None  # quality router inputs: input | input+confidence (a cascade) | text; None: see above
 
 
 @dataclass
@@ -47,6 +54,15 @@ class TierCascadePolicyConfig(PolicyConfig):
     thresholds: list[float] | None = None  # one per tier but the last, in price order; None: chosen on val
     lam: float = 0.05  # choosing on val without a budget: best quality − lam · normalised cost
     budget_usd_per_request: float | None = None  # choosing on val: best quality within this mean cost
+    mode: str | None = None  # quality router inputs: input | input+confidence (a cascade) | text; None: see above
+
+
+def default_mode(dataset: Any) -> str:
+    """The quality router's mode when ``policy.mode`` is null: ``text`` for a text-only dataset,
+    ``input+confidence`` (a cascade) where the dataset has device confidence columns, else ``input``."""
+    if not dataset.feature_columns and dataset.has_text:
+        return "text"
+    return "input+confidence" if dataset.confidence_columns else "input"
 
 
 def model_prices(context: PolicyContext, rows: np.ndarray) -> np.ndarray:
@@ -93,12 +109,29 @@ def sweep_settings(kind: str, models: tuple[str, ...], prices: np.ndarray, Q: np
     return [CascadeCore(models, prices, [t] * (len(models) - 1)) for t in threshold_grid(Q)]
 
 
+def tier_routes(core: TierPolicy, Q: np.ndarray, pinned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An N-model core's routes and tiers for rows of predicted qualities ``Q``: pre-routing, LOCAL
+    for tier 0 and CLOUD otherwise; a cascade, CASCADE (LOCAL when pinned) with the tier chosen
+    after the device (0: the device's answer stands).  Pinned rows get tier 0."""
+    tiers = core.decide_tiers_batch(Q, pinned)
+    if core.cascade:
+        return np.where(pinned, Route.LOCAL, Route.CASCADE).astype(np.int8), tiers
+    return np.where(tiers == 0, Route.LOCAL, Route.CLOUD).astype(np.int8), tiers
+
+
+def tier_escalations(core: TierPolicy, Q: np.ndarray, pinned: np.ndarray) -> np.ndarray:
+    """A cascade core's CASCADE routes that go on to a remote tier (their chosen tier is not 0)."""
+    pinned = np.asarray(pinned, dtype=bool)
+    return np.asarray(core.escalate_batch(Q, pinned), dtype=bool) & ~pinned
+
+
 class TieredPolicy(Policy):
     """The shared part: the quality table, the prices, the val split, tiers per row."""
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, context: PolicyContext, lam: float, budget_usd_per_request: float | None) -> None:
+    def __init__(self, context: PolicyContext, lam: float, budget_usd_per_request: float | None,
+                 mode: str | None) -> None:
         super().__init__(context)
         from router_lab.train.fit import with_splits
         from router_lab.train.quality import QualityRouter, train_quality_router
@@ -113,11 +146,20 @@ class TieredPolicy(Policy):
         split_seed = child_seed(context.rng)
         split_ds = with_splits(dataset, split_seed)
         router = context.router
-        if not isinstance(router, QualityRouter):  # a text-only dataset: the text router's heads
-            text = not dataset.feature_columns and dataset.has_text
-            router = train_quality_router(split_ds, {"name": "text"} if text else None, child_seed(context.rng),
-                                          mode="text" if text else "input")
+        if isinstance(router, QualityRouter):
+            if mode is not None and mode != router.mode:
+                raise RouterLabError(f"policy.mode: got {mode!r} but the quality router given was trained in "
+                                     f"mode {router.mode!r}; drop policy.mode or train one for {mode!r}")
+        else:  # trained here (a text-only dataset: the text router's heads)
+            from router_lab.features import offered_modes
+
+            mode = default_mode(dataset) if mode is None else mode
+            if mode not in offered_modes():
+                raise RouterLabError(f"policy.mode: got {mode!r}; expected one of {', '.join(offered_modes())} or null")
+            router = train_quality_router(split_ds, {"name": "text"} if mode.startswith("text") else None,
+                                          child_seed(context.rng), mode=mode)
         self.router = router
+        self.cascade = "confidence" in router.mode  # the device's confidence is an input: it answers first
         self.lam_norm = float(lam)
         self.budget = None if budget_usd_per_request is None else float(budget_usd_per_request)
         train = np.flatnonzero(split_ds.split_mask("train"))
@@ -141,8 +183,8 @@ class TieredPolicy(Policy):
         raise NotImplementedError
 
     def node(self) -> dict[str, Any]:
-        return {"kind": self.kind, "params": {"models": list(self.models),
-                                              "prices_usd": [float(p) for p in self.prices], **self.params()}}
+        return {"kind": self.kind, "params": {"models": list(self.models), "prices_usd": [float(p) for p in self.prices],
+                                              **self.params(), "cascade": self.cascade}}
 
     # -- choosing on val ------------------------------------------------------------------------
     def val_outcome(self, core: TierPolicy) -> tuple[float, float]:
@@ -186,12 +228,15 @@ class TieredPolicy(Policy):
                 for q, p, se in zip(Q.tolist(), np.asarray(sensitive, dtype=bool).tolist(), sessions, strict=True)]
 
     def tiers(self, indices: np.ndarray) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64)
-        return self.core.decide_tiers_batch(self.quality_table[indices], self.pinned(indices))
+        return self.decide_tiers(indices)[1]
 
     def decide_tiers(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        tiers = self.tiers(indices)
-        return np.where(tiers == 0, Route.LOCAL, Route.CLOUD).astype(np.int8), tiers
+        indices = np.asarray(indices, dtype=np.int64)
+        return tier_routes(self.core, self.quality_table[indices], self.pinned(indices))
+
+    def escalate(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        return tier_escalations(self.core, self.quality_table[indices], self.pinned(indices))
 
     def decide_batch(self, indices: np.ndarray) -> np.ndarray:
         return self.decide_tiers(indices)[0]
@@ -205,8 +250,9 @@ class CostAwarePolicy(TieredPolicy):
 
     kind = "cost_aware"
 
-    def __init__(self, context: PolicyContext, lam: float, budget_usd_per_request: float | None) -> None:
-        super().__init__(context, lam, budget_usd_per_request)
+    def __init__(self, context: PolicyContext, lam: float, budget_usd_per_request: float | None,
+                 mode: str | None) -> None:
+        super().__init__(context, lam, budget_usd_per_request, mode)
         top = float(self.prices.max())
         if self.budget is None:
             self.lam_usd = self.lam_norm / top
@@ -234,8 +280,8 @@ class TierCascadePolicy(TieredPolicy):
     kind = "tier_cascade"
 
     def __init__(self, context: PolicyContext, thresholds: list[float] | None, lam: float,
-                 budget_usd_per_request: float | None) -> None:
-        super().__init__(context, lam, budget_usd_per_request)
+                 budget_usd_per_request: float | None, mode: str | None) -> None:
+        super().__init__(context, lam, budget_usd_per_request, mode)
         n = len(self.models) - 1
         if thresholds is not None:
             values = [float(t) for t in thresholds]

@@ -78,7 +78,7 @@ def pareto_table(frame: pd.DataFrame, label_columns: list[str]) -> str:
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "" if np.isnan(value) else f"{value:.4g}"  # NaN: a setting this job leaves unset
     return str(value)
 
 

@@ -202,8 +202,14 @@ def varied_columns(frame: pd.DataFrame, candidates: list[str]) -> list[str]:
 
     File locations (``*path``, ``*_dir``) are not factors: a sweep whose learned policies read an
     exported router differs from the others in a path, which says nothing a reader compares."""
-    return [c for c in candidates if c in frame and frame[c].astype(str).nunique() > 1
+    return [c for c in candidates if c in frame and as_text(frame[c]).nunique() > 1
             and not c.rsplit(".", 1)[-1].endswith(("path", "_dir"))]
+
+
+def as_text(column: pd.Series) -> pd.Series:
+    """A config column's values as text, an unset value (NaN/None) as its own value: a setting one
+    job makes and the others leave unset varies (pandas >= 3 keeps NaN through ``astype(str)``)."""
+    return column.astype(object).where(column.notna(), "<unset>").astype(str)
 
 
 def swept_factors(frame: pd.DataFrame, varied: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -226,4 +232,5 @@ def swept_factors(frame: pd.DataFrame, varied: list[str]) -> tuple[list[str], di
 
 
 def _determined_by(frame: pd.DataFrame, owner: str, column: str) -> bool:
-    return bool((frame[[owner, column]].astype(str).groupby(owner)[column].nunique() <= 1).all())
+    pair = pd.DataFrame({owner: as_text(frame[owner]), column: as_text(frame[column])})
+    return bool((pair.groupby(owner)[column].nunique() <= 1).all())

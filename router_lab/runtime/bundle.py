@@ -29,7 +29,13 @@ from router_lab.errors import RouterLabError
 from router_lab.io import dumps_json, sha256_bytes
 from router_lab.runtime.device_router import DeviceRouter
 from router_lab.runtime.policy import Request, RoutingPolicy
-from router_lab.runtime.spec import build_policy, policy_models, policy_threshold, validate_spec
+from router_lab.runtime.spec import (
+    build_policy,
+    innermost,
+    policy_models,
+    policy_threshold,
+    validate_spec,
+)
 
 BUNDLE_FORMAT = "router_lab.bundle"
 BUNDLE_VERSION = 1
@@ -211,6 +217,11 @@ def _check_router(router: DeviceRouter, spec: dict[str, Any], source: str) -> No
     if models and tuple(router.metadata.get("models") or ()) != models:
         raise RouterLabError(f"{router.source}: predicts the quality of {router.metadata.get('models')}, but "
                              f"{source}'s policy routes among {list(models)}; the files do not belong together")
+    cascade = bool(innermost(spec["policy"])["params"].get("cascade", False))
+    if models and cascade != ("confidence" in str(router.metadata.get("mode"))):
+        raise RouterLabError(f"{source}: field 'policy.params.cascade' is {str(cascade).lower()}, but {router.source} "
+                             f"reads mode {router.metadata.get('mode')!r}; a cascade (the tier chosen after the device) "
+                             "needs the device's confidence among the inputs, pre-routing must not")
     names = spec["scoring"].get("feature_names")
     if router.metadata.get("kind") == "router" and names is not None and list(names) != list(router.feature_names):
         raise RouterLabError(f"{router.source}: input features {list(router.feature_names)[:3]}… differ from "

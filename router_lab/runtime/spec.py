@@ -33,6 +33,7 @@ from router_lab.runtime.policy import (
     ThresholdPolicy,
 )
 from router_lab.runtime.tiers import (
+    CASCADE_CHECK,
     LAMBDA_CHECK,
     MODELS_CHECK,
     PRICES_CHECK,
@@ -63,8 +64,9 @@ def _number(value: Any, low: float | None = None, high: float | None = None, *, 
 
 @dataclass(frozen=True)
 class RuntimeKind:
-    """A decision rule the runtime can ship: its parameters (every one required, no others
-    allowed: name -> (check, what is expected)) and how a validated node becomes a policy."""
+    """A decision rule the runtime can ship: its parameters (every one required but those with a
+    default, no others allowed: name -> (check, what is expected)) and how a validated node
+    becomes a policy."""
 
     params: dict[str, tuple[Callable[[Any], bool], str]]
     build: Callable[[dict[str, Any], RoutingPolicy | None, Scorer | None], RoutingPolicy]  # (params, inner, scorer)
@@ -73,6 +75,8 @@ class RuntimeKind:
     wraps: bool = False  # it has an `inner` node (another kind) that it overrides
     check: Callable[[dict[str, Any]], str | None] | None = None  # cross-field check: a problem, or None
     models: bool = False  # an N-model rule: its score is one predicted quality per model in `models`
+    # parameters added within a schema version: their value when a file (written before) omits them
+    defaults: dict[str, Any] | None = None
 
 
 # The shipped kinds, by name: a lab policy ships one of these (its ``node()``), so a new lab policy
@@ -113,12 +117,23 @@ register_kind("load_aware", {"slo_ms": (lambda v: v is None or _number(v, 0.0, o
               wraps=True)
 
 # N-model rules (router_lab.runtime.tiers): the router graph predicts one quality per model
-register_kind("cost_aware", {"models": MODELS_CHECK, "prices_usd": PRICES_CHECK, "lambda": LAMBDA_CHECK},
-              lambda p, inner, scorer: CostAwarePolicy(p["models"], p["prices_usd"], p["lambda"], scorer),
-              score_source="router", check=check_lengths, models=True)
-register_kind("tier_cascade", {"models": MODELS_CHECK, "prices_usd": PRICES_CHECK, "thresholds": THRESHOLDS_CHECK},
-              lambda p, inner, scorer: TierCascadePolicy(p["models"], p["prices_usd"], p["thresholds"], scorer),
-              score_source="router", check=check_lengths, models=True)
+# (`cascade`: the device answers first and the tier is chosen after it; added in version 1, false
+# when a file omits it)
+register_kind("cost_aware", {"models": MODELS_CHECK, "prices_usd": PRICES_CHECK, "lambda": LAMBDA_CHECK,
+                             "cascade": CASCADE_CHECK},
+              lambda p, inner, scorer: CostAwarePolicy(p["models"], p["prices_usd"], p["lambda"], scorer,
+                                                       p["cascade"]),
+              score_source="router", check=check_lengths, models=True, defaults={"cascade": False})
+register_kind("tier_cascade", {"models": MODELS_CHECK, "prices_usd": PRICES_CHECK, "thresholds": THRESHOLDS_CHECK,
+                               "cascade": CASCADE_CHECK},
+              lambda p, inner, scorer: TierCascadePolicy(p["models"], p["prices_usd"], p["thresholds"], scorer,
+                                                         p["cascade"]),
+              score_source="router", check=check_lengths, models=True, defaults={"cascade": False})
+
+
+def innermost(node: dict[str, Any]) -> dict[str, Any]:
+    """The node that decides: ``node`` itself, or the one a wrapper (load_aware) wraps."""
+    return innermost(node["inner"]) if KINDS.get(node["kind"]).wraps else node
 
 
 def policy_models(node: dict[str, Any]) -> tuple[str, ...]:
@@ -145,15 +160,16 @@ def _check_node(node: Any, where: str, source: str, parent: str | None = None) -
         raise RouterLabError(f"{source}: field '{where}.params' must be an object")
     expected = rule.params
     unknown = sorted(set(params) - set(expected))
-    missing = sorted(set(expected) - set(params))
+    missing = sorted(set(expected) - set(params) - set(rule.defaults or {}))
     if unknown or missing:
         what = f"unknown {unknown[0]!r}" if unknown else f"missing {missing[0]!r}"
+        named = [k + (" (optional)" if k in (rule.defaults or {}) else "") for k in expected]
         raise RouterLabError(f"{source}: field '{where}.params' has {what}; expected exactly "
-                             f"{', '.join(expected) or '(none)'} for {kind}")
+                             f"{', '.join(named) or '(none)'} for {kind}")
     for key, (check, text) in expected.items():
-        if not check(params[key]):
+        if key in params and not check(params[key]):
             raise RouterLabError(f"{source}: field '{where}.params.{key}' is {params[key]!r}; expected {text}")
-    problem = rule.check(params) if rule.check is not None else None
+    problem = rule.check({**(rule.defaults or {}), **params}) if rule.check is not None else None
     if problem:
         raise RouterLabError(f"{source}: field '{where}.params' {problem} for {kind}")
     if rule.wraps:
@@ -199,7 +215,7 @@ def build_policy(node: dict[str, Any], scorer: Scorer | None = None) -> RoutingP
     """A fresh policy from a validated ``policy`` node."""
     rule = KINDS.get(node["kind"])
     inner = build_policy(node["inner"], scorer) if rule.wraps else None
-    return rule.build(node["params"], inner, scorer)
+    return rule.build({**(rule.defaults or {}), **node["params"]}, inner, scorer)
 
 
 def policy_threshold(node: dict[str, Any]) -> float | None:

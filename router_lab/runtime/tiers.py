@@ -17,6 +17,13 @@ A sensitive request stays on tier 0 (the base class pins it).
   device that predicts every tier's quality at once: no round trips, one call per request, and the
   rule is stateless (batchable, replayable).  The price is that it cannot see the answer.
 
+Either rule can run *after the device* (``cascade``: policy.json ``params.cascade``, default false):
+``decide`` then answers CASCADE (the device answers first) and ``escalate(request)`` — with the
+request's features now including the device's confidence, or its quality vector as the score —
+answers the TierDecision: tier 0 keeps the device's answer, any other tier sends the request on to
+``models[tier]``.  This is how a quality router of mode ``input+confidence`` ships, like
+``learned_cascade`` for two models.
+
 With two models, (device, cloud), ``cost_aware`` is the special case of a threshold policy: it sends
 to the cloud when q̂_cloud − q̂_device > λ · (price_cloud − price_device), i.e. a threshold on the
 score q̂_cloud − q̂_device.
@@ -31,8 +38,10 @@ from typing import Any
 import numpy as np
 
 from router_lab.runtime.policy import (
+    CASCADE,
     CLOUD,
     LOCAL,
+    NAN,
     Decision,
     Request,
     RoutingPolicy,
@@ -56,6 +65,7 @@ PRICES_CHECK = (lambda v: _finite_list(v, 0.0), "a list of finite prices >= 0 (U
 LAMBDA_CHECK = (lambda v: not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v) and v >= 0,
                 "a finite number >= 0 (quality per USD)")
 THRESHOLDS_CHECK = (lambda v: _finite_list(v), "a list of finite numbers, one per tier but the last")
+CASCADE_CHECK = (lambda v: isinstance(v, bool), "true (the device answers first, the tier is chosen after it) or false")
 
 
 def check_lengths(params: dict[str, Any]) -> str | None:
@@ -74,10 +84,13 @@ class TierPolicy(RoutingPolicy):
 
     uses_score = True
 
-    def __init__(self, models: Sequence[str], prices_usd: Sequence[float], scorer: Scorer | None = None) -> None:
+    def __init__(self, models: Sequence[str], prices_usd: Sequence[float], scorer: Scorer | None = None,
+                 cascade: bool = False) -> None:
         super().__init__(scorer)
         self.models = tuple(str(m) for m in models)  # type: ignore[misc] - per instance
         self.prices = np.asarray(prices_usd, dtype=np.float64)
+        self.cascade = bool(cascade)  # type: ignore[misc] - per instance: the tier is chosen after the device
+        self.uses_score = not self.cascade  # type: ignore[misc] - a cascade scores after the device
 
     def qualities(self, request: Request) -> np.ndarray:
         """The request's predicted quality per model (``Request.score`` or the scorer)."""
@@ -97,30 +110,60 @@ class TierPolicy(RoutingPolicy):
         """The tier (int8) per row of predicted qualities (n, M)."""
         raise NotImplementedError
 
-    def _decide(self, request: Request, signals: Signals, pinned: bool) -> Decision:
-        q = self.qualities(request)
+    def _tier_decision(self, q: np.ndarray) -> TierDecision:
         tier = int(self.choose(q[None, :])[0])
-        return TierDecision(LOCAL if tier == 0 else CLOUD, float(q[tier]), self.kind, tier)  # type: ignore[return-value]
+        return TierDecision(LOCAL if tier == 0 else CLOUD, float(q[tier]), self.kind, tier)
+
+    def _decide(self, request: Request, signals: Signals, pinned: bool) -> Decision:
+        if self.cascade:  # the device answers first; escalate() picks the tier
+            return TierDecision(CASCADE, NAN, "cascade", 0)  # type: ignore[return-value]
+        return self._tier_decision(self.qualities(request))  # type: ignore[return-value]
+
+    def escalate(self, request: Request, score: Any = None) -> Decision:
+        """After a CASCADE route's device answer: the TierDecision on the request's quality vector
+        (``score``, else ``Request.score``, else the bundle's router on ``request.features``, which
+        then include the device's confidence); tier 0 keeps the device's answer.  A sensitive
+        request (or session) stays on tier 0.  A rule that is not a cascade never escalates."""
+        with self._lock:
+            pin = self._pin_reason(request)
+            if not self.cascade:
+                return TierDecision(LOCAL, NAN, self.kind, 0)  # type: ignore[return-value]
+            q = self.qualities(request if score is None else request._replace(score=score))
+            if pin is not None:  # (decide pinned it already and counted it)
+                return TierDecision(LOCAL, float(q[0]), pin, 0)  # type: ignore[return-value]
+            return self._tier_decision(q)  # type: ignore[return-value]
 
     def _decide_batch(self, scores: np.ndarray | None, n: int) -> np.ndarray:
+        if self.cascade:
+            return np.full(n, CASCADE, dtype=np.int8)
         tiers = self.choose(np.asarray(scores, dtype=np.float64).reshape(n, len(self.models)))
         return np.where(tiers == 0, LOCAL, CLOUD).astype(np.int8)
 
+    def escalate_batch(self, scores: np.ndarray | None, pinned: np.ndarray) -> np.ndarray:
+        """Whether each CASCADE request goes on to a remote tier (vectorised ``escalate``): its
+        chosen tier is not the device's."""
+        pinned = np.asarray(pinned, dtype=bool)
+        if not self.cascade or scores is None:
+            return np.zeros(len(pinned), dtype=bool)
+        tiers = self.choose(np.asarray(scores, dtype=np.float64).reshape(len(pinned), len(self.models)))
+        return (tiers != 0) & ~pinned
+
     def decide_tiers_batch(self, qualities: np.ndarray, pinned: np.ndarray) -> np.ndarray:
-        """Tiers (int8) for many requests: exactly what ``decide(...).tier`` gives one by one, with
-        pinned (sensitive) requests on tier 0; counted like ``decide_batch``."""
+        """Tiers (int8) for many requests: exactly what ``decide(...).tier`` gives one by one (a
+        cascade: ``escalate(...).tier``, after the device), with pinned (sensitive) requests on
+        tier 0; counted like ``decide_batch``."""
         pinned = np.asarray(pinned, dtype=bool)
         with self._lock:
             tiers = np.asarray(self.choose(np.asarray(qualities, dtype=np.float64)
                                            .reshape(len(pinned), len(self.models))), dtype=np.int8).copy()
             self.n_decided += len(pinned)
             self.n_pinned += int(pinned.sum())
-            self.n_blocked += int((pinned & (tiers != 0)).sum())
+            self.n_blocked += int((pinned if self.cascade else pinned & (tiers != 0)).sum())  # as decide counts
             tiers[pinned] = 0
             return tiers
 
     def _state(self) -> dict[str, Any]:
-        return {"models": list(self.models)}
+        return {"models": list(self.models), "cascade": self.cascade}
 
 
 class CostAwarePolicy(TierPolicy):
@@ -129,8 +172,8 @@ class CostAwarePolicy(TierPolicy):
     kind = "cost_aware"
 
     def __init__(self, models: Sequence[str], prices_usd: Sequence[float], lam: float,
-                 scorer: Scorer | None = None) -> None:
-        super().__init__(models, prices_usd, scorer)
+                 scorer: Scorer | None = None, cascade: bool = False) -> None:
+        super().__init__(models, prices_usd, scorer, cascade)
         self.lam = float(lam)
         self._order = np.lexsort((np.arange(len(self.prices)), self.prices))  # cheapest first
 
@@ -150,8 +193,8 @@ class TierCascadePolicy(TierPolicy):
     kind = "tier_cascade"
 
     def __init__(self, models: Sequence[str], prices_usd: Sequence[float], thresholds: Sequence[float],
-                 scorer: Scorer | None = None) -> None:
-        super().__init__(models, prices_usd, scorer)
+                 scorer: Scorer | None = None, cascade: bool = False) -> None:
+        super().__init__(models, prices_usd, scorer, cascade)
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
         self._order = np.lexsort((np.arange(len(self.prices)), self.prices))  # price order
 

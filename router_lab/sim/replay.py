@@ -7,8 +7,9 @@ sensitive flag and session — with the signals the simulated decision saw, and,
 decision, the same feedback the simulator gave it (everything learned strictly before that
 instant, in the order (time, failures before finishes, request number)).  Its routes (and a
 cascade's escalations) are compared with the run's, and for an N-model bundle whose policy decides
-a tier, that tier (by model name) with the tier the run decided (``decided_tier``, before any
-fallback); ``replay.json`` counts the mismatches and the command exits 2 when there is any.
+a tier before the device (pre-routing), that tier (by model name) with the tier the run decided
+(``decided_tier``, before any fallback); ``replay.json`` counts the mismatches and the command
+exits 2 when there is any.
 """
 
 from __future__ import annotations
@@ -132,9 +133,10 @@ def _observe_before(policy: Any, events: list[tuple[int, int, int]], now: int, c
 
 def tier_mismatch(bundle: Bundle, decision: Any, cols: _Columns, i: int) -> dict[str, Any] | None:
     """Where the bundle's decision names a tier and the run logged one: the two models when they
-    differ (else None)."""
+    differ (else None).  A CASCADE decision names none yet (a cascade picks its tier when it
+    escalates, after the device), so only its escalation is compared."""
     tier = decision_tier(decision)
-    if tier is None or cols.decided_models is None:
+    if tier is None or cols.decided_models is None or decision.route == Route.CASCADE:
         return None
     replayed = bundle.models[tier] if 0 <= tier < len(bundle.models) else f"tier {tier}"
     simulated = str(cols.decided_models[i])

@@ -381,7 +381,7 @@ def test_routerbench_eleven_models_through_the_cli_simulate_export_replay(cli, t
     assert done.returncode == 0, done.stderr
     replayed = json.loads((tmp_path / "replay.json").read_text())
     assert replayed["n"] == 400 and replayed["mismatches"] == 0 and replayed["tier_mismatches"] == 0
-    assert replayed["tiers_replayed"] and replayed["policy"] == "cost_aware"
+    assert replayed["tiers_compared"] == 400 and replayed["policy"] == "cost_aware"  # pre-routing: every tier compared
     done = cli("replay", "run", "bundle=other", "out=other.json")
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
     other = json.loads((tmp_path / "other.json").read_text())

@@ -133,14 +133,14 @@ def _observe_before(policy: Any, events: list[tuple[int, int, int]], now: int, c
 
 def tier_mismatch(bundle: Bundle, decision: Any, cols: _Columns, i: int) -> dict[str, Any] | None:
     """Where the bundle's decision names a tier and the run logged one: the two models when they
-    differ (else None).  A CASCADE decision names none yet (a cascade picks its tier when it
+    differ, else {} (None: nothing to compare).  A CASCADE decision names none yet (a cascade picks its tier when it
     escalates, after the device), so only its escalation is compared."""
     tier = decision_tier(decision)
     if tier is None or cols.decided_models is None or decision.route == Route.CASCADE:
         return None
     replayed = bundle.models[tier] if 0 <= tier < len(bundle.models) else f"tier {tier}"
     simulated = str(cols.decided_models[i])
-    return None if replayed == simulated else {"simulated_tier": simulated, "replayed_tier": replayed}
+    return {} if replayed == simulated else {"simulated_tier": simulated, "replayed_tier": replayed}
 
 
 def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scores: np.ndarray | None,
@@ -151,7 +151,7 @@ def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scor
     cols = _Columns(part, models)
     events = learned_events(part) if cols.has_signals else []
     text = bundle.router is not None and bundle.router.is_text
-    route_mismatch = escalation_mismatch = tier_mismatches = 0
+    route_mismatch = escalation_mismatch = tier_mismatches = tiers_compared = 0
     first: dict[str, Any] | None = None
     for i in range(cols.n):
         _observe_before(policy, events, int(cols.decided[i]), cols)
@@ -167,7 +167,8 @@ def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scor
                               "reason": decision.reason}
             continue
         wrong_tier = tier_mismatch(bundle, decision, cols, i)
-        if wrong_tier is not None:
+        tiers_compared += wrong_tier is not None
+        if wrong_tier:
             tier_mismatches += 1
             first = first or {"request": i, "row": row, "simulated": cols.routes[i], "replayed": got,
                               **wrong_tier, "reason": decision.reason}
@@ -180,7 +181,8 @@ def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scor
                 first = first or {"request": i, "row": row, "simulated": cols.outcomes[i],
                                   "replayed": "escalate" if escalated else "stay local"}
     return {"n": cols.n, "route_mismatches": route_mismatch, "escalation_mismatches": escalation_mismatch,
-            "tier_mismatches": tier_mismatches, "first_mismatch": first, "state": policy.state()}
+            "tier_mismatches": tier_mismatches, "tiers_compared": tiers_compared, "first_mismatch": first,
+            "state": policy.state()}
 
 
 def replay(run_folder: Path, bundle: Bundle, datasets_dir: str | None = None) -> dict[str, Any]:
@@ -202,7 +204,7 @@ def replay(run_folder: Path, bundle: Bundle, datasets_dir: str | None = None) ->
         "run_bundle_sha256": metrics.get("bundle_sha256"),
         "same_bundle": metrics.get("bundle_sha256") == bundle.sha256,
         "signals_replayed": "signal_local_queued" in frame.columns,
-        "tiers_replayed": "decided_tier" in frame.columns and bool(bundle.models),
+        "tiers_compared": int(sum(p["tiers_compared"] for p in parts)),  # pre-routing N-model decisions
         "first_mismatch": next((p["first_mismatch"] for p in parts if p["first_mismatch"]), None),
         "final_state": parts[-1]["state"] if parts else {},
     }

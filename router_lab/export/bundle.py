@@ -67,7 +67,7 @@ def configured_policy_for_export(cfg: DictConfig, dataset: Dataset, router: Any)
 
     scenario = scenario_from_config(cfg)
     policy_seed, _ = replication_seeds(int(cfg.seed), 1)[0]
-    return make_policy(cfg.policy, policy_context(scenario, dataset, policy_seed, router=router))
+    return make_policy(cfg.policy, policy_context(scenario, dataset, policy_seed, router=router, cfg=cfg))
 
 
 def policy_document(node: dict[str, Any], router_file: str | None, spec: Any, cfg: DictConfig,

@@ -52,6 +52,9 @@ class PolicyContext:
     dataset: Dataset
     rng: np.random.Generator
     router: Any = None  # a trained router (see router_lab.train), for the learned policies
+    # the run's `router` and `target` groups: what a policy given no router trains (None: the defaults)
+    router_cfg: Any = None
+    target_cfg: Any = None
     slo_ms: float | None = None
     device_units: int = 1
     device_service_ms: float = 0.0

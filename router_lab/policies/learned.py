@@ -4,7 +4,8 @@
 escalates on the router's score with the device's confidence features.  The router comes from
 ``context.router``, ``model_path`` (a `router-lab train` folder), an exported ONNX file
 (``backend=onnx``), or, when none is given, is trained here on the dataset's train split with the
-default router (the text router for a dataset with only a text column).
+run's `router` and `target` groups (``PolicyContext.router_cfg`` / ``target_cfg``; the defaults
+without them; the text router for a dataset with only a text column).
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def resolve_router(context: PolicyContext, mode: str | None, model_path: str | N
     else:
         from router_lab.train.fit import train_router
 
-        router_cfg, mode_here = None, mode or default_mode
+        router_cfg, mode_here = context.router_cfg, mode or default_mode
         if mode is None and not context.dataset.feature_columns and context.dataset.has_text:
             router_cfg, mode_here = {"name": "text"}, "text"  # a text-only dataset: the text router
-        router = train_router(context.dataset, router_cfg, None, mode_here, child_seed(context.rng))
+        router = train_router(context.dataset, router_cfg, context.target_cfg, mode_here, child_seed(context.rng))
     if mode is not None and router.mode != mode:
         raise RouterLabError(f"policy.mode: got {mode!r} but the router at {model_path} was trained "
                              f"with mode {router.mode!r}; drop policy.mode or train one for {mode!r}")

@@ -2,7 +2,8 @@
 (the first tier in price order whose predicted quality reaches its threshold).
 
 Both score with a per-model quality router (``router_lab.train.quality``: ``context.router`` when it
-is one, else trained here on the train split with the default estimator) and ship the runtime kinds
+is one, else trained here on the train split with the run's `router` group's estimator, the
+default without one) and ship the runtime kinds
 of the same names (``router_lab.runtime.tiers``).  Prices: each model's mean cost per call on the
 train split (the card's ``price_usd_per_call``, or its cost column); a two-model dataset without
 any cost gets prices (0, 1), so cost is the cloud fraction and ``cost_aware`` is a threshold policy
@@ -156,7 +157,7 @@ class TieredPolicy(Policy):
             mode = default_mode(dataset) if mode is None else mode
             if mode not in offered_modes():
                 raise RouterLabError(f"policy.mode: got {mode!r}; expected one of {', '.join(offered_modes())} or null")
-            router = train_quality_router(split_ds, {"name": "text"} if mode.startswith("text") else None,
+            router = train_quality_router(split_ds, {"name": "text"} if mode.startswith("text") else context.router_cfg,
                                           child_seed(context.rng), mode=mode)
         self.router = router
         self.cascade = "confidence" in router.mode  # the device's confidence is an input: it answers first

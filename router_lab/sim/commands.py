@@ -39,11 +39,15 @@ from router_lab.sim.scenario import Scenario, scenario_from_config
 from router_lab.sim.tiers import with_every_model
 
 
-def policy_context(scenario: Scenario, dataset: Dataset, seed: Any, router: Any = None) -> PolicyContext:
-    """What a policy is configured from: the dataset, a seeded generator, and the scenario's SLO
-    and device (a load-aware policy ships the device's units and mean service time)."""
+def policy_context(scenario: Scenario, dataset: Dataset, seed: Any, router: Any = None,
+                   cfg: Any = None) -> PolicyContext:
+    """What a policy is configured from: the dataset, a seeded generator, the scenario's SLO and
+    device (a load-aware policy ships the device's units and mean service time), and the run's
+    `router` / `target` groups (what a policy given no trained router trains)."""
     return PolicyContext(dataset, np.random.default_rng(seed), router=router, slo_ms=scenario.sim.slo_ms,
-                         device_units=scenario.device.units, device_service_ms=scenario.device.service_mean_ms)
+                         device_units=scenario.device.units, device_service_ms=scenario.device.service_mean_ms,
+                         router_cfg=OmegaConf.select(cfg, "router", default=None) if cfg is not None else None,
+                         target_cfg=OmegaConf.select(cfg, "target", default=None) if cfg is not None else None)
 
 
 def configured_policy(policy_cfg: Any, context: PolicyContext, bundle: Bundle | None = None) -> Policy:
@@ -185,7 +189,8 @@ def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     router = quality_router(cfg)
     runs = []
     for policy_seed, sim_seed in replication_seeds(int(cfg.seed), scenario.sim.replications):
-        policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed, router), bundle)
+        policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed, router, cfg=cfg),
+                                   bundle)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
     # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.
     extra = {"upper_bound": bool(policy.upper_bound)}

@@ -30,6 +30,7 @@ from router_lab.sim.commands import (
     load_configured_bundle,
     policy_config,
     policy_context,
+    quality_router,
     replication_seeds,
     requests_frame,
 )
@@ -149,7 +150,8 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                           max_requests=sum(len(d) for d in all_draws) * 2 + 10)
         with CloudProcess(spec, host, tb.cloud_port, work, tb.startup_timeout_s) as cloud:
             for (policy_seed, _), draws in zip(seeds, all_draws, strict=True):
-                policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed), bundle)
+                policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed,
+                                                                      quality_router(cfg), cfg=cfg), bundle)
                 router = LiveRouter(policy, dataset)
                 upper_bound = router.upper_bound
                 live = LiveRun(scenario, router, dataset, draws, sensitive[draws.row], models, cloud.url,

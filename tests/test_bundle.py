@@ -99,6 +99,8 @@ def test_every_deployable_policy_replays_with_zero_mismatches(datasets_dir, bund
         assert result["mismatches"] == 0, (name, scenario, result["first_mismatch"])
         if not deployment:  # a two-model bundle names no tier (N-model ones: see test_tiers.py)
             assert result["tiers_compared"] == 0
+        else:  # the N-model cascades (digits' default mode): the tier of every escalation decision compared
+            assert result["tiers_compared"] > 0, (name, result)
         if "reason" in (frame := __import__("pandas").read_parquet(run / "requests.parquet")).columns:
             seen_reasons |= set(frame["reason"].astype(str))
     # the scenarios exercise the controllers they are meant to (not only the inner policy)
@@ -119,6 +121,24 @@ def test_replay_catches_a_policy_that_differs_from_the_simulated_one(datasets_di
     assert replay(run, load_bundle(bundles["load_aware"]))["route_mismatches"] > 0
     simulate_into(run, cfg)
     assert replay(run, load_bundle(bundles["budget"]))["mismatches"] > 0
+
+
+def test_replay_catches_an_n_model_cascade_that_escalates_to_another_tier(datasets_dir, bundles, tmp_path):
+    """An N-model cascade's tier is compared where it is chosen, at the escalation: a run whose
+    record says the edge where the bundle escalates to the cloud (or the reverse) is a mismatch."""
+    cfg = compose_cfg(datasets_dir, [f"bundle={bundles['cost_aware']}", "deployment=three_tier",
+                                     "sim.n_requests=1000"])
+    run = tmp_path / "run"
+    simulate_into(run, cfg)
+    assert replay(run, load_bundle(bundles["cost_aware"]))["mismatches"] == 0
+    frame = __import__("pandas").read_parquet(run / "requests.parquet")
+    escalated = frame.index[frame["decided_tier"] > 0][:5]
+    assert len(escalated) == 5 and (frame.loc[escalated, "route"].astype(str) == "cascade").all()
+    frame.loc[escalated, "decided_tier"] = 3 - frame.loc[escalated, "decided_tier"]  # edge <-> cloud
+    frame.to_parquet(run / "requests.parquet", index=False)
+    result = replay(run, load_bundle(bundles["cost_aware"]))
+    assert (result["tier_mismatches"], result["route_mismatches"], result["escalation_mismatches"]) == (5, 0, 0)
+    assert {result["first_mismatch"]["simulated_tier"], result["first_mismatch"]["replayed_tier"]} == {"edge", "cloud"}
 
 
 def test_the_oracle_is_refused_in_one_line(cli, datasets_dir, routers) -> None:  # noqa: ANN001

@@ -6,10 +6,10 @@ features or text (scored by the bundle's router, one request at a time, as on a 
 sensitive flag and session — with the signals the simulated decision saw, and, before each
 decision, the same feedback the simulator gave it (everything learned strictly before that
 instant, in the order (time, failures before finishes, request number)).  Its routes (and a
-cascade's escalations) are compared with the run's, and for an N-model bundle whose policy decides
-a tier before the device (pre-routing), that tier (by model name) with the tier the run decided
-(``decided_tier``, before any fallback); ``replay.json`` counts the mismatches and the command
-exits 2 when there is any.
+cascade's escalations) are compared with the run's, and for an N-model bundle the tier (by model
+name) with the tier the run decided (``decided_tier``, before any fallback): a pre-routing policy's
+at its decision, a cascade's at its escalation, after the device; ``replay.json`` counts the
+mismatches and the command exits 2 when there is any.
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ def _observe_before(policy: Any, events: list[tuple[int, int, int]], now: int, c
 
 def tier_mismatch(bundle: Bundle, decision: Any, cols: _Columns, i: int) -> dict[str, Any] | None:
     """Where the bundle's decision names a tier and the run logged one: the two models when they
-    differ, else {} (None: nothing to compare).  A CASCADE decision names none yet (a cascade picks its tier when it
-    escalates, after the device), so only its escalation is compared."""
+    differ, else {} (None: nothing to compare).  A CASCADE decision names none yet (a cascade picks
+    its tier when it escalates, after the device): its escalation's decision is compared instead."""
     tier = decision_tier(decision)
     if tier is None or cols.decided_models is None or decision.route == Route.CASCADE:
         return None
@@ -175,11 +175,19 @@ def replay_part(bundle: Bundle, part: pd.DataFrame, inputs: Any, confidence_scor
         if decision.route == Route.CASCADE and cols.outcomes[i] not in ("rejected", "failed"):
             score = (float(confidence_scores[row]) if confidence_scores is not None
                      else bundle.score_one(request) if bundle.router is not None else float("nan"))
-            escalated = policy.escalate(request, score).route == Route.CLOUD
+            after = policy.escalate(request, score)
+            escalated = after.route == Route.CLOUD
             if escalated != (cols.outcomes[i] in ESCALATED):
                 escalation_mismatch += 1
                 first = first or {"request": i, "row": row, "simulated": cols.outcomes[i],
                                   "replayed": "escalate" if escalated else "stay local"}
+                continue
+            wrong_tier = tier_mismatch(bundle, after, cols, i)  # an N-model cascade: the tier it escalated to
+            tiers_compared += wrong_tier is not None
+            if wrong_tier:
+                tier_mismatches += 1
+                first = first or {"request": i, "row": row, "simulated": cols.outcomes[i],
+                                  "replayed": "escalate", **wrong_tier, "reason": after.reason}
     return {"n": cols.n, "route_mismatches": route_mismatch, "escalation_mismatches": escalation_mismatch,
             "tier_mismatches": tier_mismatches, "tiers_compared": tiers_compared, "first_mismatch": first,
             "state": policy.state()}
@@ -204,7 +212,7 @@ def replay(run_folder: Path, bundle: Bundle, datasets_dir: str | None = None) ->
         "run_bundle_sha256": metrics.get("bundle_sha256"),
         "same_bundle": metrics.get("bundle_sha256") == bundle.sha256,
         "signals_replayed": "signal_local_queued" in frame.columns,
-        "tiers_compared": int(sum(p["tiers_compared"] for p in parts)),  # pre-routing N-model decisions
+        "tiers_compared": int(sum(p["tiers_compared"] for p in parts)),  # N-model decisions and escalations
         "first_mismatch": next((p["first_mismatch"] for p in parts if p["first_mismatch"]), None),
         "final_state": parts[-1]["state"] if parts else {},
     }

@@ -61,6 +61,16 @@ def default_modes(router_name: str, dataset: Dataset) -> list[str]:
     return ["input", "input+confidence"] if dataset.confidence_columns else ["input"]
 
 
+def quality_default_mode(dataset: Dataset) -> str:
+    """The per-model quality router's mode when none is configured (the N-model policies'
+    ``policy.mode`` null, ``train.per_model`` without ``train.mode``): ``text`` for a text-only
+    dataset, ``input+confidence`` (a cascade: the device answers first) where the dataset has
+    device confidence columns, else ``input``."""
+    if not dataset.feature_columns and dataset.has_text:
+        return "text"
+    return "input+confidence" if dataset.confidence_columns else "input"
+
+
 def offered_modes() -> list[str]:
     return FEATURE_MODES.names()
 

@@ -202,7 +202,9 @@ def test_api_train_per_model_gives_the_heads_the_policy_would_fit_and_saves_them
     from router_lab.train.quality_files import load_quality_router
 
     ds, router = quality
-    heads = api.train(f"datasets_dir={datasets_dir}", "train.per_model=true", out=tmp_path / "heads")
+    default = api.train(f"datasets_dir={datasets_dir}", "train.per_model=true")
+    assert default.mode == "input+confidence"  # digits has the device's confidence: the policies' default, a cascade
+    heads = api.train(f"datasets_dir={datasets_dir}", "train.per_model=true", "train.mode=input", out=tmp_path / "heads")
     assert heads.models == ds.models and heads.mode == "input"
     np.testing.assert_array_equal(load_quality_router(tmp_path / "heads").qualities_for(ds), heads.qualities_for(ds))
     np.testing.assert_array_equal(heads.qualities_for(ds), router.qualities_for(ds))  # same split, seed and router

@@ -58,14 +58,6 @@ class TierCascadePolicyConfig(PolicyConfig):
     mode: str | None = None  # quality router inputs: input | input+confidence (a cascade) | text; None: see above
 
 
-def default_mode(dataset: Any) -> str:
-    """The quality router's mode when ``policy.mode`` is null: ``text`` for a text-only dataset,
-    ``input+confidence`` (a cascade) where the dataset has device confidence columns, else ``input``."""
-    if not dataset.feature_columns and dataset.has_text:
-        return "text"
-    return "input+confidence" if dataset.confidence_columns else "input"
-
-
 def model_prices(context: PolicyContext, rows: np.ndarray) -> np.ndarray:
     """Each model's price per call (mean cost over ``rows``), in tier order; see the module docstring."""
     dataset = context.dataset
@@ -152,9 +144,9 @@ class TieredPolicy(Policy):
                 raise RouterLabError(f"policy.mode: got {mode!r} but the quality router given was trained in "
                                      f"mode {router.mode!r}; drop policy.mode or train one for {mode!r}")
         else:  # trained here (a text-only dataset: the text router's heads)
-            from router_lab.features import offered_modes
+            from router_lab.features import offered_modes, quality_default_mode
 
-            mode = default_mode(dataset) if mode is None else mode
+            mode = quality_default_mode(dataset) if mode is None else mode
             if mode not in offered_modes():
                 raise RouterLabError(f"policy.mode: got {mode!r}; expected one of {', '.join(offered_modes())} or null")
             router = train_quality_router(split_ds, {"name": "text"} if mode.startswith("text") else context.router_cfg,

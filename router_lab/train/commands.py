@@ -11,7 +11,7 @@ from router_lab.constants import QUALITY_HEAD_FILE
 from router_lab.data.builders import resolve_dataset
 from router_lab.data.commands import datasets_dir
 from router_lab.data.contract import Dataset
-from router_lab.features import default_modes
+from router_lab.features import default_modes, quality_default_mode
 from router_lab.io import run_dir
 from router_lab.report.steps import reported, step
 from router_lab.train.artifacts import (
@@ -70,7 +70,7 @@ def train_quality_config(cfg: DictConfig) -> tuple[Any, Dataset]:
 
     step(f"load the {cfg.dataset.name} dataset")
     dataset = with_splits(resolve_dataset(cfg.dataset, datasets_dir(cfg)), int(cfg.seed))
-    mode = cfg.train.mode or default_modes(cfg.router.name, dataset)[0]
+    mode = cfg.train.mode or ("text" if cfg.router.name == "text" else quality_default_mode(dataset))
     step(f"fit one {cfg.router.name} quality head per model ({len(dataset.models)}, mode {mode})")
     return train_quality_router(dataset, cfg.router, int(cfg.seed), mode=mode), dataset
 

@@ -107,7 +107,8 @@ class TrainSection:
     """Run options of `router-lab train` and `router-lab evaluate` (`train.*` on the command line)."""
 
     mode: str | None = None  # feature mode of `train`: input | input+confidence | text; None: the
-    # router's natural one (text for router=text, else input)
+    # router's natural one (text for router=text, else input; with per_model, the N-model policies'
+    # default: input+confidence where the dataset has the device's confidence)
     model_path: str | None = None  # evaluate: a trained router (run folder or router.json)
     per_model: bool = False  # train: one quality head per dataset model (N-model routing: cost_aware,
     # tier_cascade use it via model_path=RUN) instead of the two-model router

@@ -63,8 +63,15 @@ def load_quality_router(path: str | Path) -> QualityRouter:
     if meta.get("producer") != PRODUCER or meta.get("schema_version") != QUALITY_SCHEMA_VERSION:
         raise RouterLabError(f"{meta_path}: field 'producer'/'schema_version' is {meta.get('producer')!r}/"
                              f"{meta.get('schema_version')!r}; expected {PRODUCER!r}/{QUALITY_SCHEMA_VERSION}")
+    fields = ("models", "heads", "feature_columns", "estimator_name", "mode")
+    missing = [k for k in fields if k not in meta]
+    entries = meta.get("heads")
+    if missing or not isinstance(entries, list) or not all(
+            isinstance(e, dict) and {"file", "sha256"} <= set(e) for e in entries) or len(entries) != len(meta["models"]):
+        raise RouterLabError(f"{meta_path}: field {(missing or ['heads'])[0]!r} is missing or malformed; expected "
+                             f"{', '.join(fields)} with one {{model, file, sha256}} entry per model (retrain)")
     heads = []
-    for entry in meta["heads"]:
+    for entry in entries:
         file = meta_path.parent / Path(str(entry["file"])).name
         try:
             data = file.read_bytes()

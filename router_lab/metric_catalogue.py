@@ -149,6 +149,9 @@ RUN_FIELDS: dict[str, str] = {
     "upper_bound": "true for a policy that needs the answers, such as the oracle: the report shows it but "
                    "never recommends it",
     "bundle_sha256": "the bundle's hash, when the policy ran from an exported bundle",
+    "shipped_policy": "the `policy.json` node the (first replication's) policy ran — kind and params: the λ or "
+                      "threshold chosen on val, the cascade flag — what `router-lab export` ships for the same "
+                      "config; null for a policy that does not ship (the oracle)",
 }
 
 

@@ -439,3 +439,30 @@ def test_on_three_model_digits_cost_aware_beats_every_two_model_policy_on_aiq(di
         assert (d.lo > 0).all(), d
     table = evaluation.table.set_index("policy")
     assert table.loc["cost_aware", "aiq_models"] < evaluation.models.set_index("reference").loc["oracle", "aiq"]
+
+
+def test_the_simulated_policy_node_is_the_one_export_ships(datasets_dir, tmp_path) -> None:  # noqa: ANN001
+    """metrics.json's `shipped_policy` (the node the run's policy decided with: here the λ chosen on
+    val for a budget, the cascade flag) is byte for byte what `router-lab export` writes into
+    policy.json for the same config: what a sweep recommends is what the device runs."""
+    from hydra import compose, initialize_config_dir
+
+    from router_lab.config import CONF_DIR, register_configs
+    from router_lab.export.commands import export
+    from router_lab.sim.commands import simulate_config
+
+    register_configs()
+    common = [f"datasets_dir={datasets_dir}", "dataset=digits", "policy=cost_aware", "deployment=three_tier",
+              "policy.budget_usd_per_request=3e-5"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        sim_cfg = compose("config", overrides=[*common, "sim.n_requests=500", "sim.replications=2"])
+        export_cfg = compose("config", overrides=[*common, f"out={tmp_path / 'bundle'}", "export.latency_calls=3"])
+    _, metrics = simulate_config(sim_cfg)
+    export(export_cfg)
+    shipped = json.loads((tmp_path / "bundle" / "policy.json").read_text())["policy"]
+    assert metrics["shipped_policy"] == shipped
+    assert shipped["params"]["cascade"] is True and shipped["params"]["lambda"] > 0
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):  # the oracle does not ship: null
+        oracle_cfg = compose("config", overrides=[f"datasets_dir={datasets_dir}", "policy=oracle", "sim.n_requests=200"])
+    oracle = simulate_config(oracle_cfg)[1]
+    assert oracle["shipped_policy"] is None and oracle["upper_bound"] is True

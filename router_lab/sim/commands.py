@@ -7,6 +7,7 @@ handler that also writes ``metrics.json`` and ``requests.parquet`` into the run 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,16 @@ def quality_router(cfg: Any) -> Any:
     return load_quality_router(full)
 
 
+def shipped_node(policy: Policy) -> dict[str, Any] | None:
+    """The policy.json node the first replication's policy ran (the one `router-lab export` ships
+    for the same config: the λ or threshold chosen on val, the cascade flag, ...); None for a
+    policy that does not ship (the oracle)."""
+    try:
+        return json.loads(json.dumps(policy.node()))
+    except RouterLabError:
+        return None
+
+
 def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     """Run every replication of the configured simulation; return their records and the metrics."""
     scenario = scenario_from_config(cfg)
@@ -187,13 +198,14 @@ def simulate_config(cfg: Any) -> tuple[list[Records], dict[str, Any]]:
     scenario = with_every_model(scenario, dataset)  # deployment=every_model: a tier per remote model
     bundle = load_configured_bundle(cfg, scenario)
     router = quality_router(cfg)
-    runs = []
-    for policy_seed, sim_seed in replication_seeds(int(cfg.seed), scenario.sim.replications):
+    runs, shipped = [], None
+    for k, (policy_seed, sim_seed) in enumerate(replication_seeds(int(cfg.seed), scenario.sim.replications)):
         policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed, router, cfg=cfg),
                                    bundle)
         runs.append(run(scenario, policy, dataset, sim_seed, progress=scenario.sim.progress))
+        shipped = shipped_node(policy) if k == 0 else shipped
     # An upper bound (the oracle) needs the answers: the report shows it, never recommends it.
-    extra = {"upper_bound": bool(policy.upper_bound)}
+    extra = {"upper_bound": bool(policy.upper_bound), "shipped_policy": shipped}
     if bundle is not None:
         extra["bundle_sha256"] = bundle.sha256
     return runs, {**summarize(runs, scenario), **extra}

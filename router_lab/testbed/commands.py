@@ -33,6 +33,7 @@ from router_lab.sim.commands import (
     quality_router,
     replication_seeds,
     requests_frame,
+    shipped_node,
 )
 from router_lab.sim.draws import NS_PER_S, draw, sample_pool
 from router_lab.sim.metrics import summarize
@@ -135,7 +136,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
     runs: list[Records] = []
     per_run: list[dict[str, Any]] = []
     lateness: list[np.ndarray] = []
-    upper_bound = False
+    upper_bound, shipped = False, None
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="router_lab_testbed_") as tmp:
         work = Path(tmp)
         tables = {"sensitive": sensitive, "cloud_quality": dataset.cloud_quality().astype(np.float64)}
@@ -154,6 +155,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                                                                       quality_router(cfg), cfg=cfg), bundle)
                 router = LiveRouter(policy, dataset)
                 upper_bound = router.upper_bound
+                shipped = shipped_node(policy) if not runs else shipped
                 live = LiveRun(scenario, router, dataset, draws, sensitive[draws.row], models, cloud.url,
                                tb.time_scale, tb.drain_s)
                 result = run_precise(_bounded(live.run(), tb.max_wall_s))
@@ -166,7 +168,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
                                 **live.llm_summary(),
                                 "device_answers_real_model": result.device_answers_real,
                                 "cloud_answers_real_model": result.cloud_answers_real})
-    metrics = {**summarize(runs, scenario), "upper_bound": bool(upper_bound)}
+    metrics = {**summarize(runs, scenario), "upper_bound": bool(upper_bound), "shipped_policy": shipped}
     if bundle is not None:
         metrics["bundle_sha256"] = bundle.sha256
     info = {

@@ -466,3 +466,18 @@ def test_the_simulated_policy_node_is_the_one_export_ships(datasets_dir, tmp_pat
         oracle_cfg = compose("config", overrides=[f"datasets_dir={datasets_dir}", "policy=oracle", "sim.n_requests=200"])
     oracle = simulate_config(oracle_cfg)[1]
     assert oracle["shipped_policy"] is None and oracle["upper_bound"] is True
+
+
+def test_load_aware_refuses_to_wrap_an_n_model_policy_in_the_lab_and_in_policy_json(digits) -> None:  # noqa: ANN001
+    """load_aware's SLO and backoff rules send to one cloud; around cost_aware they would silently
+    drop the tier (a cascade would never escalate): refused in one line, in the config and in a
+    hand-written policy.json."""
+    for name in ("cost_aware", "tier_cascade"):
+        with pytest.raises(RouterLabError, match=rf"^policy.inner: got '{name}', an N-model policy; load_aware wraps"):
+            make_policy(OmegaConf.create({"name": "load_aware", "inner": {"name": name}}),
+                        PolicyContext(digits, np.random.default_rng(0)))
+    inner = {"kind": "cost_aware", "params": {"models": MODELS, "prices_usd": PRICES, "lambda": 1.0}}
+    wrapped = {**spec("load_aware"), "policy": {"kind": "load_aware", "inner": inner, "params": {
+        "slo_ms": 500.0, "service_ms": 10.0, "units": 1, "backoff_count": 3, "backoff_window_s": 10.0}}}
+    with pytest.raises(RouterLabError, match=r"p.json: field 'policy.inner.kind' is 'cost_aware', an N-model rule"):
+        validate_spec(wrapped, "p.json")

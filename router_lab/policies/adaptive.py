@@ -18,7 +18,7 @@ from router_lab.errors import RouterLabError
 from router_lab.policies.base import Policy, PolicyContext
 from router_lab.policies.config import BudgetPolicyConfig, LoadAwarePolicyConfig
 from router_lab.policies.learned import LearnedPolicy
-from router_lab.policies.registry import make_policy, register_policy
+from router_lab.policies.registry import POLICIES, make_policy, register_policy
 from router_lab.runtime.policy import LoadAwarePolicy as LoadAwareCore
 from router_lab.runtime.policy import RoutingPolicy
 
@@ -45,6 +45,10 @@ class LoadAwarePolicy(Policy):
         inner_cfg = _inner_config(inner)
         if inner_cfg.name == "load_aware":
             raise RouterLabError("policy.inner: load_aware cannot wrap itself; expected another policy")
+        if inner_cfg.name in POLICIES and POLICIES.entry(str(inner_cfg.name)).meta.get("n_models"):
+            raise RouterLabError(f"policy.inner: got {inner_cfg.name!r}, an N-model policy; load_aware wraps a "
+                                 "two-model policy (its SLO and backoff rules send to one cloud), not one that "
+                                 "picks among tiers")
         self.inner = make_policy(inner_cfg, context)
         self.upper_bound = self.inner.upper_bound  # type: ignore[misc]
         self.slo_ms = slo_ms if slo_ms is not None else context.slo_ms

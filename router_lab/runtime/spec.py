@@ -176,6 +176,9 @@ def _check_node(node: Any, where: str, source: str, parent: str | None = None) -
         if "inner" not in node:
             raise RouterLabError(f"{source}: field '{where}.inner' missing; {kind} wraps another policy")
         _check_node(node["inner"], f"{where}.inner", source, parent=kind)
+        if KINDS.get(node["inner"]["kind"]).models:
+            raise RouterLabError(f"{source}: field '{where}.inner.kind' is {node['inner']['kind']!r}, an N-model "
+                                 f"rule; {kind} wraps a two-model one")
     elif "inner" in node:
         wrappers = [n for n in KINDS.names() if KINDS.get(n).wraps]
         raise RouterLabError(f"{source}: field '{where}.inner' is only for {', '.join(wrappers)}")

@@ -91,3 +91,42 @@ def test_simpy_engine_mm1_mean_wait_matches_theory(digits):
     """The event-driven engine itself (not only the fast path) against M/M/1 at rho = 0.5."""
     waits = device_waits_s(digits, 0.5, n=40_000, replications=4, engine="simpy")
     assert waits.mean() == pytest.approx(0.5 / (MU * 0.5), rel=0.08)
+
+
+def test_each_remote_tier_is_its_own_mmc_queue(digits):
+    """Several remote tiers: requests split at random (by row) between the edge and the cloud reach
+    each station as a Poisson stream (thinning, then iid network delays: the displacement theorem),
+    so each tier's queue wait must match its own M/M/c (Erlang C) at the rate it received — one
+    shared queue, or a tier served by another's units, would not."""
+    from test_sim_tiers import policy as tier_policy
+
+    stations = {"edge": (1, 50.0), "cloud": (2, 100.0)}  # units, mean service (ms), exponential
+    net = {"rtt_ms": 5.0, "rtt_cv": 0.5, "loss": 0.0, "uplink_mbps": 1000.0, "downlink_mbps": 1000.0}
+
+    def station(units: int, mean_ms: float) -> dict:
+        return {"llm": False, "service": "exponential", "service_mean_ms": mean_ms, "units": units,
+                "queue_limit": None, "rate_limit_rpm": None, "timeout_s": None, "cost_per_request_usd": 1e-5,
+                "cost_per_1k_input_tokens_usd": 0.0, "cost_per_1k_output_tokens_usd": 0.0}
+
+    rate = 25.0
+    sc = make_scenario(workload={"rate_per_s": rate}, device={"service_mean_ms": 10.0},
+                       network=net, cloud=station(*stations["cloud"]), sim={"n_requests": 60_000},
+                       tiers={"edge": {"model": "edge", "network": net, "cloud": station(*stations["edge"])}})
+    waits: dict[int, list[np.ndarray]] = {1: [], 2: []}
+    spans = []
+    for seed in np.random.SeedSequence(777).spawn(4):
+        rec = run(sc, tier_policy(digits, tier_of_row=lambda rows: 1 + rows % 2), digits, seed)
+        assert rec.engine == "fast" and not any(rec.violations.values())
+        keep = rec.arrival_ns >= int(2_000 / rate * 1e9)
+        spans.append((rec.arrival_ns[keep].max() - rec.arrival_ns[keep].min()) / 1e9)
+        for k in waits:
+            mine = keep & (rec.tier == k)
+            waits[k].append((rec.cloud_start_ns[mine] - rec.cloud_enter_ns[mine]) / 1e9)
+    for k, name in ((1, "edge"), (2, "cloud")):
+        units, mean_ms = stations[name]
+        w = np.concatenate(waits[k])
+        mu = 1000.0 / mean_ms
+        offered = len(w) / sum(spans) / mu  # lambda_k / mu at this tier
+        assert 0.45 < offered / units < 0.8, (name, offered)  # a loaded queue, not a trivial one
+        theory = erlang_c(units, offered) / (units * mu - offered * mu)
+        assert w.mean() == pytest.approx(theory, rel=0.08), name

@@ -27,6 +27,8 @@ COMMANDS = [
     ["train", "hydra.run.dir=outputs/train/run"],
     ["evaluate", "hydra.run.dir=outputs/evaluate/run"],
     ["simulate", "sim.n_requests=2000", "hydra.run.dir=outputs/simulate/run"],
+    ["simulate", "policy=cost_aware", "deployment=three_tier", "sim.n_requests=1000",  # the tier/deployment groups
+     "hydra.run.dir=outputs/simulate/tiers"],
     ["export", "run_dir=outputs/train/run", "hydra.run.dir=outputs/export/run"],
     ["report", "outputs/simulate/run"],
 ]

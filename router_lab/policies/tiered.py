@@ -38,7 +38,7 @@ from router_lab.policies.config import PolicyConfig
 from router_lab.policies.registry import register_policy
 from router_lab.policies.seeds import child_seed
 from router_lab.runtime.policy import Request, Route
-from router_lab.runtime.tiers import TierPolicy
+from router_lab.runtime.tiers import TierPolicy, runs_after_device
 
 
 @dataclass
@@ -152,7 +152,7 @@ class TieredPolicy(Policy):
             router = train_quality_router(split_ds, {"name": "text"} if mode.startswith("text") else context.router_cfg,
                                           child_seed(context.rng), mode=mode)
         self.router = router
-        self.cascade = "confidence" in router.mode  # the device's confidence is an input: it answers first
+        self.cascade = runs_after_device(router.mode)  # the device's confidence is an input: it answers first
         self.lam_norm = float(lam)
         self.budget = None if budget_usd_per_request is None else float(budget_usd_per_request)
         train = np.flatnonzero(split_ds.split_mask("train"))

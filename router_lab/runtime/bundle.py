@@ -36,6 +36,7 @@ from router_lab.runtime.spec import (
     policy_threshold,
     validate_spec,
 )
+from router_lab.runtime.tiers import runs_after_device
 
 BUNDLE_FORMAT = "router_lab.bundle"
 BUNDLE_VERSION = 1
@@ -218,7 +219,7 @@ def _check_router(router: DeviceRouter, spec: dict[str, Any], source: str) -> No
         raise RouterLabError(f"{router.source}: predicts the quality of {router.metadata.get('models')}, but "
                              f"{source}'s policy routes among {list(models)}; the files do not belong together")
     cascade = bool(innermost(spec["policy"])["params"].get("cascade", False))
-    if models and cascade != ("confidence" in str(router.metadata.get("mode"))):
+    if models and cascade != runs_after_device(router.metadata.get("mode")):
         raise RouterLabError(f"{source}: field 'policy.params.cascade' is {str(cascade).lower()}, but {router.source} "
                              f"reads mode {router.metadata.get('mode')!r}; a cascade (the tier chosen after the device) "
                              "needs the device's confidence among the inputs, pre-routing must not")

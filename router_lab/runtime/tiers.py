@@ -68,6 +68,12 @@ THRESHOLDS_CHECK = (lambda v: _finite_list(v), "a list of finite numbers, one pe
 CASCADE_CHECK = (lambda v: isinstance(v, bool), "true (the device answers first, the tier is chosen after it) or false")
 
 
+def runs_after_device(mode: str) -> bool:
+    """Whether a quality router of feature ``mode`` reads the device's confidence, so that a rule
+    scoring with it is a cascade (the device answers first): ``input+confidence``."""
+    return "confidence" in str(mode)
+
+
 def check_lengths(params: dict[str, Any]) -> str | None:
     """A cross-field problem of a tier kind's params (one line), or None."""
     n = len(params["models"])

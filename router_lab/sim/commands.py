@@ -144,7 +144,7 @@ def with_model_path(cfg: Any) -> Any:
         raise RouterLabError(f"model_path={path}: no such file or folder; expected a 'router-lab "
                              "train' run folder or its router.json")
     if n_model_policy(cfg.policy):  # its quality heads come in through the context (quality_router)
-        quality_router(cfg)
+        quality_router_path(cfg)
         return cfg.policy
     policy = OmegaConf.create(OmegaConf.to_container(cfg.policy, resolve=True))
     node = _router_node(policy)
@@ -165,19 +165,28 @@ def n_model_policy(policy: Any) -> bool:
     return name in POLICIES and bool(POLICIES.entry(name).meta.get("n_models"))
 
 
-def quality_router(cfg: Any) -> Any:
-    """The trained per-model quality router the top-level ``model_path`` names, for an N-model
-    policy (None without one: the policy then fits its own heads on the train split)."""
+def quality_router_path(cfg: Any) -> Path | None:
+    """The folder of the per-model quality heads the top-level ``model_path`` names, for an N-model
+    policy (checked to be one; None without ``model_path`` or for another policy)."""
     path = OmegaConf.select(cfg, "model_path", default=None) if OmegaConf.is_config(cfg) else None
     if not path or not n_model_policy(cfg.policy):
         return None
-    from router_lab.train.quality_files import is_quality_router, load_quality_router
+    from router_lab.train.quality_files import is_quality_router
 
     full = Path(to_absolute_path(str(path)))
     if not is_quality_router(full):
         raise RouterLabError(f"model_path={path}: policy {cfg.policy.name} needs per-model quality heads; "
                              "expected a 'router-lab train train.per_model=true' run folder")
-    return load_quality_router(full)
+    return full
+
+
+def quality_router(cfg: Any) -> Any:
+    """The trained per-model quality router the top-level ``model_path`` names, for an N-model
+    policy (None without one: the policy then fits its own heads on the train split)."""
+    from router_lab.train.quality_files import load_quality_router
+
+    path = quality_router_path(cfg)
+    return None if path is None else load_quality_router(path)
 
 
 def shipped_node(policy: Policy) -> dict[str, Any] | None:

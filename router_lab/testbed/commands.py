@@ -137,6 +137,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
     per_run: list[dict[str, Any]] = []
     lateness: list[np.ndarray] = []
     upper_bound, shipped = False, None
+    heads = quality_router(cfg)  # an N-model policy's trained quality heads (model_path), loaded once
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="router_lab_testbed_") as tmp:
         work = Path(tmp)
         tables = {"sensitive": sensitive, "cloud_quality": dataset.cloud_quality().astype(np.float64)}
@@ -152,7 +153,7 @@ def testbed_config(cfg: Any, scenario: Scenario | None = None) -> tuple[list[Rec
         with CloudProcess(spec, host, tb.cloud_port, work, tb.startup_timeout_s) as cloud:
             for (policy_seed, _), draws in zip(seeds, all_draws, strict=True):
                 policy = configured_policy(policy_cfg, policy_context(scenario, dataset, policy_seed,
-                                                                      quality_router(cfg), cfg=cfg), bundle)
+                                                                      heads, cfg=cfg), bundle)
                 router = LiveRouter(policy, dataset)
                 upper_bound = router.upper_bound
                 shipped = shipped_node(policy) if not runs else shipped
